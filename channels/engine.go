@@ -1,0 +1,793 @@
+package channels
+
+import (
+	"errors"
+	"sort"
+	"time"
+)
+
+// SendType is the Steam send type: the values are the wire-compatible enum
+// of ISteamNetworking's EP2PSend.
+type SendType int32
+
+// The four send types (COMPAT C10-C13).
+const (
+	Unreliable            SendType = 0
+	UnreliableNoDelay     SendType = 1
+	Reliable              SendType = 2
+	ReliableWithBuffering SendType = 3
+)
+
+// Size limits of one message (COMPAT C04), both inclusive.
+const (
+	MaxUnreliableSize = 1200
+	MaxReliableSize   = 1 << 20
+)
+
+// Errors of Send. They are the typed errors behind SendP2PPacket's false.
+var (
+	ErrPacketTooLarge  = errors.New("p2p: packet too large for its send type")
+	ErrInvalidSendType = errors.New("p2p: invalid send type")
+	ErrInvalidChannel  = errors.New("p2p: invalid channel")
+	ErrSendBufferFull  = errors.New("p2p: send buffer full")
+)
+
+// initialMaxOffset is how far a sender may run ahead before the receiver's
+// first ACK states its window: a little more than one maximal message, so
+// that the first message of a session never waits on flow control.
+const initialMaxOffset = MaxReliableSize + 64<<10
+
+// Config tunes an Engine. The zero value of every field means its default.
+type Config struct {
+	MaxPayload     int           // plaintext bytes per packet; 0 means 1232
+	SendBufferSize int           // per-session send queue cap (C07); 0 means 1 MiB
+	RecvWindow     int           // unread bytes a peer may push at us; 0 means 4 MiB
+	NagleDelay     time.Duration // ReliableWithBuffering hold time (C13); 0 means 200 ms
+	NagleThreshold int           // buffered bytes that force a flush; 0 means 1200
+	MaxAckDelay    time.Duration // how long an ACK may wait; 0 means 5 ms
+	InitialRTT     time.Duration // RTT assumed before the first sample; 0 means 100 ms
+}
+
+func (c Config) withDefaults() Config {
+	if c.MaxPayload <= 0 {
+		c.MaxPayload = 1232
+	}
+	if c.MaxPayload < 1232 {
+		// An unreliable message of 1200 bytes on the largest channel must fit.
+		c.MaxPayload = 1232
+	}
+	if c.SendBufferSize <= 0 {
+		c.SendBufferSize = 1 << 20
+	}
+	if c.RecvWindow <= 0 {
+		c.RecvWindow = 4 << 20
+	}
+	if c.RecvWindow < initialMaxOffset {
+		c.RecvWindow = initialMaxOffset
+	}
+	if c.NagleDelay <= 0 {
+		c.NagleDelay = 200 * time.Millisecond
+	}
+	if c.NagleThreshold <= 0 {
+		c.NagleThreshold = 1200
+	}
+	if c.MaxAckDelay <= 0 {
+		c.MaxAckDelay = 5 * time.Millisecond
+	}
+	if c.InitialRTT <= 0 {
+		c.InitialRTT = 100 * time.Millisecond
+	}
+	return c
+}
+
+// chunk is one reliable message as framed on the stream.
+type chunk struct {
+	off uint64
+	b   []byte
+}
+
+type unrelMsg struct {
+	ch   int
+	data []byte
+}
+
+// sentPacket remembers what one packet carried until it is acked or lost.
+type sentPacket struct {
+	pn           uint64
+	sent         time.Time
+	size         int
+	ackEliciting bool
+	done         bool // acked or declared lost
+	nspans       uint8
+	spans        [maxSpansPerPacket]span
+}
+
+const maxSpansPerPacket = 4
+
+// Stats is a snapshot of the engine's view of the path.
+type Stats struct {
+	SmoothedRTT   time.Duration
+	RTTVar        time.Duration
+	MinRTT        time.Duration
+	Cwnd          int
+	BytesInFlight int
+	PacketsSent   uint64
+	PacketsLost   uint64
+	PacketsRecv   uint64
+	BytesSent     uint64
+	BytesRecv     uint64
+}
+
+// Engine is the reliability state of one session in both directions.
+// It is not safe for concurrent use; its owner serialises calls.
+type Engine struct {
+	cfg         Config
+	deliver     func(channel int, data []byte)
+	established bool
+
+	// Send side.
+	chunks        []chunk
+	writeOff      uint64 // end of the stream written so far
+	ackedOff      uint64 // every byte below is acknowledged
+	nextOff       uint64 // every byte below was sent at least once
+	flushOff      uint64 // bytes below may be sent; above wait for Nagle
+	acked         rangeSet
+	retrans       rangeSet
+	peerMaxOffset uint64
+	nagleDeadline time.Time
+	unrel         []unrelMsg
+	unrelBytes    int
+
+	nextPN          uint64
+	sent            []sentPacket
+	largestAcked    uint64
+	anyAcked        bool
+	lossTime        time.Time
+	lastElicitSent  time.Time
+	ptoCount        int
+	probes          int
+	pingWanted      bool
+	windowProbeAt   time.Time
+	windowProbeWait time.Duration
+
+	rtt rttState
+	cc  congestion
+
+	// Receive side.
+	recvPN        rangeSet
+	largestRecv   uint64
+	largestRecvAt time.Time
+	ackPending    bool
+	ackNow        bool
+	ackDeadline   time.Time
+	elicitSince   int
+	recvOff       uint64
+	ooo           []chunk
+	oooSet        rangeSet
+	parse         parser
+	unread        int
+	advertised    uint64
+
+	stats Stats
+}
+
+// New returns an engine whose received messages are handed to deliver,
+// which owns the slice it is given.
+func New(cfg Config, now time.Time, deliver func(channel int, data []byte)) *Engine {
+	cfg = cfg.withDefaults()
+	e := &Engine{
+		cfg:           cfg,
+		deliver:       deliver,
+		peerMaxOffset: initialMaxOffset,
+		nextPN:        1,
+		advertised:    initialMaxOffset,
+	}
+	e.rtt.init(cfg.InitialRTT)
+	e.cc.init()
+	return e
+}
+
+// Validate checks a message against the rules of COMPAT C03/C04 without
+// queueing it.
+func Validate(data []byte, st SendType, channel int) error {
+	switch st {
+	case Unreliable, UnreliableNoDelay:
+		if len(data) > MaxUnreliableSize {
+			return ErrPacketTooLarge
+		}
+	case Reliable, ReliableWithBuffering:
+		if len(data) > MaxReliableSize {
+			return ErrPacketTooLarge
+		}
+	default:
+		return ErrInvalidSendType
+	}
+	if channel < 0 || channel > maxChannel {
+		return ErrInvalidChannel
+	}
+	return nil
+}
+
+// Send queues one message. Before SetEstablished, Unreliable messages join
+// the reliable stream (C15) and UnreliableNoDelay ones are discarded (C11).
+func (e *Engine) Send(data []byte, st SendType, channel int, now time.Time) error {
+	if err := Validate(data, st, channel); err != nil {
+		return err
+	}
+	if st == UnreliableNoDelay && !e.established {
+		return nil
+	}
+	queued, _ := e.Queued()
+	if (st == Unreliable || st == UnreliableNoDelay) && e.established {
+		if queued > 0 && queued+len(data) > e.cfg.SendBufferSize {
+			return ErrSendBufferFull
+		}
+		e.unrel = append(e.unrel, unrelMsg{channel, append([]byte(nil), data...)})
+		e.unrelBytes += len(data)
+		return nil
+	}
+	n := uvarintLen(uint64(channel)) + uvarintLen(uint64(len(data))) + len(data)
+	if queued > 0 && queued+n > e.cfg.SendBufferSize {
+		return ErrSendBufferFull
+	}
+	b := make([]byte, 0, n)
+	b = appendUvarint(b, uint64(channel))
+	b = appendUvarint(b, uint64(len(data)))
+	b = append(b, data...)
+	e.chunks = append(e.chunks, chunk{e.writeOff, b})
+	e.writeOff += uint64(n)
+	if st == ReliableWithBuffering {
+		if e.writeOff-e.flushOff >= uint64(e.cfg.NagleThreshold) {
+			e.flush()
+		} else if e.nagleDeadline.IsZero() {
+			e.nagleDeadline = now.Add(e.cfg.NagleDelay)
+		}
+	} else {
+		// A Reliable send flushes buffered data (C12); so does an unreliable
+		// message that joined the stream, which must keep its place in order.
+		e.flush()
+	}
+	return nil
+}
+
+func (e *Engine) flush() {
+	e.flushOff = e.writeOff
+	e.nagleDeadline = time.Time{}
+}
+
+// SetEstablished marks the session open: packets may now be sent.
+func (e *Engine) SetEstablished(now time.Time) { e.established = true }
+
+// Established reports whether SetEstablished was called.
+func (e *Engine) Established() bool { return e.established }
+
+// Queued reports what waits in the send queue: bytes and messages not yet
+// acknowledged (reliable) or not yet sent (unreliable).
+func (e *Engine) Queued() (bytes, packets int) {
+	return int(e.writeOff-e.ackedOff) + e.unrelBytes, len(e.chunks) + len(e.unrel)
+}
+
+// Ping asks for one ack-eliciting packet, the session's keepalive.
+func (e *Engine) Ping() { e.pingWanted = true }
+
+// Consumed tells the engine that the application read n bytes of what it
+// delivered, which reopens the receive window.
+func (e *Engine) Consumed(n int) {
+	e.unread -= n
+	if e.unread < 0 {
+		e.unread = 0
+	}
+	if lim := e.maxOffset(); lim >= e.advertised+uint64(e.cfg.RecvWindow/4) {
+		e.ackPending = true
+		e.ackNow = true
+	}
+}
+
+// maxOffset is the receive-window limit we grant the peer.
+func (e *Engine) maxOffset() uint64 {
+	lim := e.recvOff + uint64(e.cfg.RecvWindow)
+	if u := uint64(e.unread); u < lim {
+		lim -= u
+	} else {
+		lim = 0
+	}
+	if lim < e.advertised {
+		lim = e.advertised
+	}
+	return lim
+}
+
+// Stats returns a snapshot of the engine's counters and path estimates.
+func (e *Engine) Stats() Stats {
+	s := e.stats
+	s.SmoothedRTT = e.rtt.smoothed
+	s.RTTVar = e.rtt.variance
+	s.MinRTT = e.rtt.min
+	s.Cwnd = e.cc.cwnd
+	s.BytesInFlight = e.cc.inFlight
+	return s
+}
+
+// HandlePacket takes the plaintext of packet pn. An error means the payload
+// is malformed or breaks the protocol; nothing of it was applied past the
+// failing frame, and the caller should treat the peer as broken.
+func (e *Engine) HandlePacket(pn uint64, payload []byte, now time.Time) error {
+	if e.recvPN.contains(pn) {
+		return nil // duplicate: the replay window normally stops these first
+	}
+	r := reader{b: payload}
+	eliciting := false
+	for len(r.b) > 0 && r.err == nil {
+		t := r.b[0]
+		r.b = r.b[1:]
+		switch t {
+		case framePing:
+			eliciting = true
+		case frameAck:
+			var f ackFrame
+			r.ack(&f)
+			if r.err == nil {
+				e.onAck(&f, now)
+			}
+		case frameUnreliable:
+			ch := r.uvarint()
+			n := r.uvarint()
+			data := r.bytes(n)
+			if r.err != nil {
+				break
+			}
+			if ch > maxChannel || n > MaxUnreliableSize {
+				return ErrMalformed
+			}
+			eliciting = true
+			if e.unread+len(data) <= e.cfg.RecvWindow {
+				e.unread += len(data)
+				e.deliver(int(ch), append([]byte(nil), data...))
+			}
+		case frameStream:
+			off := r.uvarint()
+			n := r.uvarint()
+			data := r.bytes(n)
+			if r.err != nil {
+				break
+			}
+			eliciting = true
+			if err := e.onStream(off, data); err != nil {
+				return err
+			}
+		default:
+			return ErrMalformed
+		}
+	}
+	if r.err != nil {
+		return r.err
+	}
+	e.stats.PacketsRecv++
+	e.stats.BytesRecv += uint64(len(payload))
+	e.recvPN.add(pn, pn+1)
+	e.recvPN.trimOldest(maxAckRanges)
+	outOfOrder := pn != e.largestRecv+1
+	if pn > e.largestRecv {
+		e.largestRecv = pn
+		e.largestRecvAt = now
+	}
+	if eliciting {
+		e.ackPending = true
+		e.elicitSince++
+		if outOfOrder || e.elicitSince >= 2 {
+			e.ackNow = true
+		} else if e.ackDeadline.IsZero() {
+			e.ackDeadline = now.Add(e.cfg.MaxAckDelay)
+		}
+	}
+	return nil
+}
+
+func (e *Engine) onStream(off uint64, data []byte) error {
+	end := off + uint64(len(data))
+	if end < off {
+		return ErrMalformed
+	}
+	if end > e.maxOffset() {
+		return ErrMalformed // the peer ignored the window we granted
+	}
+	if end <= e.recvOff {
+		return nil
+	}
+	if off < e.recvOff {
+		data = data[e.recvOff-off:]
+		off = e.recvOff
+	}
+	if off > e.recvOff {
+		e.oooSet.gaps(off, end, func(a, b uint64) {
+			piece := append([]byte(nil), data[a-off:b-off]...)
+			i := sort.Search(len(e.ooo), func(i int) bool { return e.ooo[i].off > a })
+			e.ooo = append(e.ooo, chunk{})
+			copy(e.ooo[i+1:], e.ooo[i:])
+			e.ooo[i] = chunk{a, piece}
+		})
+		e.oooSet.add(off, end)
+		return nil
+	}
+	if err := e.consumeStream(data); err != nil {
+		return err
+	}
+	for len(e.ooo) > 0 && e.ooo[0].off <= e.recvOff {
+		c := e.ooo[0]
+		e.ooo[0] = chunk{}
+		e.ooo = e.ooo[1:]
+		cend := c.off + uint64(len(c.b))
+		if cend <= e.recvOff {
+			continue
+		}
+		if err := e.consumeStream(c.b[e.recvOff-c.off:]); err != nil {
+			return err
+		}
+	}
+	e.oooSet.dropBelow(e.recvOff)
+	if len(e.ooo) == 0 {
+		e.ooo = nil
+	}
+	return nil
+}
+
+func (e *Engine) consumeStream(b []byte) error {
+	e.recvOff += uint64(len(b))
+	return e.parse.feed(b, func(ch int, msg []byte) {
+		e.unread += len(msg)
+		e.deliver(ch, msg)
+	})
+}
+
+func (e *Engine) onAck(f *ackFrame, now time.Time) {
+	if f.maxOffset > e.peerMaxOffset {
+		e.peerMaxOffset = f.maxOffset
+	}
+	if f.largest >= e.nextPN {
+		return // acks a packet we never sent: ignore the ranges
+	}
+	newlyAcked := false
+	var largestNew *sentPacket
+	for i := 0; i < f.n; i++ {
+		lo, hi := f.ranges[i].lo, f.ranges[i].hi
+		j := sort.Search(len(e.sent), func(k int) bool { return e.sent[k].pn >= lo })
+		for ; j < len(e.sent) && e.sent[j].pn <= hi; j++ {
+			p := &e.sent[j]
+			if p.done {
+				continue
+			}
+			p.done = true
+			newlyAcked = true
+			e.cc.onAcked(p, now)
+			for k := 0; k < int(p.nspans); k++ {
+				if sp := p.spans[k]; sp.end > e.ackedOff {
+					e.acked.add(max(sp.start, e.ackedOff), sp.end)
+				}
+			}
+			if p.pn == f.largest {
+				largestNew = p
+			}
+		}
+	}
+	if !newlyAcked {
+		return
+	}
+	if !e.anyAcked || f.largest > e.largestAcked {
+		e.largestAcked = f.largest
+		e.anyAcked = true
+	}
+	if largestNew != nil && largestNew.ackEliciting {
+		delay := time.Duration(f.delayUs) * time.Microsecond
+		e.rtt.update(now.Sub(largestNew.sent), delay)
+	}
+	e.ptoCount = 0
+	e.advanceAcked()
+	e.detectLoss(now)
+	e.compactSent()
+}
+
+// advanceAcked moves ackedOff over the acknowledged prefix and frees the
+// messages wholly below it.
+func (e *Engine) advanceAcked() {
+	if len(e.acked.s) > 0 && e.acked.s[0].start <= e.ackedOff && e.acked.s[0].end > e.ackedOff {
+		e.ackedOff = e.acked.s[0].end
+		e.acked.dropBelow(e.ackedOff)
+		e.retrans.dropBelow(e.ackedOff)
+	}
+	i := 0
+	for i < len(e.chunks) && e.chunks[i].off+uint64(len(e.chunks[i].b)) <= e.ackedOff {
+		e.chunks[i] = chunk{}
+		i++
+	}
+	e.chunks = e.chunks[i:]
+	if len(e.chunks) == 0 {
+		e.chunks = nil
+	}
+}
+
+func (e *Engine) detectLoss(now time.Time) {
+	e.lossTime = time.Time{}
+	if !e.anyAcked {
+		return
+	}
+	delay := e.rtt.lossDelay()
+	for i := range e.sent {
+		p := &e.sent[i]
+		if p.done || p.pn > e.largestAcked {
+			continue
+		}
+		if e.largestAcked-p.pn >= 3 || !now.Before(p.sent.Add(delay)) {
+			e.markLost(p, now)
+			continue
+		}
+		if t := p.sent.Add(delay); e.lossTime.IsZero() || t.Before(e.lossTime) {
+			e.lossTime = t
+		}
+	}
+}
+
+func (e *Engine) markLost(p *sentPacket, now time.Time) {
+	p.done = true
+	e.stats.PacketsLost++
+	e.cc.onLost(p, now)
+	for k := 0; k < int(p.nspans); k++ {
+		sp := p.spans[k]
+		if sp.end <= e.ackedOff {
+			continue
+		}
+		if sp.start < e.ackedOff {
+			sp.start = e.ackedOff
+		}
+		e.acked.gaps(sp.start, sp.end, func(a, b uint64) { e.retrans.add(a, b) })
+	}
+}
+
+func (e *Engine) compactSent() {
+	i := 0
+	for i < len(e.sent) && e.sent[i].done {
+		i++
+	}
+	if i == len(e.sent) {
+		e.sent = e.sent[:0]
+		return
+	}
+	if i > 0 && i >= len(e.sent)/2 {
+		n := copy(e.sent, e.sent[i:])
+		e.sent = e.sent[:n]
+	} else if i > 0 {
+		e.sent = e.sent[i:]
+	}
+}
+
+// pto is the probe timeout, backed off exponentially.
+func (e *Engine) pto() time.Duration {
+	d := e.rtt.pto(e.cfg.MaxAckDelay)
+	for i := 0; i < e.ptoCount && d < 2*time.Second; i++ {
+		d *= 2
+	}
+	return d
+}
+
+// Deadline is when OnTimer must run next; zero means no timer is needed.
+func (e *Engine) Deadline() time.Time {
+	var d time.Time
+	min := func(t time.Time) {
+		if !t.IsZero() && (d.IsZero() || t.Before(d)) {
+			d = t
+		}
+	}
+	if e.ackPending && !e.ackNow {
+		min(e.ackDeadline)
+	}
+	if !e.nagleDeadline.IsZero() {
+		min(e.nagleDeadline)
+	}
+	min(e.lossTime)
+	if e.cc.elicitingInFlight > 0 {
+		min(e.lastElicitSent.Add(e.pto()))
+	}
+	min(e.windowProbeAt)
+	return d
+}
+
+// OnTimer handles every deadline that has passed. Packets it makes due are
+// then drained with NextPacket.
+func (e *Engine) OnTimer(now time.Time) {
+	if e.ackPending && !e.ackDeadline.IsZero() && !now.Before(e.ackDeadline) {
+		e.ackNow = true
+	}
+	if !e.nagleDeadline.IsZero() && !now.Before(e.nagleDeadline) {
+		e.flush()
+	}
+	if !e.lossTime.IsZero() && !now.Before(e.lossTime) {
+		e.detectLoss(now)
+		e.compactSent()
+	} else if e.cc.elicitingInFlight > 0 && !now.Before(e.lastElicitSent.Add(e.pto())) {
+		// Nothing was acked for a probe timeout: send one or two probes
+		// that carry the oldest outstanding data, or a ping.
+		e.ptoCount++
+		e.probes = 2
+		e.requeueOldest()
+	}
+	if !e.windowProbeAt.IsZero() && !now.Before(e.windowProbeAt) {
+		e.windowProbeAt = time.Time{}
+		e.pingWanted = true
+	}
+}
+
+// requeueOldest puts the oldest unacknowledged stream data up for sending
+// again, so a probe repairs the most likely loss.
+func (e *Engine) requeueOldest() {
+	for i := range e.sent {
+		p := &e.sent[i]
+		if p.done || p.nspans == 0 {
+			continue
+		}
+		for k := 0; k < int(p.nspans); k++ {
+			sp := p.spans[k]
+			if sp.end > e.ackedOff {
+				if sp.start < e.ackedOff {
+					sp.start = e.ackedOff
+				}
+				e.acked.gaps(sp.start, sp.end, func(a, b uint64) { e.retrans.add(a, b) })
+			}
+		}
+		return
+	}
+}
+
+// NextPacket builds the next packet that is due into buf (which must hold
+// MaxPayload bytes) and returns its number and plaintext. ok is false when
+// nothing is due; call it until then after every input.
+func (e *Engine) NextPacket(buf []byte, now time.Time) (pn uint64, payload []byte, ok bool) {
+	if !e.established {
+		return 0, nil, false
+	}
+	max := e.cfg.MaxPayload
+	if len(buf) < max {
+		max = len(buf)
+	}
+	b := buf[:0]
+	p := sentPacket{pn: e.nextPN}
+	eliciting := false
+
+	wantAck := e.ackPending && (e.ackNow || !e.ackDeadline.IsZero() && !now.Before(e.ackDeadline))
+	hasWork := len(e.unrel) > 0 || e.pingWanted || e.probes > 0 ||
+		(e.canSendStream() && (!e.retrans.empty() || e.nextOff < e.sendLimit()))
+	if e.ackPending && hasWork {
+		wantAck = true // piggyback
+	}
+	if wantAck {
+		lim := e.maxOffset()
+		b = appendAck(b, &e.recvPN, uint64(now.Sub(e.largestRecvAt)/time.Microsecond), lim)
+		e.advertised = lim
+		e.ackPending, e.ackNow, e.ackDeadline, e.elicitSince = false, false, time.Time{}, 0
+	}
+
+	// Unreliable messages first: they are the latency-sensitive ones.
+	for len(e.unrel) > 0 {
+		m := e.unrel[0]
+		need := 1 + uvarintLen(uint64(m.ch)) + uvarintLen(uint64(len(m.data))) + len(m.data)
+		if len(b)+need > max {
+			break
+		}
+		b = append(b, frameUnreliable)
+		b = appendUvarint(b, uint64(m.ch))
+		b = appendUvarint(b, uint64(len(m.data)))
+		b = append(b, m.data...)
+		e.unrel[0] = unrelMsg{}
+		e.unrel = e.unrel[1:]
+		e.unrelBytes -= len(m.data)
+		eliciting = true
+	}
+	if len(e.unrel) == 0 {
+		e.unrel = nil
+	}
+
+	probing := e.probes > 0
+	if e.canSendStream() || probing {
+		// Retransmissions before new data.
+		for !e.retrans.empty() && p.nspans < maxSpansPerPacket {
+			sp := e.retrans.s[0]
+			if sp.start < e.ackedOff {
+				e.retrans.dropBelow(e.ackedOff)
+				continue
+			}
+			room := max - len(b) - 1 - uvarintLen(sp.start) - 3
+			if room <= 0 {
+				break
+			}
+			end := sp.end
+			if end-sp.start > uint64(room) {
+				end = sp.start + uint64(room)
+			}
+			b = e.appendStream(b, sp.start, end)
+			e.retrans.remove(sp.start, end)
+			p.spans[p.nspans] = span{sp.start, end}
+			p.nspans++
+			eliciting = true
+		}
+		limit := e.sendLimit()
+		if e.nextOff < limit && p.nspans < maxSpansPerPacket {
+			room := max - len(b) - 1 - uvarintLen(e.nextOff) - 3
+			if room > 0 {
+				end := limit
+				if end-e.nextOff > uint64(room) {
+					end = e.nextOff + uint64(room)
+				}
+				b = e.appendStream(b, e.nextOff, end)
+				p.spans[p.nspans] = span{e.nextOff, end}
+				p.nspans++
+				e.nextOff = end
+				eliciting = true
+			}
+		}
+	}
+	// Blocked by the peer's window with nothing in flight: nothing will
+	// bring an ACK by itself, so probe for a window update.
+	if e.nextOff < e.flushOff && e.nextOff >= e.peerMaxOffset && e.cc.elicitingInFlight == 0 && e.windowProbeAt.IsZero() {
+		if e.windowProbeWait == 0 {
+			e.windowProbeWait = e.rtt.pto(e.cfg.MaxAckDelay)
+		} else if e.windowProbeWait < time.Second {
+			e.windowProbeWait *= 2
+		}
+		e.windowProbeAt = now.Add(e.windowProbeWait)
+	} else if e.nextOff < e.peerMaxOffset {
+		e.windowProbeWait = 0
+	}
+	if (e.pingWanted || probing) && !eliciting {
+		b = append(b, framePing)
+		eliciting = true
+	}
+	if probing {
+		e.probes--
+	}
+	e.pingWanted = false
+	if len(b) == 0 {
+		return 0, nil, false
+	}
+	p.sent = now
+	p.size = len(b)
+	p.ackEliciting = eliciting
+	if eliciting {
+		e.lastElicitSent = now
+	}
+	e.cc.onSent(&p)
+	e.sent = append(e.sent, p)
+	e.nextPN++
+	e.stats.PacketsSent++
+	e.stats.BytesSent += uint64(len(b))
+	return p.pn, b, true
+}
+
+// sendLimit is how far new stream data may go: flushed and inside the
+// peer's window.
+func (e *Engine) sendLimit() uint64 {
+	if e.flushOff < e.peerMaxOffset {
+		return e.flushOff
+	}
+	return e.peerMaxOffset
+}
+
+func (e *Engine) canSendStream() bool { return e.cc.inFlight < e.cc.cwnd }
+
+// appendStream appends a STREAM frame with stream bytes [start, end).
+func (e *Engine) appendStream(b []byte, start, end uint64) []byte {
+	b = append(b, frameStream)
+	b = appendUvarint(b, start)
+	b = appendUvarint(b, end-start)
+	i := sort.Search(len(e.chunks), func(i int) bool {
+		return e.chunks[i].off+uint64(len(e.chunks[i].b)) > start
+	})
+	for off := start; off < end && i < len(e.chunks); i++ {
+		c := e.chunks[i]
+		from := off - c.off
+		to := uint64(len(c.b))
+		if c.off+to > end {
+			to = end - c.off
+		}
+		b = append(b, c.b[from:to]...)
+		off = c.off + to
+	}
+	return b
+}
