@@ -1,0 +1,524 @@
+package rendezvous
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/p2pcompat/p2pcompat/internal/wire"
+)
+
+const (
+	defaultRetransmitInterval = 200 * time.Millisecond
+	defaultRefreshInterval    = 10 * time.Second
+	maxRetransmitInterval     = 2 * time.Second
+	// maxLookupTries bounds a lookup nobody answers: the caller learns
+	// nothing and decides by its own timeout what that means.
+	maxLookupTries = 8
+	// maxRefreshTries bounds one refresh round; the next round starts a
+	// RefreshInterval later, so a client whose server went away keeps
+	// knocking at a low rate until it comes back.
+	maxRefreshTries = 8
+)
+
+// ErrRegistrationRefused is wrapped by the error Register returns when the
+// server refuses the registration; a *RefusedError in the chain has the reason.
+var ErrRegistrationRefused = errors.New("rendezvous: registration refused")
+
+// RefusedError is the server's refusal of a registration.
+type RefusedError struct {
+	Reason RefuseReason
+}
+
+func (e *RefusedError) Error() string {
+	return "rendezvous: registration refused: " + e.Reason.String()
+}
+
+// Unwrap makes errors.Is(err, ErrRegistrationRefused) hold.
+func (e *RefusedError) Unwrap() error { return ErrRegistrationRefused }
+
+// Offer is delivered to the target of a lookup: someone wants a session.
+type Offer struct {
+	From      uint64
+	PublicKey [32]byte
+	SessionID uint64           // the requester's session ID, passed through verbatim
+	Addrs     []netip.AddrPort // requester's candidates: the address the server saw it at first, then its advertised local ones
+}
+
+// LookupResult is the server's answer to Lookup.
+type LookupResult struct {
+	Target    uint64
+	Status    LookupStatus
+	PublicKey [32]byte         // zero unless LookupOK
+	Addrs     []netip.AddrPort // target's candidates (server-observed first), nil unless LookupOK
+}
+
+// ClientConfig configures a Client. The zero value of every field but
+// SteamID, Server and Send is a working default.
+type ClientConfig struct {
+	SteamID   uint64
+	AppID     uint32
+	PublicKey [32]byte
+	Server    netip.AddrPort
+	// LocalAddrs are advertised candidates besides the observed one; at
+	// most MaxLocalAddrs, each a usable unicast address with a port. May be nil.
+	LocalAddrs []netip.AddrPort
+	// Send writes on the shared socket. It is called from several
+	// goroutines (the client's own, and those calling Register, Lookup and
+	// Close), never with the client's lock held, and must not keep b.
+	Send func(b []byte, to netip.AddrPort) error
+	// OnOffer is called from HandleInbound's goroutine; it must not block.
+	// May be nil.
+	OnOffer func(Offer)
+	// OnLookup is called from HandleInbound's goroutine, once per answered
+	// Lookup call (duplicated answers suppressed); it must not block. May be nil.
+	OnLookup func(LookupResult)
+	// RetransmitInterval is the first retransmit delay, doubling up to 2s;
+	// 0 means 200ms.
+	RetransmitInterval time.Duration
+	// RefreshInterval is the re-register period; 0 means 10s. It must stay
+	// well below the server's RegistrationTTL.
+	RefreshInterval time.Duration
+	Logger          *slog.Logger // nil: discard
+}
+
+func (c ClientConfig) withDefaults() (ClientConfig, error) {
+	if c.SteamID == 0 {
+		return c, fmt.Errorf("%w: ClientConfig.SteamID is zero", ErrInvalidConfig)
+	}
+	if !c.Server.IsValid() || !validCandidate(canonical(c.Server)) {
+		return c, fmt.Errorf("%w: ClientConfig.Server %v is not a usable unicast address and port", ErrInvalidConfig, c.Server)
+	}
+	if c.Send == nil {
+		return c, fmt.Errorf("%w: ClientConfig.Send is nil", ErrInvalidConfig)
+	}
+	if len(c.LocalAddrs) > MaxLocalAddrs {
+		return c, fmt.Errorf("%w: ClientConfig.LocalAddrs has %d addresses, at most %d allowed", ErrInvalidConfig, len(c.LocalAddrs), MaxLocalAddrs)
+	}
+	local := make([]netip.AddrPort, 0, len(c.LocalAddrs))
+	for i, a := range c.LocalAddrs {
+		a = canonical(a)
+		if !validCandidate(a) {
+			return c, fmt.Errorf("%w: ClientConfig.LocalAddrs[%d] %v is not a usable unicast address and port", ErrInvalidConfig, i, c.LocalAddrs[i])
+		}
+		local = append(local, a)
+	}
+	c.LocalAddrs = local
+	if c.RetransmitInterval < 0 {
+		return c, fmt.Errorf("%w: ClientConfig.RetransmitInterval is negative (%v)", ErrInvalidConfig, c.RetransmitInterval)
+	}
+	if c.RetransmitInterval == 0 {
+		c.RetransmitInterval = defaultRetransmitInterval
+	}
+	if c.RefreshInterval < 0 {
+		return c, fmt.Errorf("%w: ClientConfig.RefreshInterval is negative (%v)", ErrInvalidConfig, c.RefreshInterval)
+	}
+	if c.RefreshInterval == 0 {
+		c.RefreshInterval = defaultRefreshInterval
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return c, nil
+}
+
+// attempt is one request being retransmitted until answered.
+type attempt struct {
+	txID     uint64
+	tries    int
+	interval time.Duration // the wait after the next send
+	next     time.Time     // when to send again
+}
+
+func newAttempt(first time.Duration) attempt {
+	return attempt{txID: rand.Uint64(), interval: first}
+}
+
+// sent records a transmission at now and schedules the next one.
+func (a *attempt) sent(now time.Time) {
+	a.tries++
+	a.next = now.Add(a.interval)
+	a.interval = min(2*a.interval, max(maxRetransmitInterval, a.interval))
+}
+
+type regOutcome struct {
+	observed netip.AddrPort
+	err      error
+}
+
+type regAttempt struct {
+	attempt
+	// waiters are the Register calls waiting for this attempt; while there
+	// are any it retransmits until answered, without a try limit, since
+	// their contexts bound it.
+	waiters map[chan regOutcome]struct{}
+}
+
+type lookupAttempt struct {
+	attempt
+	sessionID uint64
+}
+
+// Client is the peer side of the rendezvous, on a socket it does not own:
+// it is handed the datagrams read from that socket (HandleInbound) and writes
+// through ClientConfig.Send.
+type Client struct {
+	cfg ClientConfig
+	// server is where to send: cfg.Server with an IPv4-mapped address
+	// unmapped, so that an IPv4-only socket can send to it.
+	server    netip.AddrPort
+	serverKey netip.AddrPort // canonical(cfg.Server), to recognise the server
+	log       *slog.Logger
+
+	mu         sync.Mutex
+	closed     bool
+	registered bool // confirmed at least once: refresh from now on
+	observed   netip.AddrPort
+	reg        *regAttempt // the registration in flight, if any
+	refreshAt  time.Time   // when to re-register; zero while reg is in flight or never registered
+	lookups    map[uint64]*lookupAttempt
+
+	wake      chan struct{} // buffer 1: a deadline may have moved earlier
+	done      chan struct{}
+	loopDone  chan struct{}
+	closeOnce sync.Once
+}
+
+// NewClient checks cfg and starts the client's one goroutine, which
+// retransmits and refreshes; it ends on Close. Nothing is sent until
+// Register or Lookup.
+func NewClient(cfg ClientConfig) (*Client, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	c := &Client{
+		cfg:       cfg,
+		server:    netip.AddrPortFrom(cfg.Server.Addr().Unmap(), cfg.Server.Port()),
+		serverKey: canonical(cfg.Server),
+		log:       cfg.Logger,
+		lookups:   make(map[uint64]*lookupAttempt),
+		wake:      make(chan struct{}, 1),
+		done:      make(chan struct{}),
+		loopDone:  make(chan struct{}),
+	}
+	go c.loop()
+	return c, nil
+}
+
+func (c *Client) kick() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (c *Client) send(b []byte) {
+	if err := c.cfg.Send(b, c.server); err != nil {
+		c.log.Debug("rendezvous: send failed", "to", c.server, "err", err)
+	}
+}
+
+func (c *Client) registerMsg(txID uint64) []byte {
+	m := message{
+		typ:       msgRegister,
+		txID:      txID,
+		steamID:   c.cfg.SteamID,
+		appID:     c.cfg.AppID,
+		publicKey: c.cfg.PublicKey,
+		addrs:     c.cfg.LocalAddrs,
+	}
+	return m.encode(make([]byte, 0, headerLen+8+4+32+1+MaxLocalAddrs*maxAddrLen))
+}
+
+func (c *Client) lookupMsg(l *lookupAttempt, target uint64) []byte {
+	m := message{typ: msgLookup, txID: l.txID, steamID: c.cfg.SteamID, target: target, sessionID: l.sessionID}
+	return m.encode(make([]byte, 0, lookupLen))
+}
+
+// startRegisterLocked begins a registration attempt and returns its first
+// transmission.
+func (c *Client) startRegisterLocked(now time.Time) []byte {
+	c.reg = &regAttempt{attempt: newAttempt(c.cfg.RetransmitInterval), waiters: make(map[chan regOutcome]struct{})}
+	c.reg.sent(now)
+	c.refreshAt = time.Time{}
+	return c.registerMsg(c.reg.txID)
+}
+
+// Register sends the registration, retransmitting, and returns once the
+// server confirmed it (observed = the address the server saw us at), or ctx
+// ended, or the server refused. A refusal returns an error wrapping
+// ErrRegistrationRefused, with a *RefusedError in the chain. After success,
+// the client re-registers every RefreshInterval by itself. Concurrent calls
+// share one registration in flight.
+func (c *Client) Register(ctx context.Context) (observed netip.AddrPort, err error) {
+	if err := ctx.Err(); err != nil {
+		return netip.AddrPort{}, err
+	}
+	ch := make(chan regOutcome, 1)
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return netip.AddrPort{}, net.ErrClosed
+	}
+	var first []byte
+	if c.reg == nil {
+		first = c.startRegisterLocked(time.Now())
+	}
+	c.reg.waiters[ch] = struct{}{}
+	c.mu.Unlock()
+	if first != nil {
+		c.send(first)
+		c.kick()
+	}
+
+	select {
+	case o := <-ch:
+		return o.observed, o.err
+	case <-c.done:
+		return netip.AddrPort{}, net.ErrClosed
+	case <-ctx.Done():
+	}
+	c.mu.Lock()
+	if r := c.reg; r != nil {
+		delete(r.waiters, ch)
+		if len(r.waiters) == 0 && !c.registered {
+			// Nobody wants this registration any more and no refresh
+			// cycle depends on it.
+			c.reg = nil
+		}
+	}
+	c.mu.Unlock()
+	select {
+	case o := <-ch: // answered while we were giving up
+		return o.observed, o.err
+	default:
+		return netip.AddrPort{}, ctx.Err()
+	}
+}
+
+// Lookup asks the server about target and has it forward an Offer carrying
+// sessionID to the target. The answer arrives through OnLookup; nothing
+// arrives if the server does not answer within maxLookupTries
+// transmissions. Calling Lookup again for the same target while one is
+// pending replaces it (new sessionID) and sends at once. The server answers
+// only once this client is registered.
+func (c *Client) Lookup(target uint64, sessionID uint64) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	l := &lookupAttempt{attempt: newAttempt(c.cfg.RetransmitInterval), sessionID: sessionID}
+	l.sent(time.Now())
+	c.lookups[target] = l
+	b := c.lookupMsg(l, target)
+	c.mu.Unlock()
+	c.send(b)
+	c.kick()
+}
+
+// Observed is the address the server last confirmed seeing this client
+// at; zero before the first confirmation.
+func (c *Client) Observed() netip.AddrPort {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.observed
+}
+
+// HandleInbound takes a datagram read from the shared socket. It returns
+// true if it was a rendezvous message from the server address (consumed,
+// valid or not), false if it is not for the client. It does not keep b.
+// OnOffer and OnLookup run on the calling goroutine before it returns.
+func (c *Client) HandleInbound(b []byte, from netip.AddrPort) bool {
+	if len(b) == 0 || b[0] != byte(wire.KindRendezvous) || canonical(from) != c.serverKey {
+		return false
+	}
+	m, err := decode(b)
+	if err != nil {
+		c.log.Debug("rendezvous: dropped datagram from server", "err", err)
+		return true
+	}
+	switch m.typ {
+	case msgRegistered:
+		c.finishRegister(m.txID, regOutcome{observed: m.addrs[0]})
+	case msgRefused:
+		c.finishRegister(m.txID, regOutcome{err: &RefusedError{Reason: m.reason}})
+	case msgLookupResult:
+		c.onLookupResult(&m)
+	case msgOffer:
+		c.onOffer(&m)
+	default:
+		c.log.Debug("rendezvous: dropped unexpected message from server", "type", m.typ)
+	}
+	return true
+}
+
+func (c *Client) finishRegister(txID uint64, o regOutcome) {
+	c.mu.Lock()
+	r := c.reg
+	if c.closed || r == nil || r.txID != txID {
+		// A duplicate, or the answer to an attempt given up on.
+		c.mu.Unlock()
+		return
+	}
+	c.reg = nil
+	if o.err == nil {
+		if c.observed != o.observed && c.registered {
+			c.log.Info("rendezvous: observed address changed", "from", c.observed, "to", o.observed)
+		}
+		c.observed = o.observed
+		c.registered = true
+	} else if len(r.waiters) == 0 {
+		c.log.Warn("rendezvous: refresh refused", "err", o.err)
+	}
+	if c.registered {
+		c.refreshAt = time.Now().Add(c.cfg.RefreshInterval)
+	}
+	c.mu.Unlock()
+	// c.reg no longer points at r, so nobody else touches r.waiters.
+	for ch := range r.waiters {
+		ch <- o
+	}
+	c.kick()
+}
+
+func (c *Client) onLookupResult(m *message) {
+	c.mu.Lock()
+	l := c.lookups[m.target]
+	if c.closed || l == nil || l.txID != m.txID {
+		c.mu.Unlock()
+		return
+	}
+	delete(c.lookups, m.target)
+	c.mu.Unlock()
+	if c.cfg.OnLookup != nil {
+		c.cfg.OnLookup(LookupResult{Target: m.target, Status: m.status, PublicKey: m.publicKey, Addrs: m.addrs})
+	}
+}
+
+func (c *Client) onOffer(m *message) {
+	c.mu.Lock()
+	closed := c.closed
+	c.mu.Unlock()
+	if closed || c.cfg.OnOffer == nil {
+		return
+	}
+	c.cfg.OnOffer(Offer{From: m.steamID, PublicKey: m.publicKey, SessionID: m.sessionID, Addrs: m.addrs})
+}
+
+// Close sends a best-effort unregistration and stops the client's
+// goroutine. Pending Register calls return net.ErrClosed. Calls after the
+// first do nothing.
+func (c *Client) Close() error {
+	c.closeOnce.Do(func() {
+		c.mu.Lock()
+		var bye []byte
+		if c.registered || c.reg != nil {
+			m := message{typ: msgUnregister, txID: rand.Uint64(), steamID: c.cfg.SteamID}
+			bye = m.encode(make([]byte, 0, headerLen+8))
+		}
+		c.closed = true
+		c.reg = nil
+		clear(c.lookups)
+		c.mu.Unlock()
+		if bye != nil {
+			c.send(bye)
+		}
+		close(c.done)
+		<-c.loopDone
+	})
+	return nil
+}
+
+// loop is the client's one goroutine: it sends what is due, then sleeps
+// until the earliest deadline or until a new one is set.
+func (c *Client) loop() {
+	defer close(c.loopDone)
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	var due [][]byte
+	for {
+		c.mu.Lock()
+		now := time.Now()
+		due = c.dueLocked(now, due[:0])
+		next := c.nextDeadlineLocked()
+		c.mu.Unlock()
+		for i, b := range due {
+			c.send(b)
+			due[i] = nil
+		}
+		if next.IsZero() {
+			timer.Stop()
+		} else {
+			timer.Reset(time.Until(next))
+		}
+		select {
+		case <-c.done:
+			return
+		case <-c.wake:
+		case <-timer.C:
+		}
+	}
+}
+
+// dueLocked advances every retransmission and refresh due at now and
+// appends the datagrams to send.
+func (c *Client) dueLocked(now time.Time, out [][]byte) [][]byte {
+	if c.closed {
+		return out
+	}
+	if r := c.reg; r != nil && !now.Before(r.next) {
+		if len(r.waiters) == 0 && r.tries >= maxRefreshTries {
+			c.log.Warn("rendezvous: refresh unanswered", "tries", r.tries)
+			c.reg = nil
+			if c.registered {
+				c.refreshAt = now.Add(c.cfg.RefreshInterval)
+			}
+		} else {
+			r.sent(now)
+			out = append(out, c.registerMsg(r.txID))
+		}
+	}
+	if c.reg == nil && !c.refreshAt.IsZero() && !now.Before(c.refreshAt) {
+		out = append(out, c.startRegisterLocked(now))
+	}
+	for target, l := range c.lookups {
+		if now.Before(l.next) {
+			continue
+		}
+		if l.tries >= maxLookupTries {
+			c.log.Debug("rendezvous: lookup unanswered", "target", target, "tries", l.tries)
+			delete(c.lookups, target)
+			continue
+		}
+		l.sent(now)
+		out = append(out, c.lookupMsg(l, target))
+	}
+	return out
+}
+
+func (c *Client) nextDeadlineLocked() time.Time {
+	var next time.Time
+	earlier := func(t time.Time) {
+		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
+			next = t
+		}
+	}
+	if c.reg != nil {
+		earlier(c.reg.next)
+	} else {
+		earlier(c.refreshAt)
+	}
+	for _, l := range c.lookups {
+		earlier(l.next)
+	}
+	return next
+}

@@ -1,0 +1,20 @@
+// Package rendezvous is the signalling service that stands in for the Steam
+// back end: it knows who is online, under which AppID, with which X25519
+// public key, and at which addresses, and it introduces two peers to each
+// other so that they can punch through their NATs.
+//
+// The Server owns its UDP socket. The Client does not: a peer has one UDP
+// socket for the rendezvous, STUN, TURN and every other peer (so that the
+// mapping its NAT made for the server is the one other peers are told about),
+// so the Client is handed the datagrams the peer reads (HandleInbound) and a
+// function that writes on that socket (ClientConfig.Send).
+//
+// A peer registers (SteamID, AppID, public key, local candidates) and
+// refreshes that registration periodically; the server answers with the
+// address it saw the peer at. A registered peer looks another up: the server
+// answers with the target's key and candidates, or says that the target is
+// not online or runs another AppID, and forwards an Offer carrying the
+// requester's key, candidates and session ID to the target. Every message
+// starts with wire.KindRendezvous so that it can be told apart from the other
+// traffic on the shared socket.
+package rendezvous

@@ -1,0 +1,115 @@
+package rendezvous
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/netip"
+	"testing"
+
+	"github.com/pion/logging"
+	"github.com/pion/transport/v2/vnet"
+)
+
+// TestBehindNATOnVirtualNetwork runs the server on a pion vnet network and
+// puts the clients behind a port-restricted NAT, so that the observed
+// address is the NAT's mapping, not the client's own.
+func TestBehindNATOnVirtualNetwork(t *testing.T) {
+	quiet := logging.NewDefaultLoggerFactory()
+	quiet.Writer = io.Discard
+	wan, err := vnet.NewRouter(&vnet.RouterConfig{CIDR: "198.18.0.0/24", LoggerFactory: quiet})
+	noError(t, err, "wan router")
+	srvNet, err := vnet.NewNet(&vnet.NetConfig{StaticIPs: []string{"198.18.0.10"}})
+	noError(t, err, "server net")
+	noError(t, wan.AddNet(srvNet), "add server net")
+
+	lan, err := vnet.NewRouter(&vnet.RouterConfig{
+		CIDR:          "198.19.0.0/24",
+		StaticIPs:     []string{"198.18.0.20"},
+		LoggerFactory: quiet,
+		NATType: &vnet.NATType{
+			Mode:              vnet.NATModeNormal,
+			MappingBehavior:   vnet.EndpointIndependent,
+			FilteringBehavior: vnet.EndpointAddrPortDependent,
+		},
+	})
+	noError(t, err, "lan router")
+	noError(t, wan.AddRouter(lan), "add lan router")
+	var nets []*vnet.Net
+	for _, ip := range []string{"198.19.0.2", "198.19.0.3"} {
+		n, err := vnet.NewNet(&vnet.NetConfig{StaticIPs: []string{ip}})
+		noError(t, err, "client net")
+		noError(t, lan.AddNet(n), "add client net")
+		nets = append(nets, n)
+	}
+	noError(t, wan.Start(), "start")
+	t.Cleanup(func() { wan.Stop() })
+
+	s, err := NewServer(ServerConfig{ListenAddr: "198.18.0.10:3478", Net: srvNet})
+	noError(t, err, "NewServer")
+	t.Cleanup(func() { s.Close() })
+	// vnet reports IPv4 addresses in their 16-byte form.
+	srv := canonical(s.Addr().(*net.UDPAddr).AddrPort())
+	equal(t, srv, netip.MustParseAddrPort("198.18.0.10:3478"), "server address")
+
+	type vpeer struct {
+		client *Client
+		rec    *recorder
+		local  netip.AddrPort
+	}
+	var peers []vpeer
+	for i, n := range nets {
+		conn, err := n.ListenPacket("udp4", "0.0.0.0:0")
+		noError(t, err, "listen")
+		local := netip.AddrPortFrom(netip.MustParseAddr([]string{"198.19.0.2", "198.19.0.3"}[i]), uint16(conn.LocalAddr().(*net.UDPAddr).Port))
+		rec := &recorder{}
+		c, err := NewClient(ClientConfig{
+			SteamID:    uint64(i + 1),
+			AppID:      480,
+			PublicKey:  key(byte(i + 1)),
+			Server:     srv,
+			LocalAddrs: []netip.AddrPort{local},
+			Send: func(b []byte, to netip.AddrPort) error {
+				_, err := conn.WriteTo(b, net.UDPAddrFromAddrPort(to))
+				return err
+			},
+			OnOffer:  rec.offer,
+			OnLookup: rec.lookup,
+		})
+		noError(t, err, "NewClient")
+		readerDone := make(chan struct{})
+		go func() {
+			defer close(readerDone)
+			buf := make([]byte, 2048)
+			for {
+				n, from, err := conn.ReadFrom(buf)
+				if err != nil {
+					return
+				}
+				c.HandleInbound(buf[:n], from.(*net.UDPAddr).AddrPort())
+			}
+		}()
+		t.Cleanup(func() {
+			c.Close()
+			conn.Close()
+			<-readerDone
+		})
+		peers = append(peers, vpeer{c, rec, local})
+	}
+
+	var observed []netip.AddrPort
+	for _, p := range peers {
+		ctx, cancel := context.WithTimeout(context.Background(), eventuallyWithin)
+		o, err := p.client.Register(ctx)
+		cancel()
+		noError(t, err, "Register")
+		equal(t, o.Addr(), netip.MustParseAddr("198.18.0.20"), "observed address (the NAT's)")
+		observed = append(observed, o)
+	}
+
+	peers[0].client.Lookup(2, 42)
+	eventually(t, func() bool { return len(peers[0].rec.gotResults()) == 1 }, "the answer")
+	equal(t, peers[0].rec.gotResults()[0].Addrs, []netip.AddrPort{observed[1], peers[1].local}, "B's candidates")
+	eventually(t, func() bool { return len(peers[1].rec.gotOffers()) > 0 }, "the offer")
+	equal(t, peers[1].rec.gotOffers()[0].Addrs, []netip.AddrPort{observed[0], peers[0].local}, "A's candidates")
+}

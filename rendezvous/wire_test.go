@@ -1,0 +1,169 @@
+package rendezvous
+
+import (
+	"bytes"
+	"errors"
+	"net/netip"
+	"reflect"
+	"testing"
+)
+
+func key(b byte) (k [32]byte) {
+	for i := range k {
+		k[i] = b + byte(i)
+	}
+	return k
+}
+
+var (
+	v4a = netip.MustParseAddrPort("198.18.0.1:4000")
+	v4b = netip.MustParseAddrPort("10.0.0.2:4001")
+	v6a = netip.MustParseAddrPort("[2001:db8::1]:4002")
+)
+
+// maxAddrs is the largest candidate list a message can carry, all IPv6.
+func maxAddrs(n int) []netip.AddrPort {
+	out := make([]netip.AddrPort, n)
+	for i := range out {
+		out[i] = netip.AddrPortFrom(netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 15: byte(i + 1)}), uint16(5000+i))
+	}
+	return out
+}
+
+// sampleMessages has one of every type and shape, the seeds of the fuzz
+// target included.
+func sampleMessages() []message {
+	return []message{
+		{typ: msgRegister, txID: 1, steamID: 76561197960265729, appID: 480, publicKey: key(1)},
+		{typ: msgRegister, txID: 2, steamID: 5, appID: 730, publicKey: key(2), addrs: []netip.AddrPort{v4b, v6a}},
+		{typ: msgRegister, txID: 3, steamID: 5, appID: 730, publicKey: key(2), addrs: maxAddrs(MaxLocalAddrs)},
+		{typ: msgRegistered, txID: 4, addrs: []netip.AddrPort{v4a}},
+		{typ: msgRegistered, txID: 5, addrs: []netip.AddrPort{v6a}},
+		{typ: msgRefused, txID: 6, reason: RefuseNoRightsToApp},
+		{typ: msgLookup, txID: 7, steamID: 5, target: 6, sessionID: 0xdeadbeef},
+		{typ: msgLookupResult, txID: 8, target: 6, status: LookupNotOnline},
+		{typ: msgLookupResult, txID: 9, target: 6, status: LookupOtherApp},
+		{typ: msgLookupResult, txID: 10, target: 6, status: LookupOK, publicKey: key(3), addrs: []netip.AddrPort{v4a, v4b}},
+		{typ: msgLookupResult, txID: 11, target: 6, status: LookupOK, publicKey: key(3), addrs: maxAddrs(maxCandidates)},
+		{typ: msgOffer, txID: 12, steamID: 5, publicKey: key(4), sessionID: 99, addrs: []netip.AddrPort{v4a}},
+		{typ: msgOffer, txID: 13, steamID: 5, publicKey: key(4), sessionID: 99, addrs: maxAddrs(maxCandidates)},
+		{typ: msgUnregister, txID: 14, steamID: 5},
+	}
+}
+
+func TestRoundTrip(t *testing.T) {
+	for _, m := range sampleMessages() {
+		b := m.encode(nil)
+		if len(b) > maxMessageLen {
+			t.Errorf("%v encodes to %d bytes, over maxMessageLen", m.typ, len(b))
+		}
+		got, err := decode(b)
+		if err != nil {
+			t.Fatalf("decode(encode(%+v)): %v", m, err)
+		}
+		if !reflect.DeepEqual(got, m) {
+			t.Errorf("round trip changed the message:\n got %+v\nwant %+v", got, m)
+		}
+	}
+}
+
+func TestLookupPaddingCoversAnswers(t *testing.T) {
+	lookup := (&message{typ: msgLookup}).encode(nil)
+	for _, m := range sampleMessages() {
+		if m.typ != msgLookupResult && m.typ != msgOffer {
+			continue
+		}
+		if n := len(m.encode(nil)); n > len(lookup) {
+			t.Errorf("%v of %d bytes is larger than the %d-byte lookup that causes it", m.typ, n, len(lookup))
+		}
+	}
+}
+
+func TestEncodeCanonicalisesAddresses(t *testing.T) {
+	mapped := netip.AddrPortFrom(netip.AddrFrom16(v4a.Addr().As16()), v4a.Port())
+	m := message{typ: msgRegistered, addrs: []netip.AddrPort{mapped}}
+	got, err := decode(m.encode(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.addrs[0] != v4a {
+		t.Errorf("IPv4-mapped %v came back as %v, want %v", mapped, got.addrs[0], v4a)
+	}
+}
+
+func TestDecodeRejects(t *testing.T) {
+	valid := func(i int) []byte { return sampleMessages()[i].encode(nil) }
+	with := func(b []byte, at int, v byte) []byte {
+		b = bytes.Clone(b)
+		b[at] = v
+		return b
+	}
+	registered4 := valid(3) // header + family + 4 + 2
+	regOffset := headerLen
+	cases := map[string][]byte{
+		"empty":                 nil,
+		"kind only":             {0xD0},
+		"wrong kind":            with(valid(0), 0, 0xE0),
+		"wrong version":         with(valid(0), 1, 2),
+		"unknown type":          with(valid(0), 2, 0x7f),
+		"type zero":             with(valid(0), 2, 0),
+		"header only register":  valid(0)[:headerLen],
+		"truncated register":    valid(1)[:len(valid(1))-1],
+		"trailing byte":         append(valid(0), 0),
+		"too many local addrs":  with(valid(0), headerLen+8+4+32, MaxLocalAddrs+1),
+		"address family 5":      with(registered4, regOffset, 5),
+		"port zero":             append(registered4[:len(registered4)-2:len(registered4)-2], 0, 0),
+		"unspecified address":   append(valid(3)[:regOffset+1:regOffset+1], 0, 0, 0, 0, 1, 1),
+		"multicast address":     append(valid(3)[:regOffset+1:regOffset+1], 224, 0, 0, 1, 1, 1),
+		"mapped under family 6": append(valid(3)[:regOffset:regOffset], append([]byte{6, 11: 0xff, 12: 0xff, 13: 1, 14: 2, 15: 3, 16: 4}, 1, 1)...),
+		"short lookup":          valid(6)[:lookupLen-1],
+		"long lookup":           append(valid(6), 0),
+		"lookup padding":        with(valid(6), lookupLen-1, 1),
+		"unknown status":        with(valid(7), headerLen+8, 3),
+		"not-online with body":  append(valid(7), make([]byte, 32)...),
+		"ok without addresses":  with(valid(9), headerLen+8+1+32, 0),
+		"offer without address": with(valid(11), headerLen+8+32+8, 0),
+		"offer too many addrs":  with(valid(11), headerLen+8+32+8, maxCandidates+1),
+		"oversized":             make([]byte, maxMessageLen+1),
+	}
+	for name, b := range cases {
+		if m, err := decode(b); err == nil {
+			t.Errorf("%s: decode(% x) = %+v, want an error", name, b, m)
+		} else if !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: error %v does not wrap ErrMalformed", name, err)
+		}
+	}
+	// Every strict prefix of every valid message is truncated.
+	for _, m := range sampleMessages() {
+		b := m.encode(nil)
+		for n := range len(b) {
+			if _, err := decode(b[:n]); err == nil {
+				t.Errorf("%v truncated to %d of %d bytes decoded", m.typ, n, len(b))
+			}
+		}
+	}
+}
+
+// FuzzDecode checks that decode never panics, and that whatever it accepts
+// re-encodes to the very same bytes, so that no two encodings mean the same
+// message.
+func FuzzDecode(f *testing.F) {
+	for _, m := range sampleMessages() {
+		f.Add(m.encode(nil))
+	}
+	f.Add([]byte{})
+	f.Add([]byte{0xD0, 1, 2})
+	f.Add([]byte{0xD0, 1, 5, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 6, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := decode(b)
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatalf("error %v does not wrap ErrMalformed", err)
+			}
+			return
+		}
+		if again := m.encode(nil); !bytes.Equal(again, b) {
+			t.Fatalf("decode accepted % x but it re-encodes as % x", b, again)
+		}
+	})
+}
