@@ -1,0 +1,50 @@
+package session
+
+import (
+	"time"
+
+	"github.com/p2pcompat/p2pcompat/channels"
+)
+
+// Config tunes a Manager; the zero value of every field means its default.
+type Config struct {
+	SteamID           SteamID
+	ConnectTimeout    time.Duration // C35/C41; 0 means 20 s
+	IdleTimeout       time.Duration // C40; 0 means 3 min
+	KeepaliveInterval time.Duration // 0 means min(5 s, ConnectTimeout/4)
+	RequestRepeat     time.Duration // C31; 0 means 10 s
+	MaxSessions       int           // C42; 0 means 4096
+	Engine            channels.Config
+}
+
+func (c Config) withDefaults() Config {
+	if c.ConnectTimeout <= 0 {
+		c.ConnectTimeout = 20 * time.Second
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = 3 * time.Minute
+	}
+	if c.KeepaliveInterval <= 0 {
+		c.KeepaliveInterval = 5 * time.Second
+		if q := c.ConnectTimeout / 4; q < c.KeepaliveInterval {
+			c.KeepaliveInterval = q
+		}
+	}
+	if c.RequestRepeat <= 0 {
+		c.RequestRepeat = 10 * time.Second
+	}
+	if c.MaxSessions <= 0 {
+		c.MaxSessions = 4096
+	}
+	return c
+}
+
+// Handshake pacing: hellos start fast, because on a good path the first
+// answer comes within a millisecond, and back off so that a user who never
+// accepts costs the network little.
+const (
+	helloFirst = 50 * time.Millisecond
+	helloMax   = time.Second
+	lookupMin  = time.Second
+	lookupMax  = 4 * time.Second
+)

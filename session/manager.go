@@ -1,0 +1,761 @@
+package session
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/golang-lru/v2/simplelru"
+
+	"github.com/p2pcompat/p2pcompat/callbacks"
+	"github.com/p2pcompat/p2pcompat/channels"
+	"github.com/p2pcompat/p2pcompat/internal/seal"
+	"github.com/p2pcompat/p2pcompat/internal/wire"
+	"github.com/p2pcompat/p2pcompat/rendezvous"
+)
+
+// ErrInvalidSteamID is the typed error for SteamID 0 (C03).
+var ErrInvalidSteamID = errors.New("p2p: invalid SteamID")
+
+// Env is what the Manager needs from the outside world. Its methods are
+// called with the Manager's lock held, so they must not block or call back
+// into the Manager.
+type Env interface {
+	// WriteTo sends one datagram on the shared socket; b is reused after
+	// the call returns.
+	WriteTo(b []byte, to netip.AddrPort)
+	// Lookup asks the rendezvous for target and has it forward our offer
+	// carrying sessionID; the answer comes back through OnLookup.
+	Lookup(target SteamID, sessionID uint64)
+}
+
+type phase uint8
+
+const (
+	phaseLookup      phase = iota // waiting for the rendezvous to answer
+	phaseConnecting               // keys known; hellos out; maybe waiting for an accept
+	phaseEstablished              // both accepted, both know both session IDs
+	phaseFailed                   // failed; kept so that C36 can hold until Close
+)
+
+var phaseNames = [...]string{"lookup", "connecting", "established", "failed"}
+
+func (p phase) String() string { return phaseNames[p] }
+
+// session is the state of our relation with one remote user.
+type session struct {
+	remote   SteamID
+	phase    phase
+	freed    bool
+	localID  uint64 // the ID our peer puts in data packets to us
+	remoteID uint64 // the ID we put in data packets to the peer; 0 until known
+
+	peerPub    [32]byte
+	pair       *seal.PairKey
+	keys       *seal.SessionKeys
+	replay     seal.ReplayWindow
+	candidates []netip.AddrPort
+	path       netip.AddrPort // where authenticated packets came from
+	engine     *channels.Engine
+
+	localAccepted  bool // we accepted, by Accept or by sending (C32, C33)
+	remoteAccepted bool // the peer said it accepts us
+	peerKnowsUs    bool // the peer has shown it knows localID
+	initiated      bool // we started it by sending
+
+	started      time.Time // start of this connect attempt
+	lastHeard    time.Time // last authenticated packet or offer
+	lastSent     time.Time
+	lastActivity time.Time // last application data either way (C40)
+	nextHello    time.Time
+	helloWait    time.Duration
+	nextLookup   time.Time
+	lookupWait   time.Duration
+	requested    time.Time // when the last P2PSessionRequest was posted
+
+	failNotified bool // C36: one ConnectFail until Close
+	lastError    SessionError
+	channels     map[int]struct{}
+	deadline     time.Time
+}
+
+// Manager is the session table and everything hanging off it for one
+// Networking. All methods are safe for concurrent use.
+type Manager struct {
+	mu     sync.Mutex
+	cfg    Config
+	env    Env
+	cb     *callbacks.Queue
+	keys   seal.KeyPair
+	now    time.Time // time of the operation in progress
+	closed bool
+
+	table       *simplelru.LRU[SteamID, *session]
+	removing    bool // an explicit Remove, not a capacity eviction
+	byID        map[uint64]*session
+	nextID      uint64
+	preAccepted map[SteamID]struct{}
+
+	queues     map[int]*recvQueue
+	waiters    map[int]chan struct{}
+	selfUnread int
+
+	timers deadlineHeap
+	armed  time.Time
+	wake   chan struct{}
+
+	pbuf, obuf, rbuf []byte
+}
+
+// NewManager returns a Manager for the local user in cfg, sealing with keys
+// and posting callbacks to cb.
+func NewManager(cfg Config, keys seal.KeyPair, env Env, cb *callbacks.Queue) *Manager {
+	cfg = cfg.withDefaults()
+	var seed [8]byte
+	_, _ = rand.Read(seed[:])
+	m := &Manager{
+		cfg:         cfg,
+		env:         env,
+		cb:          cb,
+		keys:        keys,
+		byID:        make(map[uint64]*session),
+		nextID:      binary.BigEndian.Uint64(seed[:])>>2 | 1,
+		preAccepted: make(map[SteamID]struct{}),
+		queues:      make(map[int]*recvQueue),
+		waiters:     make(map[int]chan struct{}),
+		wake:        make(chan struct{}, 1),
+		pbuf:        make([]byte, 2048),
+		obuf:        make([]byte, 0, 2048),
+		rbuf:        make([]byte, 0, 2048),
+	}
+	m.table, _ = simplelru.NewLRU[SteamID, *session](cfg.MaxSessions, m.onEvict)
+	return m
+}
+
+func (m *Manager) lock(now time.Time) {
+	m.mu.Lock()
+	m.now = now
+}
+
+// onEvict runs inside the LRU when it drops a session. Capacity evictions
+// close the session as C38 does (C42); explicit removals did their own work.
+func (m *Manager) onEvict(_ SteamID, s *session) {
+	if !m.removing {
+		m.free(s, true, true)
+	}
+}
+
+func (m *Manager) remove(s *session) {
+	m.removing = true
+	m.table.Remove(s.remote)
+	m.removing = false
+}
+
+// newSession makes the table entry for remote; the LRU may evict another.
+func (m *Manager) newSession(remote SteamID) *session {
+	s := &session{remote: remote, started: m.now, lastHeard: m.now, channels: make(map[int]struct{})}
+	m.assignID(s)
+	m.table.Add(remote, s)
+	if _, ok := m.preAccepted[remote]; ok {
+		delete(m.preAccepted, remote)
+		m.accept(s)
+	}
+	return s
+}
+
+// assignID gives s a fresh local ID. IDs only grow, so a peer can tell a
+// newer session of ours from a delayed packet of an older one.
+func (m *Manager) assignID(s *session) {
+	if s.localID != 0 {
+		delete(m.byID, s.localID)
+	}
+	m.nextID++
+	s.localID = m.nextID
+	m.byID[s.localID] = s
+	s.replay = seal.ReplayWindow{}
+	s.keys = nil
+}
+
+func (m *Manager) newEngine(s *session) {
+	s.engine = channels.New(m.cfg.Engine, m.now, func(ch int, data []byte) {
+		s.channels[ch] = struct{}{}
+		s.lastActivity = m.now
+		m.push(ch, inPacket{remote: s.remote, data: data, owner: s})
+	})
+}
+
+func (m *Manager) accept(s *session) {
+	if s.localAccepted {
+		return
+	}
+	s.localAccepted = true
+	if !s.initiated {
+		s.started = m.now // the connect timeout runs from the accept
+	}
+	if s.engine == nil {
+		m.newEngine(s)
+	}
+}
+
+// Send queues data for remote, starting a session if there is none (C01).
+func (m *Manager) Send(remote SteamID, data []byte, st SendType, channel int, now time.Time) error {
+	if remote == 0 {
+		return ErrInvalidSteamID
+	}
+	if err := channels.Validate(data, st, channel); err != nil {
+		return err
+	}
+	m.lock(now)
+	defer m.mu.Unlock()
+	if m.closed {
+		return net.ErrClosed
+	}
+	if remote == m.cfg.SteamID {
+		return m.sendSelf(data, channel)
+	}
+	s, ok := m.table.Get(remote)
+	if !ok {
+		s = m.newSession(remote)
+		s.initiated = true
+		s.phase = phaseLookup
+	} else if s.phase == phaseFailed {
+		m.restart(s) // C35: a later send retries from scratch
+	}
+	if !s.localAccepted {
+		m.accept(s)
+		m.cancelRequests(remote) // C33
+		if s.phase == phaseConnecting && s.pair != nil {
+			m.sendHello(s, nil)
+		}
+	}
+	if err := s.engine.Send(data, st, channel, now); err != nil {
+		return err
+	}
+	s.channels[channel] = struct{}{}
+	s.lastActivity = now
+	if s.phase == phaseLookup && s.nextLookup.IsZero() {
+		m.lookup(s)
+	}
+	m.flush(s)
+	m.schedule(s)
+	return nil
+}
+
+// sendSelf loops a message back into our own receive queue (C05).
+func (m *Manager) sendSelf(data []byte, channel int) error {
+	if m.selfUnread > 0 && m.selfUnread+len(data) > m.cfg.Engine.SendBufferSize && m.selfUnread+len(data) > 1<<20 {
+		return channels.ErrSendBufferFull
+	}
+	m.selfUnread += len(data)
+	m.push(channel, inPacket{remote: m.cfg.SteamID, data: append([]byte(nil), data...)})
+	return nil
+}
+
+// restart revives a failed session for a new attempt by us.
+func (m *Manager) restart(s *session) {
+	m.assignID(s)
+	s.phase = phaseLookup
+	s.initiated = true
+	s.started, s.lastHeard = m.now, m.now
+	s.remoteID, s.peerKnowsUs, s.remoteAccepted, s.localAccepted = 0, false, false, false
+	s.path = netip.AddrPort{}
+	s.nextLookup, s.lookupWait, s.nextHello, s.helloWait = time.Time{}, 0, time.Time{}, 0
+	s.lastError = ErrorNone
+	s.engine = nil
+}
+
+func (m *Manager) lookup(s *session) {
+	m.env.Lookup(s.remote, s.localID)
+	if s.lookupWait == 0 {
+		s.lookupWait = lookupMin
+	} else if s.lookupWait < lookupMax {
+		s.lookupWait *= 2
+	}
+	s.nextLookup = m.now.Add(s.lookupWait)
+}
+
+// Accept accepts remote's session, or pre-accepts a user we have not heard
+// from (C32).
+func (m *Manager) Accept(remote SteamID, now time.Time) bool {
+	if remote == 0 {
+		return false
+	}
+	m.lock(now)
+	defer m.mu.Unlock()
+	if m.closed || remote == m.cfg.SteamID {
+		return true
+	}
+	s, ok := m.table.Get(remote)
+	if !ok || s.phase == phaseFailed {
+		if len(m.preAccepted) < m.cfg.MaxSessions {
+			m.preAccepted[remote] = struct{}{}
+		}
+		return true
+	}
+	if !s.localAccepted {
+		m.accept(s)
+		if s.pair != nil {
+			m.sendHello(s, nil)
+		}
+		m.maybeEstablish(s)
+		m.schedule(s)
+	}
+	return true
+}
+
+// Close ends the session with remote (C38); false if there is none.
+func (m *Manager) Close(remote SteamID, now time.Time) bool {
+	m.lock(now)
+	defer m.mu.Unlock()
+	delete(m.preAccepted, remote)
+	s, ok := m.table.Peek(remote)
+	if !ok {
+		return false
+	}
+	m.remove(s)
+	m.free(s, true, true)
+	return true
+}
+
+// CloseChannel drops what waits on one channel from remote (C39).
+func (m *Manager) CloseChannel(remote SteamID, channel int, now time.Time) bool {
+	m.lock(now)
+	defer m.mu.Unlock()
+	s, ok := m.table.Peek(remote)
+	if !ok {
+		return false
+	}
+	if _, open := s.channels[channel]; !open {
+		return false
+	}
+	delete(s.channels, channel)
+	m.dropUnread(remote, channel, true)
+	if len(s.channels) == 0 {
+		m.remove(s)
+		m.free(s, true, true)
+	}
+	return true
+}
+
+// free tears s down: tells the peer (best effort), forgets its IDs and,
+// for a local close, drops what it sent us that the game has not read.
+func (m *Manager) free(s *session, notify, dropUnread bool) {
+	if s.freed {
+		return
+	}
+	if notify && s.pair != nil && s.remoteID != 0 {
+		body := hsBody{typ: hsClose, src: s.localID, dst: s.remoteID}
+		m.writeHandshake(s, body, nil)
+	}
+	s.freed = true
+	s.engine = nil
+	delete(m.byID, s.localID)
+	if dropUnread {
+		m.dropUnread(s.remote, 0, false)
+	}
+	m.cancelRequests(s.remote)
+}
+
+func (m *Manager) dropUnread(remote SteamID, channel int, oneChannel bool) {
+	for ch, q := range m.queues {
+		if oneChannel && ch != channel {
+			continue
+		}
+		q.removeIf(func(p *inPacket) bool { return p.remote == remote })
+	}
+}
+
+func (m *Manager) cancelRequests(remote SteamID) {
+	m.cb.Remove(func(ev any) bool {
+		r, ok := ev.(Request)
+		return ok && r.SteamIDRemote == remote
+	})
+}
+
+// fail ends a connect attempt or a dead session with err (C35, C41).
+func (m *Manager) fail(s *session, err SessionError) {
+	if s.pair != nil && s.remoteID != 0 {
+		// Tell the peer, so that it does not hold on to half a session.
+		m.writeHandshake(s, hsBody{typ: hsClose, src: s.localID, dst: s.remoteID}, nil)
+	}
+	s.phase = phaseFailed
+	s.lastError = err
+	s.engine = nil // C35: what was queued is dropped
+	delete(m.byID, s.localID)
+	s.keys = nil
+	s.localAccepted, s.remoteAccepted, s.peerKnowsUs = false, false, false
+	if !s.failNotified {
+		s.failNotified = true
+		m.cb.Post(ConnectFail{SteamIDRemote: s.remote, SessionError: err})
+	}
+}
+
+func (m *Manager) postRequest(s *session) {
+	s.requested = m.now
+	m.cb.Post(Request{SteamIDRemote: s.remote})
+}
+
+// State reports remote's session (C50).
+func (m *Manager) State(remote SteamID) (State, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s, ok := m.table.Peek(remote)
+	if !ok {
+		return State{}, false
+	}
+	st := State{
+		ConnectionActive: s.phase == phaseEstablished,
+		Connecting:       s.phase == phaseLookup || s.phase == phaseConnecting,
+		SessionError:     s.lastError,
+	}
+	if s.engine != nil {
+		b, p := s.engine.Queued()
+		st.BytesQueuedForSend, st.PacketsQueuedForSend = int32(b), int32(p)
+	}
+	if a := s.path.Addr().Unmap(); s.phase == phaseEstablished && a.Is4() {
+		v := a.As4()
+		st.RemoteIP = binary.BigEndian.Uint32(v[:])
+		st.RemotePort = s.path.Port()
+	}
+	return st, true
+}
+
+// OnLookup takes the rendezvous' answer to our lookup.
+func (m *Manager) OnLookup(r rendezvous.LookupResult, now time.Time) {
+	m.lock(now)
+	defer m.mu.Unlock()
+	s, ok := m.table.Peek(SteamID(r.Target))
+	if !ok || s.phase == phaseFailed || s.phase == phaseEstablished {
+		return
+	}
+	switch r.Status {
+	case rendezvous.LookupNotOnline:
+		if s.phase == phaseLookup {
+			m.fail(s, ErrorDestinationNotLoggedOn)
+		}
+	case rendezvous.LookupOtherApp:
+		if s.phase == phaseLookup {
+			m.fail(s, ErrorNotRunningApp)
+		}
+	case rendezvous.LookupOK:
+		if !m.setPeerKey(s, r.PublicKey) {
+			return
+		}
+		m.addCandidates(s, r.Addrs)
+		s.phase = phaseConnecting
+		m.sendHello(s, nil)
+	}
+	m.schedule(s)
+}
+
+// OnOffer takes an offer the rendezvous forwarded: remote is looking for us.
+func (m *Manager) OnOffer(o rendezvous.Offer, now time.Time) {
+	m.lock(now)
+	defer m.mu.Unlock()
+	remote := SteamID(o.From)
+	if m.closed || remote == 0 || remote == m.cfg.SteamID || o.SessionID == 0 {
+		return
+	}
+	s, ok := m.table.Get(remote)
+	if ok && s.phase == phaseEstablished && s.remoteID != o.SessionID &&
+		(s.peerPub != o.PublicKey || o.SessionID > s.remoteID) {
+		// The peer began a new session: its old one is gone, and with it
+		// the stream state ours was paired with. End ours as a remote close;
+		// the game's accept of this user still stands for the new one.
+		accepted := s.localAccepted
+		m.remove(s)
+		m.free(s, false, false)
+		s = m.newSession(remote)
+		s.phase = phaseConnecting
+		if accepted {
+			m.accept(s)
+		}
+		ok = true
+	}
+	if !ok {
+		s = m.newSession(remote)
+		s.phase = phaseConnecting
+	} else if s.phase == phaseFailed {
+		m.assignID(s)
+		s.phase = phaseConnecting
+		s.initiated = false
+		s.started = now
+		s.remoteID = 0
+	}
+	if s.remoteID != 0 && s.peerPub == o.PublicKey && o.SessionID < s.remoteID {
+		return // a delayed offer of the peer's older session
+	}
+	if !m.setPeerKey(s, o.PublicKey) {
+		return
+	}
+	if s.remoteID != o.SessionID && s.phase != phaseEstablished {
+		s.remoteID = o.SessionID
+		s.keys = nil
+		s.peerKnowsUs = false
+	}
+	m.addCandidates(s, o.Addrs)
+	if s.phase == phaseLookup {
+		s.phase = phaseConnecting
+	}
+	s.lastHeard = now
+	if !s.localAccepted && s.requested.IsZero() {
+		m.postRequest(s) // C30
+	}
+	m.sendHello(s, nil)
+	m.schedule(s)
+}
+
+// setPeerKey records the peer's vouched public key; a new key means a new
+// instance of the peer, and whatever we knew of its sessions is void.
+func (m *Manager) setPeerKey(s *session, pub [32]byte) bool {
+	if s.pair != nil && s.peerPub == pub {
+		return true
+	}
+	pair, err := seal.NewPairKey(m.keys, pub, uint64(m.cfg.SteamID), uint64(s.remote))
+	if err != nil {
+		return false
+	}
+	s.pair, s.peerPub = pair, pub
+	s.remoteID, s.keys, s.peerKnowsUs = 0, nil, false
+	return true
+}
+
+const maxCandidates = 8
+
+func (m *Manager) addCandidates(s *session, addrs []netip.AddrPort) {
+	for _, a := range addrs {
+		a = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
+		if !a.IsValid() || a.Port() == 0 || len(s.candidates) >= maxCandidates {
+			continue
+		}
+		dup := false
+		for _, c := range s.candidates {
+			dup = dup || c == a
+		}
+		if !dup {
+			s.candidates = append(s.candidates, a)
+		}
+	}
+}
+
+// HandlePacket takes a peer datagram (handshake or data) read from the socket.
+func (m *Manager) HandlePacket(b []byte, from netip.AddrPort, now time.Time) {
+	k, ok := wire.Classify(b)
+	if !ok {
+		return
+	}
+	from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+	m.lock(now)
+	defer m.mu.Unlock()
+	if m.closed {
+		return
+	}
+	switch k {
+	case wire.KindHandshake:
+		m.onHandshake(b, from)
+	case wire.KindData:
+		m.onData(b, from)
+	}
+}
+
+func (m *Manager) onHandshake(b []byte, from netip.AddrPort) {
+	if len(b) != hsHeaderLen+seal.HandshakeOverhead+hsBodyLen {
+		return
+	}
+	sender := SteamID(binary.BigEndian.Uint64(b[1:9]))
+	if SteamID(binary.BigEndian.Uint64(b[9:17])) != m.cfg.SteamID {
+		return
+	}
+	// Strangers cost nothing: only a user the rendezvous told us about has
+	// a pair key, and only such a user's packets open.
+	s, ok := m.table.Peek(sender)
+	if !ok || s.pair == nil || s.phase == phaseFailed {
+		return
+	}
+	pt, err := s.pair.OpenHandshake(m.rbuf[:0], b[:hsHeaderLen], b[hsHeaderLen:])
+	if err != nil {
+		return
+	}
+	msg, err := parseHSBody(pt)
+	if err != nil {
+		return
+	}
+	if msg.typ == hsClose {
+		if msg.src == s.remoteID && msg.dst == s.localID {
+			m.remove(s)
+			m.free(s, false, false)
+		}
+		return
+	}
+	if msg.src != s.remoteID {
+		if s.remoteID != 0 && (msg.src < s.remoteID || s.phase == phaseEstablished) {
+			return // an older session of the peer, or one its offer will announce
+		}
+		s.remoteID, s.keys, s.peerKnowsUs = msg.src, nil, false
+	}
+	if msg.dst != 0 && msg.dst != s.localID {
+		return // meant for an older session of ours
+	}
+	s.lastHeard = m.now
+	if !s.path.IsValid() {
+		s.path = from
+	}
+	if msg.dst == s.localID {
+		s.peerKnowsUs = true
+	}
+	s.remoteAccepted = msg.flags&flagAccepted != 0
+	if !s.localAccepted && s.requested.IsZero() {
+		m.postRequest(s) // C30
+	}
+	if msg.flags&flagWantReply != 0 {
+		m.replyHello(s, from)
+	}
+	m.maybeEstablish(s)
+	m.schedule(s)
+}
+
+func (m *Manager) maybeEstablish(s *session) {
+	if s.phase != phaseConnecting || !s.localAccepted || !s.remoteAccepted || !s.peerKnowsUs ||
+		s.remoteID == 0 || !s.path.IsValid() || !m.ensureKeys(s) {
+		return
+	}
+	s.phase = phaseEstablished
+	s.lastHeard, s.lastSent, s.lastActivity = m.now, m.now, m.now
+	s.engine.SetEstablished(m.now)
+	// Tell the peer at once, so its side opens without waiting for a hello.
+	m.sendHello(s, &s.path)
+	m.flush(s)
+}
+
+func (m *Manager) ensureKeys(s *session) bool {
+	if s.keys != nil {
+		return true
+	}
+	if s.pair == nil || s.remoteID == 0 {
+		return false
+	}
+	k, err := s.pair.SessionKeys(s.localID, s.remoteID)
+	if err != nil {
+		return false
+	}
+	s.keys = k
+	return true
+}
+
+func (m *Manager) onData(b []byte, from netip.AddrPort) {
+	if len(b) < dataHeaderLen+seal.Overhead {
+		return
+	}
+	s := m.byID[binary.BigEndian.Uint64(b[1:9])]
+	if s == nil || !m.ensureKeys(s) {
+		return
+	}
+	pn := binary.BigEndian.Uint64(b[9:17])
+	if !s.replay.Check(pn) {
+		return
+	}
+	pt, err := s.keys.Open(m.rbuf[:0], b[:dataHeaderLen], pn, b[dataHeaderLen:])
+	if err != nil {
+		return
+	}
+	s.replay.Accept(pn)
+	s.lastHeard = m.now
+	if s.phase == phaseConnecting {
+		if !s.localAccepted {
+			return // C34: nothing of an unaccepted user is kept
+		}
+		// Only an established peer sends data, and it can only seal for
+		// our current ID: proof of both facts a hello would carry.
+		s.remoteAccepted, s.peerKnowsUs = true, true
+		if !s.path.IsValid() {
+			s.path = from
+		}
+		m.maybeEstablish(s)
+	}
+	if s.phase != phaseEstablished {
+		return
+	}
+	// An authenticated packet from a new address: the NAT rebound, or the
+	// path changed. The session ID carries the session across.
+	s.path = from
+	m.table.Get(s.remote)
+	if err := s.engine.HandlePacket(pn, pt, m.now); err != nil {
+		m.remove(s)
+		m.free(s, true, false)
+		return
+	}
+	m.flush(s)
+	m.schedule(s)
+}
+
+// replyHello answers a hello that asked for one. A reply never asks for a
+// reply itself, or two connecting peers would answer each other forever.
+func (m *Manager) replyHello(s *session, to netip.AddrPort) {
+	flags := byte(0)
+	if s.localAccepted {
+		flags |= flagAccepted
+	}
+	m.writeHandshake(s, hsBody{typ: hsHello, src: s.localID, dst: s.remoteID, flags: flags}, &to)
+}
+
+// sendHello sends a hello to one address, or to the path, or to every
+// candidate while no path is known. Until the session is established it
+// asks for a reply, which is how each side learns that the other knows it.
+func (m *Manager) sendHello(s *session, to *netip.AddrPort) {
+	if s.pair == nil {
+		return
+	}
+	flags := byte(0)
+	if s.localAccepted {
+		flags |= flagAccepted
+	}
+	if s.phase != phaseEstablished {
+		flags |= flagWantReply
+	}
+	m.writeHandshake(s, hsBody{typ: hsHello, src: s.localID, dst: s.remoteID, flags: flags}, to)
+	if to == nil {
+		if s.helloWait == 0 {
+			s.helloWait = helloFirst
+		} else if s.helloWait < helloMax {
+			s.helloWait *= 2
+		}
+		s.nextHello = m.now.Add(s.helloWait)
+	}
+}
+
+func (m *Manager) writeHandshake(s *session, body hsBody, to *netip.AddrPort) {
+	var plain [hsBodyLen]byte
+	out := appendHSHeader(m.obuf[:0], m.cfg.SteamID, s.remote)
+	out = s.pair.SealHandshake(out, out[:hsHeaderLen], appendHSBody(plain[:0], body))
+	switch {
+	case to != nil:
+		m.env.WriteTo(out, *to)
+	case s.path.IsValid():
+		m.env.WriteTo(out, s.path)
+	default:
+		for _, c := range s.candidates {
+			m.env.WriteTo(out, c)
+		}
+	}
+}
+
+// flush sends whatever the engine has due.
+func (m *Manager) flush(s *session) {
+	if s.phase != phaseEstablished || s.engine == nil {
+		return
+	}
+	for {
+		pn, payload, ok := s.engine.NextPacket(m.pbuf, m.now)
+		if !ok {
+			return
+		}
+		out := appendDataHeader(m.obuf[:0], s.remoteID, pn)
+		out = s.keys.Seal(out, out[:dataHeaderLen], pn, payload)
+		m.env.WriteTo(out, s.path)
+		s.lastSent = m.now
+	}
+}

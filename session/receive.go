@@ -1,0 +1,104 @@
+package session
+
+import (
+	"time"
+)
+
+func (m *Manager) push(ch int, p inPacket) {
+	q := m.queues[ch]
+	if q == nil {
+		q = &recvQueue{}
+		m.queues[ch] = q
+	}
+	q.push(p)
+	if w, ok := m.waiters[ch]; ok {
+		close(w)
+		delete(m.waiters, ch)
+	}
+}
+
+// Peek reports the size of the next packet on channel (C20).
+func (m *Manager) Peek(channel int) (int, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	q := m.queues[channel]
+	if q == nil || q.len() == 0 {
+		return 0, false
+	}
+	return len(q.front().data), true
+}
+
+// Read pops the next packet on channel; the whole message is returned and
+// the caller decides about truncation (C21, C22).
+func (m *Manager) Read(channel int, now time.Time) (data []byte, remote SteamID, ok bool) {
+	m.lock(now)
+	defer m.mu.Unlock()
+	q := m.queues[channel]
+	if q == nil || q.len() == 0 {
+		return nil, 0, false
+	}
+	p := q.pop()
+	if q.len() == 0 {
+		delete(m.queues, channel)
+	}
+	if s := p.owner; s == nil {
+		m.selfUnread -= len(p.data)
+	} else if !s.freed && s.engine != nil {
+		s.engine.Consumed(len(p.data))
+		m.flush(s) // a reopened window may be worth an ACK
+		m.schedule(s)
+	}
+	return p.data, p.remote, true
+}
+
+// Wait returns a channel that is closed when a packet arrives on channel or
+// the Manager closes. Check with Peek or Read after creating it.
+func (m *Manager) Wait(channel int) <-chan struct{} {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	w, ok := m.waiters[channel]
+	if !ok {
+		w = make(chan struct{})
+		if m.closed {
+			close(w)
+			return w
+		}
+		m.waiters[channel] = w
+	}
+	return w
+}
+
+// Shutdown closes every session (telling peers, best effort) and wakes all
+// waiters; later calls answer as closed.
+func (m *Manager) Shutdown(now time.Time) {
+	m.lock(now)
+	defer m.mu.Unlock()
+	if m.closed {
+		return
+	}
+	for _, s := range m.table.Values() {
+		m.free(s, true, false)
+	}
+	m.removing = true
+	m.table.Purge()
+	m.removing = false
+	m.closed = true
+	for ch, w := range m.waiters {
+		close(w)
+		delete(m.waiters, ch)
+	}
+}
+
+// Closed reports whether Shutdown ran.
+func (m *Manager) Closed() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.closed
+}
+
+// Len is the number of sessions in the table.
+func (m *Manager) Len() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.table.Len()
+}

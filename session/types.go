@@ -1,0 +1,53 @@
+// Package session is the session table of one Networking: one state machine
+// per remote user (looking up, connecting, waiting for accept, established,
+// failed), the handshake that agrees on session IDs and keys, the timers
+// (connect timeout, idle, keepalive, request repeat), the per-channel receive
+// queues, and the rules of COMPAT C30-C42 about requests, accepts, failures
+// and closes.
+//
+// The Manager does no I/O of its own: it is fed datagrams, rendezvous
+// answers and the time, and it writes through an Env. The Networking in
+// package p2p owns the socket and the goroutines around it.
+package session
+
+import "github.com/p2pcompat/p2pcompat/channels"
+
+// SteamID identifies a user: the 64-bit Steam ID, 0 is invalid.
+type SteamID uint64
+
+// SessionError is EP2PSessionError: why a session failed.
+type SessionError uint8
+
+// Session errors, with Steam's values.
+const (
+	ErrorNone                   SessionError = 0
+	ErrorNotRunningApp          SessionError = 1
+	ErrorNoRightsToApp          SessionError = 2
+	ErrorDestinationNotLoggedOn SessionError = 3
+	ErrorTimeout                SessionError = 4
+	ErrorMax                    SessionError = 5
+)
+
+// State is P2PSessionState_t.
+type State struct {
+	ConnectionActive     bool
+	Connecting           bool
+	SessionError         SessionError
+	UsingRelay           bool
+	BytesQueuedForSend   int32
+	PacketsQueuedForSend int32
+	RemoteIP             uint32 // IPv4, host byte order
+	RemotePort           uint16
+}
+
+// Request is P2PSessionRequest_t: a user we have no session with wants one.
+type Request struct{ SteamIDRemote SteamID }
+
+// ConnectFail is P2PSessionConnectFail_t.
+type ConnectFail struct {
+	SteamIDRemote SteamID
+	SessionError  SessionError
+}
+
+// SendType re-exports the engine's send types for the layers above.
+type SendType = channels.SendType
