@@ -1,0 +1,82 @@
+package p2p
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/pion/transport/v2"
+)
+
+// Config configures a Networking. The zero value of every field but SteamID
+// and RendezvousAddr is a working default; New fills defaults into a copy.
+type Config struct {
+	SteamID        SteamID       // who we are; required, non-zero
+	AppID          uint32        // which game; sessions only open within one AppID
+	RendezvousAddr string        // host:port of the rendezvous server (UDP); required
+	ListenAddr     string        // local UDP address; "" means ":0"
+	ConnectTimeout time.Duration // 0 means 20 s (C35, C41)
+	MaxSessions    int           // LRU capacity; 0 means 4096 (C42)
+
+	// IdleTimeout closes an established session without traffic (C40);
+	// 0 means 3 min.
+	IdleTimeout time.Duration
+	// KeepaliveInterval is how often an otherwise quiet session proves it is
+	// alive; 0 means the smaller of 5 s and ConnectTimeout/4.
+	KeepaliveInterval time.Duration
+	// SessionRequestRepeat is how often P2PSessionRequest is posted again
+	// while a user keeps trying and is not accepted (C31); 0 means 10 s.
+	SessionRequestRepeat time.Duration
+	// SendBufferSize caps what waits to be sent to one user (C07); 0 means 1 MiB.
+	SendBufferSize int
+	// RecvBufferSize caps what one user may have waiting unread for us;
+	// 0 means 4 MiB, and it is never less than one maximal message.
+	RecvBufferSize int
+	// NagleDelay is how long ReliableWithBuffering data waits to coalesce
+	// (C13); 0 means 200 ms.
+	NagleDelay time.Duration
+	// RegisterTimeout bounds how long New waits for the rendezvous to
+	// confirm the registration; 0 means 10 s.
+	RegisterTimeout time.Duration
+	// Logger receives the library's logs; nil discards them.
+	Logger *slog.Logger
+	// Net is the network the socket is opened on; nil means the real one.
+	// Tests pass a pion vnet to put peers behind simulated NATs.
+	Net transport.Net
+}
+
+func (c Config) withDefaults() Config {
+	if c.ListenAddr == "" {
+		c.ListenAddr = ":0"
+	}
+	if c.ConnectTimeout <= 0 {
+		c.ConnectTimeout = 20 * time.Second
+	}
+	if c.MaxSessions <= 0 {
+		c.MaxSessions = 4096
+	}
+	if c.RegisterTimeout <= 0 {
+		c.RegisterTimeout = 10 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+func (c Config) validate() error {
+	switch {
+	case c.SteamID == 0:
+		return &ConfigError{"SteamID", "required, must be non-zero"}
+	case c.RendezvousAddr == "":
+		return &ConfigError{"RendezvousAddr", "required: host:port of the rendezvous server"}
+	case c.ConnectTimeout < 0:
+		return &ConfigError{"ConnectTimeout", "must not be negative"}
+	case c.MaxSessions < 0:
+		return &ConfigError{"MaxSessions", "must not be negative"}
+	case c.SendBufferSize < 0:
+		return &ConfigError{"SendBufferSize", "must not be negative"}
+	case c.RecvBufferSize < 0:
+		return &ConfigError{"RecvBufferSize", "must not be negative"}
+	}
+	return nil
+}

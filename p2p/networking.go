@@ -1,0 +1,365 @@
+// Package p2p is the public face of p2pcompat: the session-less Steam P2P
+// API of ISteamNetworking (SendP2PPacket, ReadP2PPacket,
+// AcceptP2PSessionWithUser, per-user channels, four send types, automatic
+// sessions with request and connect-fail callbacks) over the real internet,
+// with a rendezvous server in place of Steam's back end.
+//
+// A Networking owns one UDP socket for the rendezvous and every peer, one
+// goroutine that reads it and one that runs timers. Callbacks are queued
+// and run only inside RunCallbacks, on the caller's goroutine. Every method
+// is safe to call from any goroutine, including from a callback handler.
+package p2p
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/p2pcompat/p2pcompat/callbacks"
+	"github.com/p2pcompat/p2pcompat/channels"
+	"github.com/p2pcompat/p2pcompat/internal/seal"
+	"github.com/p2pcompat/p2pcompat/internal/wire"
+	"github.com/p2pcompat/p2pcompat/rendezvous"
+	"github.com/p2pcompat/p2pcompat/session"
+)
+
+// Networking is one user's instance of the P2P API.
+type Networking struct {
+	cfg  Config
+	log  *slog.Logger
+	conn net.PacketConn
+	udp  *net.UDPConn // conn, when it is a real UDP socket (allocation-free writes)
+	cb   *callbacks.Queue
+	mgr  *session.Manager
+	rv   *rendezvous.Client
+
+	allowRelay atomic.Bool
+	closed     atomic.Bool
+	closeOnce  sync.Once
+	done       chan struct{}
+	wg         sync.WaitGroup
+}
+
+// New binds the socket, registers with the rendezvous and returns once the
+// rendezvous has confirmed the registration, or an error.
+func New(cfg Config) (*Networking, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	server, err := resolve(cfg)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := seal.GenerateKeyPair()
+	if err != nil {
+		return nil, fmt.Errorf("p2p: key generation: %w", err)
+	}
+	var conn net.PacketConn
+	if cfg.Net != nil {
+		conn, err = cfg.Net.ListenPacket("udp", cfg.ListenAddr)
+	} else {
+		conn, err = net.ListenPacket("udp", cfg.ListenAddr)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("p2p: listen on %q: %w", cfg.ListenAddr, err)
+	}
+	n := &Networking{cfg: cfg, log: cfg.Logger, conn: conn, cb: callbacks.New(0), done: make(chan struct{})}
+	n.udp, _ = conn.(*net.UDPConn)
+	n.allowRelay.Store(true)
+	n.mgr = session.NewManager(session.Config{
+		SteamID:           cfg.SteamID,
+		ConnectTimeout:    cfg.ConnectTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+		KeepaliveInterval: cfg.KeepaliveInterval,
+		RequestRepeat:     cfg.SessionRequestRepeat,
+		MaxSessions:       cfg.MaxSessions,
+		Engine: channels.Config{
+			SendBufferSize: cfg.SendBufferSize,
+			RecvWindow:     cfg.RecvBufferSize,
+			NagleDelay:     cfg.NagleDelay,
+		},
+	}, keys, (*env)(n), n.cb)
+	n.rv, err = rendezvous.NewClient(rendezvous.ClientConfig{
+		SteamID:    uint64(cfg.SteamID),
+		AppID:      cfg.AppID,
+		PublicKey:  keys.Public,
+		Server:     server,
+		LocalAddrs: localAddrs(conn.LocalAddr()),
+		Send:       n.writeTo,
+		OnOffer:    func(o rendezvous.Offer) { n.mgr.OnOffer(o, time.Now()) },
+		OnLookup:   func(r rendezvous.LookupResult) { n.mgr.OnLookup(r, time.Now()) },
+		Logger:     cfg.Logger,
+	})
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("p2p: %w", err)
+	}
+	n.wg.Add(2)
+	go n.readLoop()
+	go n.timerLoop()
+
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.RegisterTimeout)
+	defer cancel()
+	if _, err := n.rv.Register(ctx); err != nil {
+		n.Close()
+		var refused *rendezvous.RefusedError
+		if errors.As(err, &refused) && refused.Reason == rendezvous.RefuseNoRightsToApp {
+			return nil, fmt.Errorf("%w %d: %w", ErrNoRightsToApp, cfg.AppID, err)
+		}
+		return nil, fmt.Errorf("p2p: register with %s: %w", cfg.RendezvousAddr, err)
+	}
+	n.log.Debug("p2p: registered", "steamid", uint64(cfg.SteamID), "app", cfg.AppID, "local", conn.LocalAddr())
+	return n, nil
+}
+
+func resolve(cfg Config) (netip.AddrPort, error) {
+	if ap, err := netip.ParseAddrPort(cfg.RendezvousAddr); err == nil {
+		return ap, nil
+	}
+	var ua *net.UDPAddr
+	var err error
+	if cfg.Net != nil {
+		ua, err = cfg.Net.ResolveUDPAddr("udp", cfg.RendezvousAddr)
+	} else {
+		ua, err = net.ResolveUDPAddr("udp", cfg.RendezvousAddr)
+	}
+	if err != nil {
+		return netip.AddrPort{}, &ConfigError{"RendezvousAddr", err.Error()}
+	}
+	ap := ua.AddrPort()
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
+}
+
+// localAddrs is what we advertise besides the address the rendezvous sees:
+// the bound address, when it names one.
+func localAddrs(a net.Addr) []netip.AddrPort {
+	ua, ok := a.(*net.UDPAddr)
+	if !ok {
+		return nil
+	}
+	ap := ua.AddrPort()
+	if ap.Addr().IsUnspecified() || !ap.IsValid() {
+		return nil
+	}
+	return []netip.AddrPort{netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())}
+}
+
+func (n *Networking) writeTo(b []byte, to netip.AddrPort) error {
+	var err error
+	if n.udp != nil {
+		_, err = n.udp.WriteToUDPAddrPort(b, to)
+	} else {
+		_, err = n.conn.WriteTo(b, net.UDPAddrFromAddrPort(to))
+	}
+	return err
+}
+
+// env is the Manager's view of the Networking.
+type env Networking
+
+func (e *env) WriteTo(b []byte, to netip.AddrPort) {
+	n := (*Networking)(e)
+	if err := n.writeTo(b, to); err != nil && !n.closed.Load() {
+		n.log.Debug("p2p: write failed", "to", to, "err", err)
+	}
+}
+
+func (e *env) Lookup(target session.SteamID, sessionID uint64) {
+	(*Networking)(e).rv.Lookup(uint64(target), sessionID)
+}
+
+// readLoop is the one reader of the socket: it hands each datagram to the
+// rendezvous client or the session table by its first byte.
+func (n *Networking) readLoop() {
+	defer n.wg.Done()
+	buf := make([]byte, 64<<10)
+	for {
+		var from netip.AddrPort
+		var sz int
+		var err error
+		if n.udp != nil {
+			sz, from, err = n.udp.ReadFromUDPAddrPort(buf)
+		} else {
+			var a net.Addr
+			sz, a, err = n.conn.ReadFrom(buf)
+			if ua, ok := a.(*net.UDPAddr); ok {
+				from = ua.AddrPort()
+			}
+		}
+		if err != nil {
+			if n.closed.Load() || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			n.log.Debug("p2p: read failed", "err", err)
+			continue
+		}
+		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+		b := buf[:sz]
+		switch k, _ := wire.Classify(b); k {
+		case wire.KindRendezvous:
+			n.rv.HandleInbound(b, from)
+		case wire.KindHandshake, wire.KindData:
+			n.mgr.HandlePacket(b, from, time.Now())
+		}
+	}
+}
+
+// timerLoop runs the session timers: one timer, reset to the earliest
+// deadline, woken early when a sooner deadline appears.
+func (n *Networking) timerLoop() {
+	defer n.wg.Done()
+	t := time.NewTimer(time.Hour)
+	defer t.Stop()
+	for {
+		d := n.mgr.Deadline()
+		wait := time.Hour
+		if !d.IsZero() {
+			wait = time.Until(d)
+		}
+		t.Reset(wait)
+		select {
+		case <-t.C:
+			n.mgr.OnTimer(time.Now())
+		case <-n.mgr.Wake():
+		case <-n.done:
+			return
+		}
+	}
+}
+
+// SendP2PPacket sends data to remote on channel; see Send for the reasons
+// it answers false (COMPAT C01-C07).
+func (n *Networking) SendP2PPacket(remote SteamID, data []byte, sendType P2PSend, channel int) bool {
+	return n.Send(remote, data, sendType, channel) == nil
+}
+
+// Send is SendP2PPacket with the reason for a refusal: ErrInvalidSteamID,
+// ErrPacketTooLarge, ErrInvalidSendType, ErrInvalidChannel,
+// ErrSendBufferFull, or net.ErrClosed. A nil error means queued, not
+// delivered.
+func (n *Networking) Send(remote SteamID, data []byte, sendType P2PSend, channel int) error {
+	if n.closed.Load() {
+		return net.ErrClosed
+	}
+	return n.mgr.Send(remote, data, sendType, channel, time.Now())
+}
+
+// IsP2PPacketAvailable reports whether a packet waits on channel, and the
+// size of the one ReadP2PPacket would return (C20).
+func (n *Networking) IsP2PPacketAvailable(channel int) (size uint32, ok bool) {
+	if channel < 0 || n.closed.Load() {
+		return 0, false
+	}
+	sz, ok := n.mgr.Peek(channel)
+	return uint32(sz), ok
+}
+
+// ReadP2PPacket takes the next packet on channel into dest without
+// blocking. A dest smaller than the packet receives its first len(dest)
+// bytes and the packet is consumed (C22).
+func (n *Networking) ReadP2PPacket(dest []byte, channel int) (size uint32, remote SteamID, ok bool) {
+	if channel < 0 || n.closed.Load() {
+		return 0, 0, false
+	}
+	data, remote, ok := n.mgr.Read(channel, time.Now())
+	if !ok {
+		return 0, 0, false
+	}
+	return uint32(copy(dest, data)), remote, true
+}
+
+// Receive waits for the next packet on channel and returns it whole, until
+// ctx ends (ctx.Err()) or the Networking closes (net.ErrClosed).
+func (n *Networking) Receive(ctx context.Context, channel int) (Packet, error) {
+	if channel < 0 {
+		return Packet{}, ErrInvalidChannel
+	}
+	for {
+		if n.closed.Load() {
+			return Packet{}, net.ErrClosed
+		}
+		w := n.mgr.Wait(channel)
+		if data, remote, ok := n.mgr.Read(channel, time.Now()); ok {
+			return Packet{Remote: remote, Channel: channel, Data: data}, nil
+		}
+		select {
+		case <-w:
+		case <-ctx.Done():
+			return Packet{}, ctx.Err()
+		}
+	}
+}
+
+// AcceptP2PSessionWithUser accepts remote's session, or pre-accepts it
+// before any request; false only for an invalid SteamID (C32).
+func (n *Networking) AcceptP2PSessionWithUser(remote SteamID) bool {
+	if remote == 0 {
+		return false
+	}
+	return n.mgr.Accept(remote, time.Now())
+}
+
+// CloseP2PSessionWithUser ends the session with remote, dropping what waits
+// in both directions and telling the peer; false if there was none (C38).
+func (n *Networking) CloseP2PSessionWithUser(remote SteamID) bool {
+	return n.mgr.Close(remote, time.Now())
+}
+
+// CloseP2PChannelWithUser drops what waits unread on one channel from
+// remote; closing the last open channel closes the session (C39).
+func (n *Networking) CloseP2PChannelWithUser(remote SteamID, channel int) bool {
+	return n.mgr.CloseChannel(remote, channel, time.Now())
+}
+
+// GetP2PSessionState reports the session with remote; false if none (C50).
+func (n *Networking) GetP2PSessionState(remote SteamID) (P2PSessionState, bool) {
+	return n.mgr.State(remote)
+}
+
+// AllowP2PPacketRelay says whether new sessions may go through a relay. It
+// always returns true (C51).
+func (n *Networking) AllowP2PPacketRelay(allow bool) bool {
+	n.allowRelay.Store(allow)
+	return true
+}
+
+// RunCallbacks runs the handlers of every callback posted so far, on the
+// calling goroutine, in posting order (C60).
+func (n *Networking) RunCallbacks() { n.cb.Run() }
+
+// OnP2PSessionRequest registers a handler for P2PSessionRequest (C61).
+func (n *Networking) OnP2PSessionRequest(fn func(P2PSessionRequest)) {
+	callbacks.Handle(n.cb, fn)
+}
+
+// OnP2PSessionConnectFail registers a handler for P2PSessionConnectFail.
+func (n *Networking) OnP2PSessionConnectFail(fn func(P2PSessionConnectFail)) {
+	callbacks.Handle(n.cb, fn)
+}
+
+// LocalAddr is the address of the socket, a *net.UDPAddr.
+func (n *Networking) LocalAddr() net.Addr { return n.conn.LocalAddr() }
+
+// Close tells every peer and the rendezvous goodbye (best effort), closes
+// the socket and waits for the library's goroutines to end. Later calls
+// return net.ErrClosed.
+func (n *Networking) Close() error {
+	err := net.ErrClosed
+	n.closeOnce.Do(func() {
+		err = nil
+		n.mgr.Shutdown(time.Now())
+		n.closed.Store(true)
+		n.rv.Close()
+		close(n.done)
+		n.conn.Close()
+		n.wg.Wait()
+	})
+	return err
+}
