@@ -182,6 +182,7 @@ type Client struct {
 	registered bool // confirmed at least once: refresh from now on
 	observed   netip.AddrPort
 	reg        *regAttempt // the registration in flight, if any
+	lastRegTx  uint64      // txID of the newest registration attempt
 	refreshAt  time.Time   // when to re-register; zero while reg is in flight or never registered
 	lookups    map[uint64]*lookupAttempt
 
@@ -247,6 +248,14 @@ func (c *Client) lookupMsg(l *lookupAttempt, target uint64) []byte {
 // transmission.
 func (c *Client) startRegisterLocked(now time.Time) []byte {
 	c.reg = &regAttempt{attempt: newAttempt(c.cfg.RetransmitInterval), waiters: make(map[chan regOutcome]struct{})}
+	// Registration txIDs only grow, so the server can tell a newer
+	// registration from a replay of an older one sent from elsewhere.
+	tx := uint64(now.UnixNano())
+	if tx <= c.lastRegTx {
+		tx = c.lastRegTx + 1
+	}
+	c.lastRegTx = tx
+	c.reg.txID = tx
 	c.reg.sent(now)
 	c.refreshAt = time.Time{}
 	return c.registerMsg(c.reg.txID)

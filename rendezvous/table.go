@@ -16,6 +16,7 @@ type registration struct {
 	observed  netip.AddrPort   // where the server saw the registration come from
 	local     []netip.AddrPort // advertised, never containing observed
 	expires   time.Time
+	lastTx    uint64        // txID of the newest registration accepted
 	elem      *list.Element // in table.byAge
 }
 
@@ -176,8 +177,18 @@ func (t *table) register(m *message, from netip.AddrPort, now time.Time, out []d
 		t.log.Debug("rendezvous: registered", "steamID", m.steamID, "appID", m.appID, "from", from)
 	} else {
 		// A refresh, or the same user starting again somewhere else: the
-		// newest registration wins either way.
+		// newest registration wins either way. The same instance (same
+		// key) numbers its registrations upwards, so one that moves the
+		// user to another address must be newer than what we hold: a
+		// captured registration replayed from elsewhere is not.
+		if r.publicKey == m.publicKey && from != r.observed && m.txID <= r.lastTx {
+			t.log.Debug("rendezvous: dropped stale registration", "steamID", m.steamID, "from", from)
+			return out
+		}
 		t.byAge.MoveToBack(r.elem)
+	}
+	if m.txID > r.lastTx || r.publicKey != m.publicKey {
+		r.lastTx = m.txID
 	}
 	r.appID = m.appID
 	r.publicKey = m.publicKey

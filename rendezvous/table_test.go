@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/netip"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -65,10 +66,14 @@ func notLarger(t *testing.T, out []datagram, req []byte) {
 	}
 }
 
+// regTx numbers test registrations upwards, as a client does.
+var regTx atomic.Uint64
+
 func mustRegister(t *testing.T, tab *table, id uint64, app uint32, from netip.AddrPort, now time.Time, local ...netip.AddrPort) {
 	t.Helper()
-	m, to := only(t, tab.handle(regBytes(id, id, app, key(byte(id)), local...), from, now, nil))
-	equal(t, m, message{typ: msgRegistered, txID: id, addrs: []netip.AddrPort{from}}, "answer to registration of %d", id)
+	tx := regTx.Add(1)
+	m, to := only(t, tab.handle(regBytes(tx, id, app, key(byte(id)), local...), from, now, nil))
+	equal(t, m, message{typ: msgRegistered, txID: tx, addrs: []netip.AddrPort{from}}, "answer to registration of %d", id)
 	equal(t, to, from, "answer sent to")
 }
 
@@ -280,4 +285,22 @@ func TestTableCanonicalisesSources(t *testing.T) {
 	equal(t, to, addrA, "answer sent to")
 	// The same socket seen once as mapped and once as plain IPv4 is one source.
 	equal(t, len(tab.handle(lookupBytes(1, 1, 2, 9), addrA, t0, nil)), 2, "datagrams for an OK lookup")
+}
+
+// A registration captured on the wire and replayed from another address
+// must not move the user there; a newer one from the same instance may.
+func TestTableReplayedRegistrationDoesNotMove(t *testing.T) {
+	tab := newTestTable(time.Minute, 10)
+	captured := regBytes(1000, 1, 480, key(1))
+	only(t, tab.handle(captured, addrA, t0, nil))
+	mustRegister(t, tab, 2, 480, addrB, t0)
+	silent(t, tab.handle(captured, addrC, t0, nil), "replay from elsewhere")
+	ms := decodeOut(t, tab.handle(lookupBytes(5, 2, 1, 9), addrB, t0, nil))
+	equal(t, ms[0].addrs[0], addrA, "1 is still where it registered")
+	// A retransmission from the same address is answered again (idempotent).
+	only(t, tab.handle(captured, addrA, t0, nil))
+	// A newer registration of the same instance moves it (a NAT rebinding).
+	only(t, tab.handle(regBytes(1001, 1, 480, key(1)), addrC, t0, nil))
+	ms = decodeOut(t, tab.handle(lookupBytes(6, 2, 1, 9), addrB, t0, nil))
+	equal(t, ms[0].addrs[0], addrC, "moved by a newer registration")
 }
