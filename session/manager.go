@@ -600,7 +600,11 @@ func (m *Manager) onHandshake(b []byte, from netip.AddrPort) {
 	if msg.dst != 0 && msg.dst != s.localID {
 		return // meant for an older session of ours
 	}
-	s.lastHeard = m.now
+	if s.phase != phaseEstablished {
+		// Once established, only data packets, which a replay window
+		// guards, prove the peer alive: a replayed hello must not.
+		s.lastHeard = m.now
+	}
 	if !s.path.IsValid() {
 		s.path = from
 	}
