@@ -406,3 +406,27 @@ func TestC42_LRUEvictsLeastRecentlyUsed(t *testing.T) {
 	// Closed as C38: the evicted peer is told.
 	eventually(t, "evicted peer told", func() bool { _, ok := c.GetP2PSessionState(1); return !ok })
 }
+
+// C38 (decisions on the other side of a close): when the remote side
+// closes, what it sent and we have not read stays readable, and our accept
+// of that user stands for their next session.
+func TestC38_RemoteCloseKeepsUnreadAndAccept(t *testing.T) {
+	t.Parallel()
+	_, a, b := pair(t)
+	req := requests(b)
+	connect(t, a, b, 1, 2)
+	a.SendP2PPacket(2, []byte("goodbye"), p2p.P2PSendReliable, 0)
+	eventually(t, "goodbye arrives", func() bool { _, ok := b.IsP2PPacketAvailable(0); return ok })
+	a.CloseP2PSessionWithUser(2)
+	eventually(t, "b told", func() bool { _, ok := b.GetP2PSessionState(1); return !ok })
+	if p := recv(t, b, 0); string(p.Data) != "goodbye" {
+		t.Fatalf("unread message after the remote close: %q", p.Data)
+	}
+	a.SendP2PPacket(2, []byte("back"), p2p.P2PSendReliable, 0)
+	if p := recv(t, b, 0, a, b); string(p.Data) != "back" {
+		t.Fatalf("got %q", p.Data)
+	}
+	if req.n() != 0 {
+		t.Fatalf("%d requests for a user b had accepted", req.n())
+	}
+}

@@ -588,6 +588,11 @@ func (m *Manager) onHandshake(b []byte, from netip.AddrPort) {
 		if msg.src == s.remoteID && msg.dst == s.localID {
 			m.remove(s)
 			m.free(s, false, false)
+			if s.localAccepted && len(m.preAccepted) < m.cfg.MaxSessions {
+				// The game accepted this user; their next attempt needs
+				// no second request.
+				m.preAccepted[s.remote] = struct{}{}
+			}
 		}
 		return
 	}
