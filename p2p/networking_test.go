@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/p2pcompat/p2pcompat/p2p"
 	"github.com/p2pcompat/p2pcompat/rendezvous"
 )
