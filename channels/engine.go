@@ -32,6 +32,23 @@ var (
 	ErrSendBufferFull  = errors.New("p2p: send buffer full")
 )
 
+// MessageOverhead is what every delivered message costs against the
+// receive window besides its bytes, so that a flood of empty messages is
+// bounded like a flood of large ones.
+const MessageOverhead = 64
+
+// Cost is what a delivered message of n bytes counts against the receive
+// window until Consumed returns it.
+func Cost(n int) int { return n + MessageOverhead }
+
+// maxOutOfOrder caps the fragments held beyond a gap in the stream; more
+// would make every insertion slow and let a peer pin memory in slivers.
+const maxOutOfOrder = 1024
+
+// errNoRoom reports a packet that could not be taken whole; it is left
+// unacknowledged so the sender repeats its data later.
+var errNoRoom = errors.New("channels: no room for packet")
+
 // initialMaxOffset is how far a sender may run ahead before the receiver's
 // first ACK states its window: a little more than one maximal message, so
 // that the first message of a session never waits on flow control.
@@ -270,8 +287,8 @@ func (e *Engine) Queued() (bytes, packets int) {
 // Ping asks for one ack-eliciting packet, the session's keepalive.
 func (e *Engine) Ping() { e.pingWanted = true }
 
-// Consumed tells the engine that the application read n bytes of what it
-// delivered, which reopens the receive window.
+// Consumed tells the engine that the application read delivered messages
+// worth n (the sum of their Cost), which reopens the receive window.
 func (e *Engine) Consumed(n int) {
 	e.unread -= n
 	if e.unread < 0 {
@@ -340,8 +357,8 @@ func (e *Engine) HandlePacket(pn uint64, payload []byte, now time.Time) error {
 				return ErrMalformed
 			}
 			eliciting = true
-			if e.unread+len(data) <= e.cfg.RecvWindow {
-				e.unread += len(data)
+			if c := Cost(len(data)); e.unread+c <= e.cfg.RecvWindow {
+				e.unread += c
 				e.deliver(int(ch), append([]byte(nil), data...))
 			}
 		case frameStream:
@@ -352,7 +369,9 @@ func (e *Engine) HandlePacket(pn uint64, payload []byte, now time.Time) error {
 				break
 			}
 			eliciting = true
-			if err := e.onStream(off, data); err != nil {
+			if err := e.onStream(off, data); err == errNoRoom {
+				return nil // not recorded, not acked: the sender repeats it
+			} else if err != nil {
 				return err
 			}
 		default:
@@ -394,11 +413,19 @@ func (e *Engine) onStream(off uint64, data []byte) error {
 	if end <= e.recvOff {
 		return nil
 	}
+	if e.unread >= e.cfg.RecvWindow {
+		// The window was granted in stream bytes, but small messages cost
+		// more than their bytes: take no more until the game reads.
+		return errNoRoom
+	}
 	if off < e.recvOff {
 		data = data[e.recvOff-off:]
 		off = e.recvOff
 	}
 	if off > e.recvOff {
+		if len(e.ooo) >= maxOutOfOrder {
+			return errNoRoom
+		}
 		e.oooSet.gaps(off, end, func(a, b uint64) {
 			piece := append([]byte(nil), data[a-off:b-off]...)
 			i := sort.Search(len(e.ooo), func(i int) bool { return e.ooo[i].off > a })
@@ -434,7 +461,7 @@ func (e *Engine) onStream(off uint64, data []byte) error {
 func (e *Engine) consumeStream(b []byte) error {
 	e.recvOff += uint64(len(b))
 	return e.parse.feed(b, func(ch int, msg []byte) {
-		e.unread += len(msg)
+		e.unread += Cost(len(msg))
 		e.deliver(ch, msg)
 	})
 }
@@ -513,7 +540,10 @@ func (e *Engine) detectLoss(now time.Time) {
 	delay := e.rtt.lossDelay()
 	for i := range e.sent {
 		p := &e.sent[i]
-		if p.done || p.pn > e.largestAcked {
+		if p.pn > e.largestAcked {
+			break // sent is in packet-number order
+		}
+		if p.done {
 			continue
 		}
 		if e.largestAcked-p.pn >= 3 || !now.Before(p.sent.Add(delay)) {
@@ -750,10 +780,12 @@ func (e *Engine) NextPacket(buf []byte, now time.Time) (pn uint64, payload []byt
 	p.size = len(b)
 	p.ackEliciting = eliciting
 	if eliciting {
+		// Only ack-eliciting packets are remembered: nothing acknowledges
+		// a packet of ACKs alone, so it could never leave the list.
 		e.lastElicitSent = now
+		e.cc.onSent(&p)
+		e.sent = append(e.sent, p)
 	}
-	e.cc.onSent(&p)
-	e.sent = append(e.sent, p)
 	e.nextPN++
 	e.stats.PacketsSent++
 	e.stats.BytesSent += uint64(len(b))

@@ -40,7 +40,9 @@ func (p *parser) feed(b []byte, deliver func(ch int, msg []byte)) error {
 			p.hn = 0
 			p.ch = int(ch)
 			p.need = int(size)
-			p.msg = make([]byte, 0, size)
+			// Grow with the data rather than trusting the declared size:
+			// a header alone must not pin a megabyte.
+			p.msg = make([]byte, 0, min(size, 4096))
 			p.inMsg = true
 			if size == 0 {
 				p.inMsg = false

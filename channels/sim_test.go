@@ -65,7 +65,7 @@ func newSim(t *testing.T, seed int64, l link, cfg Config) *sim {
 		i := i
 		s.eng[i] = New(cfg, s.now, func(ch int, data []byte) {
 			s.got[i] = append(s.got[i], received{ch, data})
-			s.eng[i].Consumed(len(data)) // the application reads at once
+			s.eng[i].Consumed(Cost(len(data))) // the application reads at once
 		})
 		s.eng[i].SetEstablished(s.now)
 	}
@@ -316,7 +316,7 @@ func TestValidate(t *testing.T) {
 func TestReceiveWindowBoundsUnreadData(t *testing.T) {
 	s := newSim(t, 3, link{delay: time.Millisecond}, Config{SendBufferSize: 32 << 20})
 	var unread int
-	s.eng[1].deliver = func(ch int, d []byte) { s.got[1] = append(s.got[1], received{ch, d}); unread += len(d) }
+	s.eng[1].deliver = func(ch int, d []byte) { s.got[1] = append(s.got[1], received{ch, d}); unread += Cost(len(d)) }
 	for i := 0; i < 20; i++ {
 		s.eng[0].Send(make([]byte, 1<<20), Reliable, 0, s.now)
 	}
@@ -332,6 +332,47 @@ func TestReceiveWindowBoundsUnreadData(t *testing.T) {
 	}
 	// Reading reopens the window and the rest follows.
 	s.eng[1].Consumed(unread)
-	s.eng[1].deliver = func(ch int, d []byte) { s.got[1] = append(s.got[1], received{ch, d}); s.eng[1].Consumed(len(d)) }
+	s.eng[1].deliver = func(ch int, d []byte) { s.got[1] = append(s.got[1], received{ch, d}); s.eng[1].Consumed(Cost(len(d))) }
 	s.runUntil(time.Minute, func() bool { return len(s.got[1]) == 20 })
+}
+
+// A peer that sends empty messages to a receiver that reads nothing is
+// stopped by the window as one sending large ones is: each message costs.
+func TestEmptyMessageFloodIsBounded(t *testing.T) {
+	s := newSim(t, 5, link{delay: time.Millisecond}, Config{SendBufferSize: 64 << 20})
+	delivered := 0
+	s.eng[1].deliver = func(int, []byte) { delivered++ }
+	for i := 0; i < 200_000; i++ {
+		if err := s.eng[0].Send(nil, Reliable, i%3, s.now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 100_000 && s.step(); i++ {
+	}
+	// One packet may overshoot: at most one message per two stream bytes.
+	if max := s.eng[1].cfg.RecvWindow/MessageOverhead + s.eng[1].cfg.MaxPayload/2; delivered > max || delivered == 0 {
+		t.Fatalf("%d empty messages delivered unread, window allows %d", delivered, max)
+	}
+}
+
+// Slivers of stream beyond a gap are held up to a fixed count; what does
+// not fit is left unacknowledged rather than lost.
+func TestOutOfOrderFragmentsAreCapped(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	e := New(Config{}, now, func(int, []byte) {})
+	e.SetEstablished(now)
+	for i := 0; i < 3*maxOutOfOrder; i++ {
+		off := uint64(10 + 2*(3*maxOutOfOrder-i))
+		p := append([]byte{frameStream}, appendUvarint(nil, off)...)
+		p = append(append(p, 1), 'x')
+		if err := e.HandlePacket(uint64(i+1), p, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(e.ooo) > maxOutOfOrder {
+		t.Fatalf("%d out-of-order fragments held, cap %d", len(e.ooo), maxOutOfOrder)
+	}
+	if !e.recvPN.contains(1) || e.recvPN.contains(uint64(3*maxOutOfOrder)) {
+		t.Fatal("packets over the cap must stay unacknowledged, the others acknowledged")
+	}
 }

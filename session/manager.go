@@ -80,7 +80,9 @@ type session struct {
 	failNotified bool // C36: one ConnectFail until Close
 	lastError    SessionError
 	channels     map[int]struct{}
-	deadline     time.Time
+	pending      bool      // counted in Manager.pending: unaccepted, from a stranger
+	due          time.Time // when the session next needs attention
+	queued       time.Time // the earliest timer-heap entry for it; zero if none
 }
 
 // Manager is the session table and everything hanging off it for one
@@ -96,6 +98,8 @@ type Manager struct {
 
 	table       *simplelru.LRU[SteamID, *session]
 	removing    bool // an explicit Remove, not a capacity eviction
+	pending     int  // sessions of users we have not accepted
+	maxPending  int
 	byID        map[uint64]*session
 	nextID      uint64
 	preAccepted map[SteamID]struct{}
@@ -133,6 +137,9 @@ func NewManager(cfg Config, keys seal.KeyPair, env Env, cb *callbacks.Queue) *Ma
 		rbuf:        make([]byte, 0, 2048),
 	}
 	m.table, _ = simplelru.NewLRU[SteamID, *session](cfg.MaxSessions, m.onEvict)
+	// Users we have not accepted get at most a quarter of the table, so
+	// that strangers can never crowd out the sessions a game chose.
+	m.maxPending = max(1, cfg.MaxSessions/4)
 	return m
 }
 
@@ -160,11 +167,39 @@ func (m *Manager) newSession(remote SteamID) *session {
 	s := &session{remote: remote, started: m.now, lastHeard: m.now, channels: make(map[int]struct{})}
 	m.assignID(s)
 	m.table.Add(remote, s)
-	if _, ok := m.preAccepted[remote]; ok {
-		delete(m.preAccepted, remote)
+	m.applyPreAccept(s)
+	return s
+}
+
+// applyPreAccept accepts s if the game accepted its user beforehand, and
+// counts it as pending otherwise.
+func (m *Manager) applyPreAccept(s *session) {
+	if _, ok := m.preAccepted[s.remote]; ok {
+		delete(m.preAccepted, s.remote)
 		m.accept(s)
 	}
-	return s
+	m.setPending(s, !s.localAccepted)
+}
+
+func (m *Manager) setPending(s *session, p bool) {
+	if s.pending == p {
+		return
+	}
+	s.pending = p
+	if p {
+		m.pending++
+	} else {
+		m.pending--
+	}
+}
+
+// roomForStranger reports whether a session for a user we have not
+// accepted may be made: never by evicting one, never past the pending cap.
+func (m *Manager) roomForStranger(remote SteamID) bool {
+	if _, ok := m.preAccepted[remote]; ok {
+		return true
+	}
+	return m.pending < m.maxPending && m.table.Len() < m.cfg.MaxSessions
 }
 
 // assignID gives s a fresh local ID. IDs only grow, so a peer can tell a
@@ -184,7 +219,7 @@ func (m *Manager) newEngine(s *session) {
 	s.engine = channels.New(m.cfg.Engine, m.now, func(ch int, data []byte) {
 		s.channels[ch] = struct{}{}
 		s.lastActivity = m.now
-		m.push(ch, inPacket{remote: s.remote, data: data, owner: s})
+		m.push(ch, inPacket{remote: s.remote, data: data, owner: s, engine: s.engine})
 	})
 }
 
@@ -193,6 +228,7 @@ func (m *Manager) accept(s *session) {
 		return
 	}
 	s.localAccepted = true
+	m.setPending(s, false)
 	if !s.initiated {
 		s.started = m.now // the connect timeout runs from the accept
 	}
@@ -257,13 +293,21 @@ func (m *Manager) sendSelf(data []byte, channel int) error {
 
 // restart revives a failed session for a new attempt by us.
 func (m *Manager) restart(s *session) {
-	m.assignID(s)
+	m.resetAttempt(s)
 	s.phase = phaseLookup
 	s.initiated = true
+}
+
+// resetAttempt clears everything of a failed attempt but the user, the
+// peer's key and the C36 flag.
+func (m *Manager) resetAttempt(s *session) {
+	m.assignID(s)
 	s.started, s.lastHeard = m.now, m.now
 	s.remoteID, s.peerKnowsUs, s.remoteAccepted, s.localAccepted = 0, false, false, false
 	s.path = netip.AddrPort{}
+	s.candidates = s.candidates[:0]
 	s.nextLookup, s.lookupWait, s.nextHello, s.helloWait = time.Time{}, 0, time.Time{}, 0
+	s.requested = time.Time{}
 	s.lastError = ErrorNone
 	s.engine = nil
 }
@@ -353,6 +397,7 @@ func (m *Manager) free(s *session, notify, dropUnread bool) {
 	}
 	s.freed = true
 	s.engine = nil
+	m.setPending(s, false)
 	delete(m.byID, s.localID)
 	if dropUnread {
 		m.dropUnread(s.remote, 0, false)
@@ -365,7 +410,12 @@ func (m *Manager) dropUnread(remote SteamID, channel int, oneChannel bool) {
 		if oneChannel && ch != channel {
 			continue
 		}
-		q.removeIf(func(p *inPacket) bool { return p.remote == remote })
+		for _, p := range q.removeIf(func(p *inPacket) bool { return p.remote == remote }) {
+			m.consumed(p) // dropped unread is read as far as the window goes
+		}
+		if q.len() == 0 {
+			delete(m.queues, ch)
+		}
 	}
 }
 
@@ -389,13 +439,16 @@ func (m *Manager) fail(s *session, err SessionError) {
 	s.keys = nil
 	s.localAccepted, s.remoteAccepted, s.peerKnowsUs = false, false, false
 	if !s.failNotified {
-		s.failNotified = true
-		m.cb.Post(ConnectFail{SteamIDRemote: s.remote, SessionError: err})
+		s.failNotified = m.cb.Post(ConnectFail{SteamIDRemote: s.remote, SessionError: err})
 	}
 }
 
+// postRequest posts P2PSessionRequest, replacing one the game has not
+// dispatched yet, so that a game that pauses its callbacks finds one
+// request per user, not one per repeat.
 func (m *Manager) postRequest(s *session) {
 	s.requested = m.now
+	m.cancelRequests(s.remote)
 	m.cb.Post(Request{SteamIDRemote: s.remote})
 }
 
@@ -445,7 +498,7 @@ func (m *Manager) OnLookup(r rendezvous.LookupResult, now time.Time) {
 		if !m.setPeerKey(s, r.PublicKey) {
 			return
 		}
-		m.addCandidates(s, r.Addrs)
+		m.setCandidates(s, r.Addrs)
 		s.phase = phaseConnecting
 		m.sendHello(s, nil)
 	}
@@ -460,31 +513,38 @@ func (m *Manager) OnOffer(o rendezvous.Offer, now time.Time) {
 	if m.closed || remote == 0 || remote == m.cfg.SteamID || o.SessionID == 0 {
 		return
 	}
-	s, ok := m.table.Get(remote)
-	if ok && s.phase == phaseEstablished && s.remoteID != o.SessionID &&
-		(s.peerPub != o.PublicKey || o.SessionID > s.remoteID) {
-		// The peer began a new session: its old one is gone, and with it
-		// the stream state ours was paired with. End ours as a remote close;
-		// the game's accept of this user still stands for the new one.
+	s, ok := m.table.Peek(remote)
+	if ok && s.phase == phaseEstablished && (s.peerPub != o.PublicKey || o.SessionID > s.remoteID) {
+		// The peer began a new session (or restarted with a new key): its
+		// old one is gone, and with it the stream state ours was paired
+		// with. End ours as a remote close; the game's accept of this user
+		// still stands for the new one.
 		accepted := s.localAccepted
 		m.remove(s)
 		m.free(s, false, false)
-		s = m.newSession(remote)
-		s.phase = phaseConnecting
-		if accepted {
-			m.accept(s)
+		if accepted && len(m.preAccepted) < m.cfg.MaxSessions {
+			m.preAccepted[remote] = struct{}{}
 		}
-		ok = true
+		ok = false
 	}
-	if !ok {
+	if ok && s.phase == phaseEstablished {
+		return // a duplicate, or a delayed offer of an older session
+	}
+	switch {
+	case !ok:
+		if !m.roomForStranger(remote) {
+			return // no state for strangers beyond the caps
+		}
 		s = m.newSession(remote)
 		s.phase = phaseConnecting
-	} else if s.phase == phaseFailed {
-		m.assignID(s)
+	case s.phase == phaseFailed:
+		m.resetAttempt(s)
 		s.phase = phaseConnecting
 		s.initiated = false
-		s.started = now
-		s.remoteID = 0
+		m.applyPreAccept(s)
+	}
+	if s.localAccepted {
+		m.table.Get(remote) // only users the game wants count as recently used
 	}
 	if s.remoteID != 0 && s.peerPub == o.PublicKey && o.SessionID < s.remoteID {
 		return // a delayed offer of the peer's older session
@@ -492,12 +552,12 @@ func (m *Manager) OnOffer(o rendezvous.Offer, now time.Time) {
 	if !m.setPeerKey(s, o.PublicKey) {
 		return
 	}
-	if s.remoteID != o.SessionID && s.phase != phaseEstablished {
+	if s.remoteID != o.SessionID {
 		s.remoteID = o.SessionID
 		s.keys = nil
 		s.peerKnowsUs = false
 	}
-	m.addCandidates(s, o.Addrs)
+	m.setCandidates(s, o.Addrs)
 	if s.phase == phaseLookup {
 		s.phase = phaseConnecting
 	}
@@ -526,7 +586,10 @@ func (m *Manager) setPeerKey(s *session, pub [32]byte) bool {
 
 const maxCandidates = 8
 
-func (m *Manager) addCandidates(s *session, addrs []netip.AddrPort) {
+// setCandidates replaces the peer's candidate addresses with the latest the
+// rendezvous reported: after a change of network the old ones are dead.
+func (m *Manager) setCandidates(s *session, addrs []netip.AddrPort) {
+	s.candidates = s.candidates[:0]
 	for _, a := range addrs {
 		a = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
 		if !a.IsValid() || a.Port() == 0 || len(s.candidates) >= maxCandidates {
@@ -586,6 +649,12 @@ func (m *Manager) onHandshake(b []byte, from netip.AddrPort) {
 	}
 	if msg.typ == hsClose {
 		if msg.src == s.remoteID && msg.dst == s.localID {
+			if s.initiated && s.phase != phaseEstablished {
+				// Refused while we were connecting: the game is waiting for
+				// an outcome, so give it the one a refusal has on Steam.
+				m.fail(s, ErrorTimeout)
+				return
+			}
 			m.remove(s)
 			m.free(s, false, false)
 			if s.localAccepted && len(m.preAccepted) < m.cfg.MaxSessions {
@@ -633,6 +702,7 @@ func (m *Manager) maybeEstablish(s *session) {
 		return
 	}
 	s.phase = phaseEstablished
+	s.failNotified = false // a new failure of this working session is news (C36)
 	s.lastHeard, s.lastSent, s.lastActivity = m.now, m.now, m.now
 	s.engine.SetEstablished(m.now)
 	// Tell the peer at once, so its side opens without waiting for a hello.
@@ -754,7 +824,7 @@ func (m *Manager) writeHandshake(s *session, body hsBody, to *netip.AddrPort) {
 
 // flush sends whatever the engine has due.
 func (m *Manager) flush(s *session) {
-	if s.phase != phaseEstablished || s.engine == nil {
+	if s.phase != phaseEstablished || s.engine == nil || s.keys == nil {
 		return
 	}
 	for {

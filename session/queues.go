@@ -1,10 +1,13 @@
 package session
 
+import "github.com/p2pcompat/p2pcompat/channels"
+
 // inPacket is one received message waiting for ReadP2PPacket.
 type inPacket struct {
 	remote SteamID
 	data   []byte
-	owner  *session // whose receive window it counts against; nil for loopback
+	owner  *session         // whose receive window it counts against; nil for loopback
+	engine *channels.Engine // the engine that delivered it: a newer one owes it nothing
 }
 
 // recvQueue is the FIFO of one channel, across all users (C21).

@@ -2,6 +2,8 @@ package session
 
 import (
 	"time"
+
+	"github.com/p2pcompat/p2pcompat/channels"
 )
 
 func (m *Manager) push(ch int, p inPacket) {
@@ -41,14 +43,19 @@ func (m *Manager) Read(channel int, now time.Time) (data []byte, remote SteamID,
 	if q.len() == 0 {
 		delete(m.queues, channel)
 	}
+	m.consumed(p)
+	return p.data, p.remote, true
+}
+
+// consumed returns a packet's share of its sender's receive window.
+func (m *Manager) consumed(p inPacket) {
 	if s := p.owner; s == nil {
 		m.selfUnread -= len(p.data)
-	} else if !s.freed && s.engine != nil {
-		s.engine.Consumed(len(p.data))
+	} else if !s.freed && s.engine != nil && s.engine == p.engine {
+		s.engine.Consumed(channels.Cost(len(p.data)))
 		m.flush(s) // a reopened window may be worth an ACK
 		m.schedule(s)
 	}
-	return p.data, p.remote, true
 }
 
 // Wait returns a channel that is closed when a packet arrives on channel or

@@ -1,32 +1,61 @@
 package session
 
 import (
-	"container/heap"
 	"time"
 )
 
-// timerEntry is a lazy heap entry: it is stale when the session's deadline
-// has moved since it was pushed, and is then skipped when it surfaces.
+// timerEntry files a session in the timer heap. Entries are lazy: a
+// session has at most one live entry, the one whose time equals its
+// queued field; when its deadline moves later the entry stays and, once it
+// surfaces, is refiled at the new time, so the per-packet path only pushes
+// when a deadline moves earlier.
 type timerEntry struct {
 	at time.Time
 	s  *session
 }
 
+// deadlineHeap is a binary min-heap of entries, typed to avoid boxing.
 type deadlineHeap []timerEntry
 
-func (h deadlineHeap) Len() int           { return len(h) }
-func (h deadlineHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
-func (h deadlineHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *deadlineHeap) Push(x any)        { *h = append(*h, x.(timerEntry)) }
-func (h *deadlineHeap) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	old[len(old)-1] = timerEntry{}
-	*h = old[:len(old)-1]
-	return x
+func (h *deadlineHeap) push(e timerEntry) {
+	*h = append(*h, e)
+	q := *h
+	for i := len(q) - 1; i > 0; {
+		p := (i - 1) / 2
+		if !q[i].at.Before(q[p].at) {
+			break
+		}
+		q[i], q[p] = q[p], q[i]
+		i = p
+	}
 }
 
-func (e timerEntry) stale() bool { return e.s.freed || !e.s.deadline.Equal(e.at) }
+func (h *deadlineHeap) pop() timerEntry {
+	q := *h
+	top := q[0]
+	last := len(q) - 1
+	q[0] = q[last]
+	q[last] = timerEntry{}
+	q = q[:last]
+	for i := 0; ; {
+		l, r, m := 2*i+1, 2*i+2, i
+		if l < len(q) && q[l].at.Before(q[m].at) {
+			m = l
+		}
+		if r < len(q) && q[r].at.Before(q[m].at) {
+			m = r
+		}
+		if m == i {
+			break
+		}
+		q[i], q[m] = q[m], q[i]
+		i = m
+	}
+	*h = q
+	return top
+}
+
+func (e timerEntry) live() bool { return !e.s.freed && e.s.queued.Equal(e.at) }
 
 // sessionDeadline is when s next needs attention.
 func (m *Manager) sessionDeadline(s *session) time.Time {
@@ -67,20 +96,17 @@ func (m *Manager) schedule(s *session) {
 	if s.freed {
 		return
 	}
-	d := m.sessionDeadline(s)
-	if d.Equal(s.deadline) {
-		return
+	s.due = m.sessionDeadline(s)
+	if s.due.IsZero() || !s.queued.IsZero() && !s.due.Before(s.queued) {
+		return // the entry already filed surfaces in time
 	}
-	s.deadline = d
-	if d.IsZero() {
-		return
-	}
-	heap.Push(&m.timers, timerEntry{d, s})
+	s.queued = s.due
+	m.timers.push(timerEntry{s.due, s})
 	if len(m.timers) > 2*m.table.Len()+64 {
 		m.compactTimers()
 	}
-	if m.armed.IsZero() || d.Before(m.armed) {
-		m.armed = d
+	if m.armed.IsZero() || s.due.Before(m.armed) {
+		m.armed = s.due
 		select {
 		case m.wake <- struct{}{}:
 		default:
@@ -89,17 +115,13 @@ func (m *Manager) schedule(s *session) {
 }
 
 func (m *Manager) compactTimers() {
-	live := m.timers[:0]
-	for _, e := range m.timers {
-		if !e.stale() {
-			live = append(live, e)
+	old := m.timers
+	m.timers = make(deadlineHeap, 0, len(old))
+	for _, e := range old {
+		if e.live() {
+			m.timers.push(e)
 		}
 	}
-	for i := len(live); i < len(m.timers); i++ {
-		m.timers[i] = timerEntry{}
-	}
-	m.timers = live
-	heap.Init(&m.timers)
 }
 
 // Deadline is when OnTimer must run next (zero: nothing scheduled). The
@@ -107,8 +129,8 @@ func (m *Manager) compactTimers() {
 func (m *Manager) Deadline() time.Time {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for len(m.timers) > 0 && m.timers[0].stale() {
-		heap.Pop(&m.timers)
+	for len(m.timers) > 0 && !m.timers[0].live() {
+		m.timers.pop()
 	}
 	m.armed = time.Time{}
 	if len(m.timers) > 0 {
@@ -128,13 +150,24 @@ func (m *Manager) OnTimer(now time.Time) {
 		return
 	}
 	for len(m.timers) > 0 && !m.timers[0].at.After(now) {
-		e := heap.Pop(&m.timers).(timerEntry)
-		if e.stale() {
+		e := m.timers.pop()
+		if !e.live() {
 			continue
 		}
-		e.s.deadline = time.Time{}
-		m.tick(e.s)
-		m.schedule(e.s)
+		s := e.s
+		s.queued = time.Time{}
+		if s.due.After(now) {
+			m.schedule(s) // the deadline moved later since this entry was filed
+			continue
+		}
+		m.tick(s)
+		m.schedule(s)
+		if !s.freed && !s.due.After(now) {
+			// tick must move every deadline it handles; if one did not,
+			// looping here would hold the lock for good.
+			s.queued = now.Add(time.Millisecond)
+			m.timers.push(timerEntry{s.queued, s})
+		}
 	}
 }
 
@@ -152,9 +185,12 @@ func (m *Manager) tick(s *session) {
 			m.free(s, false, false)
 			return
 		}
-		if !s.localAccepted && !s.requested.IsZero() && !now.Before(s.requested.Add(m.cfg.RequestRepeat)) &&
-			now.Sub(s.lastHeard) < m.cfg.RequestRepeat {
-			m.postRequest(s) // C31: still trying, still not accepted
+		if !s.localAccepted && !s.requested.IsZero() && !now.Before(s.requested.Add(m.cfg.RequestRepeat)) {
+			if now.Sub(s.lastHeard) < m.cfg.RequestRepeat {
+				m.postRequest(s) // C31: still trying, still not accepted
+			} else {
+				s.requested = now // quiet lately: no repeat, but the next check is due later
+			}
 		}
 		if (s.phase == phaseLookup || s.initiated && !s.peerKnowsUs) && !now.Before(s.nextLookup) {
 			m.lookup(s)

@@ -1,0 +1,288 @@
+package session
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/p2pcompat/p2pcompat/callbacks"
+	"github.com/p2pcompat/p2pcompat/channels"
+	"github.com/p2pcompat/p2pcompat/internal/seal"
+	"github.com/p2pcompat/p2pcompat/rendezvous"
+)
+
+// world is an in-memory network with a rendezvous in virtual time: packets
+// and lookups queue up and are delivered by pump, outside every lock.
+type world struct {
+	t     *testing.T
+	now   time.Time
+	nodes map[SteamID]*node
+	byAdr map[netip.AddrPort]*node
+	wire  []datagram
+	drop  func(from, to netip.AddrPort) bool
+}
+
+type datagram struct {
+	from, to netip.AddrPort
+	b        []byte
+}
+
+type node struct {
+	w       *world
+	id      SteamID
+	addr    netip.AddrPort
+	keys    seal.KeyPair
+	cb      *callbacks.Queue
+	m       *Manager
+	lookups []uint64 // session IDs asked for, by target in order
+	targets []SteamID
+	reqs    []Request
+	fails   []ConnectFail
+}
+
+func (n *node) WriteTo(b []byte, to netip.AddrPort) {
+	n.w.wire = append(n.w.wire, datagram{n.addr, to, append([]byte(nil), b...)})
+}
+
+func (n *node) Lookup(target SteamID, sid uint64) {
+	n.targets = append(n.targets, target)
+	n.lookups = append(n.lookups, sid)
+}
+
+func newWorld(t *testing.T) *world {
+	return &world{t: t, now: time.Unix(1_700_000_000, 0), nodes: map[SteamID]*node{}, byAdr: map[netip.AddrPort]*node{}}
+}
+
+func (w *world) add(id SteamID, cfg Config) *node {
+	kp, err := seal.GenerateKeyPair()
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	n := &node{w: w, id: id, addr: netip.AddrPortFrom(netip.MustParseAddr("198.18.0.1"), uint16(1000+id)), keys: kp, cb: callbacks.New(0)}
+	cfg.SteamID = id
+	n.m = NewManager(cfg, kp, n, n.cb)
+	callbacks.Handle(n.cb, func(r Request) { n.reqs = append(n.reqs, r) })
+	callbacks.Handle(n.cb, func(f ConnectFail) { n.fails = append(n.fails, f) })
+	w.nodes[id] = n
+	w.byAdr[n.addr] = n
+	return n
+}
+
+// pump delivers packets and answers lookups until the network is quiet.
+func (w *world) pump() {
+	for i := 0; i < 100000; i++ {
+		busy := false
+		for _, n := range w.nodes {
+			for len(n.targets) > 0 {
+				busy = true
+				target, sid := n.targets[0], n.lookups[0]
+				n.targets, n.lookups = n.targets[1:], n.lookups[1:]
+				peer := w.nodes[target]
+				if peer == nil {
+					n.m.OnLookup(rendezvous.LookupResult{Target: uint64(target), Status: rendezvous.LookupNotOnline}, w.now)
+					continue
+				}
+				n.m.OnLookup(rendezvous.LookupResult{Target: uint64(target), Status: rendezvous.LookupOK, PublicKey: peer.keys.Public, Addrs: []netip.AddrPort{peer.addr}}, w.now)
+				peer.m.OnOffer(rendezvous.Offer{From: uint64(n.id), PublicKey: n.keys.Public, SessionID: sid, Addrs: []netip.AddrPort{n.addr}}, w.now)
+			}
+		}
+		if len(w.wire) > 0 {
+			busy = true
+			d := w.wire[0]
+			w.wire = w.wire[1:]
+			if to := w.byAdr[d.to]; to != nil && (w.drop == nil || !w.drop(d.from, d.to)) {
+				to.m.HandlePacket(d.b, d.from, w.now)
+			}
+		}
+		if !busy {
+			for _, n := range w.nodes {
+				n.cb.Run()
+			}
+			return
+		}
+	}
+	w.t.Fatal("the network never went quiet")
+}
+
+// advance moves virtual time forward in steps, running due timers.
+func (w *world) advance(d, step time.Duration) {
+	for end := w.now.Add(d); w.now.Before(end); {
+		w.now = w.now.Add(step)
+		for _, n := range w.nodes {
+			n.m.OnTimer(w.now)
+		}
+		w.pump()
+	}
+}
+
+func (n *node) send(to SteamID, data string) {
+	n.w.t.Helper()
+	if err := n.m.Send(to, []byte(data), channels.Reliable, 0, n.w.now); err != nil {
+		n.w.t.Fatal(err)
+	}
+}
+
+func (n *node) read() string {
+	d, _, ok := n.m.Read(0, n.w.now)
+	if !ok {
+		return ""
+	}
+	return string(d)
+}
+
+func TestEstablishAndDeliver(t *testing.T) {
+	w := newWorld(t)
+	a, b := w.add(1, Config{}), w.add(2, Config{})
+	a.send(2, "hello")
+	w.pump()
+	if len(b.reqs) != 1 || b.reqs[0].SteamIDRemote != 1 {
+		t.Fatalf("requests %v", b.reqs)
+	}
+	b.m.Accept(1, w.now)
+	w.pump()
+	if got := b.read(); got != "hello" {
+		t.Fatalf("read %q", got)
+	}
+	st, _ := a.m.State(2)
+	if !st.ConnectionActive || st.RemotePort != b.addr.Port() {
+		t.Fatalf("state %+v", st)
+	}
+}
+
+// The default connect timeout, 20 s, in virtual time: no failure just
+// before it, one failure at it (C35).
+func TestDefaultConnectTimeoutInVirtualTime(t *testing.T) {
+	w := newWorld(t)
+	a := w.add(1, Config{})
+	w.add(2, Config{})
+	start := w.now
+	a.send(2, "never accepted")
+	w.pump()
+	w.advance(19900*time.Millisecond, 100*time.Millisecond)
+	if len(a.fails) != 0 {
+		t.Fatalf("failed after %v, before the 20 s timeout", w.now.Sub(start))
+	}
+	w.advance(200*time.Millisecond, 100*time.Millisecond)
+	if len(a.fails) != 1 || a.fails[0].SessionError != ErrorTimeout {
+		t.Fatalf("after 20 s: %v", a.fails)
+	}
+}
+
+// A user whose request we ignore and who then goes quiet: the repeat
+// check must move on rather than spin with the lock held.
+func TestQuietUnacceptedUserDoesNotSpin(t *testing.T) {
+	w := newWorld(t)
+	a, b := w.add(1, Config{ConnectTimeout: time.Hour}), w.add(2, Config{ConnectTimeout: time.Hour})
+	a.send(2, "x")
+	w.pump()
+	w.drop = func(from, to netip.AddrPort) bool { return true } // a goes silent
+	a.m.Shutdown(w.now)
+	done := make(chan struct{})
+	go func() {
+		b.m.OnTimer(w.now.Add(11 * time.Second))
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("OnTimer did not return")
+	}
+}
+
+// Offers from strangers never push out sessions the game accepted, and
+// unaccepted users take at most a quarter of the table (C34, C42).
+func TestStrangersCannotEvictAcceptedSessions(t *testing.T) {
+	w := newWorld(t)
+	b := w.add(100, Config{MaxSessions: 8})
+	for id := SteamID(1); id <= 4; id++ {
+		w.add(id, Config{}).send(100, "friend")
+		b.m.Accept(id, w.now)
+	}
+	w.pump()
+	for id := SteamID(1000); id < 1050; id++ {
+		w.add(id, Config{}).send(100, "stranger")
+	}
+	w.pump()
+	for id := SteamID(1); id <= 4; id++ {
+		if st, ok := b.m.State(id); !ok || !st.ConnectionActive {
+			t.Fatalf("friend %d lost: %+v %v", id, st, ok)
+		}
+	}
+	if b.m.pending > 2 || b.m.Len() > 8 {
+		t.Fatalf("%d pending, %d sessions: over the caps", b.m.pending, b.m.Len())
+	}
+}
+
+// An offer with a known session ID but another key is a new instance of
+// the peer: the session is replaced, nothing breaks.
+func TestOfferWithNewKeyReplacesSession(t *testing.T) {
+	w := newWorld(t)
+	a, b := w.add(1, Config{}), w.add(2, Config{})
+	b.m.Accept(1, w.now)
+	a.send(2, "one")
+	w.pump()
+	b.read()
+	other, _ := seal.GenerateKeyPair()
+	b.m.mu.Lock()
+	sid := b.m.table.Values()[0].remoteID
+	b.m.mu.Unlock()
+	b.m.OnOffer(rendezvous.Offer{From: 1, PublicKey: other.Public, SessionID: sid, Addrs: []netip.AddrPort{a.addr}}, w.now)
+	b.send(1, "still fine")
+	w.advance(time.Second, 50*time.Millisecond)
+	if st, ok := b.m.State(1); !ok || st.ConnectionActive {
+		t.Fatalf("session with a replaced key still active: %+v", st)
+	}
+}
+
+// A failed session revived by the peer's new attempt honours the game's
+// accept given after the failure.
+func TestRevivedSessionHonoursPreAccept(t *testing.T) {
+	w := newWorld(t)
+	a, b := w.add(1, Config{}), w.add(2, Config{ConnectTimeout: time.Second})
+	b.send(1, "to a") // b starts, a never accepts: b fails
+	w.pump()
+	w.advance(2*time.Second, 100*time.Millisecond)
+	if len(b.fails) != 1 {
+		t.Fatalf("b fails %v", b.fails)
+	}
+	b.m.Accept(1, w.now) // b now accepts a, before a tries
+	w.drop = nil
+	a.send(2, "to b")
+	w.advance(500*time.Millisecond, 50*time.Millisecond)
+	if got := b.read(); got != "to b" {
+		t.Fatalf("b read %q; requests %v", got, b.reqs)
+	}
+}
+
+// Closing a channel returns its unread bytes to the window, so the rest of
+// the session keeps flowing (C39).
+func TestCloseChannelReopensWindow(t *testing.T) {
+	w := newWorld(t)
+	cfg := Config{Engine: channels.Config{RecvWindow: 1<<20 + 64<<10, SendBufferSize: 8 << 20}}
+	a, b := w.add(1, cfg), w.add(2, cfg)
+	b.m.Accept(1, w.now)
+	a.send(2, "first") // keeps channel 0 open when 5 is closed
+	for i := 0; i < 5; i++ {
+		if err := a.m.Send(2, make([]byte, 300<<10), channels.Reliable, 5, w.now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.m.Send(2, []byte("after"), channels.Reliable, 0, w.now)
+	w.advance(2*time.Second, 20*time.Millisecond)
+	if got := b.read(); got != "first" {
+		t.Fatalf("read %q", got)
+	}
+	if b.read() != "" {
+		t.Fatal("the window did not fill")
+	}
+	b.m.CloseChannel(1, 5, w.now)
+	w.advance(5*time.Second, 20*time.Millisecond)
+	for i := 0; i < 10; i++ {
+		b.m.CloseChannel(1, 5, w.now)
+		if got := b.read(); got == "after" {
+			return
+		}
+		w.advance(time.Second, 20*time.Millisecond)
+	}
+	t.Fatal("data on another channel never arrived after closing the full one")
+}
