@@ -1,7 +1,9 @@
 package rendezvous
 
 import (
+	"bytes"
 	"context"
+	"crypto/ecdh"
 	"errors"
 	"fmt"
 	"io"
@@ -66,7 +68,14 @@ type ClientConfig struct {
 	SteamID   uint64
 	AppID     uint32
 	PublicKey [32]byte
-	Server    netip.AddrPort
+	// PrivateKey is the X25519 private key whose public half is PublicKey.
+	// With it the client authenticates everything it sends once the server
+	// has told it the server's key, so that no one who sees its messages on
+	// the wire can move its registration or look others up in its name.
+	// Zero: the client does not authenticate, and its registration can be
+	// taken over by anyone who sees it.
+	PrivateKey [32]byte
+	Server     netip.AddrPort
 	// LocalAddrs are advertised candidates besides the observed one; at
 	// most MaxLocalAddrs, each a usable unicast address with a port. May be nil.
 	LocalAddrs []netip.AddrPort
@@ -111,6 +120,15 @@ func (c ClientConfig) withDefaults() (ClientConfig, error) {
 		local = append(local, a)
 	}
 	c.LocalAddrs = local
+	if c.PrivateKey != ([32]byte{}) {
+		priv, err := ecdh.X25519().NewPrivateKey(c.PrivateKey[:])
+		if err != nil {
+			return c, fmt.Errorf("%w: ClientConfig.PrivateKey: %w", ErrInvalidConfig, err)
+		}
+		if !bytes.Equal(priv.PublicKey().Bytes(), c.PublicKey[:]) {
+			return c, fmt.Errorf("%w: ClientConfig.PublicKey is not the public half of ClientConfig.PrivateKey", ErrInvalidConfig)
+		}
+	}
 	if c.RetransmitInterval < 0 {
 		return c, fmt.Errorf("%w: ClientConfig.RetransmitInterval is negative (%v)", ErrInvalidConfig, c.RetransmitInterval)
 	}
@@ -155,6 +173,10 @@ type regOutcome struct {
 
 type regAttempt struct {
 	attempt
+	// signed: the registration is MAC'd under the key shared with a server
+	// whose public key is signedFor.
+	signed    bool
+	signedFor [32]byte
 	// waiters are the Register calls waiting for this attempt; while there
 	// are any it retransmits until answered, without a try limit, since
 	// their contexts bound it.
@@ -176,13 +198,18 @@ type Client struct {
 	server    netip.AddrPort
 	serverKey netip.AddrPort // canonical(cfg.Server), to recognise the server
 	log       *slog.Logger
+	priv      *ecdh.PrivateKey // nil: cfg.PrivateKey is zero, nothing is authenticated
 
 	mu         sync.Mutex
+	keyed      bool     // macKey is shared with the server whose public key is serverPub
+	serverPub  [32]byte // learnt from REGISTERED
+	macKey     [32]byte
+	mac        *macer
 	closed     bool
 	registered bool // confirmed at least once: refresh from now on
 	observed   netip.AddrPort
 	reg        *regAttempt // the registration in flight, if any
-	lastRegTx  uint64      // txID of the newest registration attempt
+	lastRegTx  uint64      // txID of the newest registration
 	refreshAt  time.Time   // when to re-register; zero while reg is in flight or never registered
 	lookups    map[uint64]*lookupAttempt
 
@@ -202,6 +229,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	}
 	c := &Client{
 		cfg:       cfg,
+		mac:       newMacer(),
 		server:    netip.AddrPortFrom(cfg.Server.Addr().Unmap(), cfg.Server.Port()),
 		serverKey: canonical(cfg.Server),
 		log:       cfg.Logger,
@@ -209,6 +237,10 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		wake:      make(chan struct{}, 1),
 		done:      make(chan struct{}),
 		loopDone:  make(chan struct{}),
+	}
+	if cfg.PrivateKey != ([32]byte{}) {
+		// withDefaults has checked it.
+		c.priv, _ = ecdh.X25519().NewPrivateKey(cfg.PrivateKey[:])
 	}
 	go c.loop()
 	return c, nil
@@ -227,46 +259,73 @@ func (c *Client) send(b []byte) {
 	}
 }
 
-func (c *Client) registerMsg(txID uint64) []byte {
+// sealLocked encodes m, MAC'd if the server's key is known.
+func (c *Client) sealLocked(m *message, size int) []byte {
+	m.hasMAC = c.keyed
+	b := m.encode(make([]byte, 0, size))
+	if c.keyed {
+		c.mac.sign(b, &c.macKey)
+	}
+	return b
+}
+
+func (c *Client) registerMsgLocked(r *regAttempt) []byte {
 	m := message{
 		typ:       msgRegister,
-		txID:      txID,
+		txID:      r.txID,
 		steamID:   c.cfg.SteamID,
 		appID:     c.cfg.AppID,
 		publicKey: c.cfg.PublicKey,
 		addrs:     c.cfg.LocalAddrs,
 	}
-	return m.encode(make([]byte, 0, headerLen+8+4+32+1+MaxLocalAddrs*maxAddrLen))
+	return c.sealLocked(&m, registerLen)
 }
 
-func (c *Client) lookupMsg(l *lookupAttempt, target uint64) []byte {
+func (c *Client) lookupMsgLocked(l *lookupAttempt, target uint64) []byte {
 	m := message{typ: msgLookup, txID: l.txID, steamID: c.cfg.SteamID, target: target, sessionID: l.sessionID}
-	return m.encode(make([]byte, 0, lookupLen))
+	return c.sealLocked(&m, lookupLen)
+}
+
+// newRegTxLocked numbers registrations upwards, so that the server can tell
+// a newer registration from a replay of an older one sent from elsewhere.
+func (c *Client) newRegTxLocked(now time.Time) uint64 {
+	tx := uint64(now.UnixNano())
+	if tx <= c.lastRegTx {
+		tx = c.lastRegTx + 1
+	}
+	c.lastRegTx = tx
+	return tx
+}
+
+// restartRegisterLocked gives the registration in flight a new txID, signed
+// as things stand now, and returns its first transmission.
+func (c *Client) restartRegisterLocked(now time.Time) []byte {
+	r := c.reg
+	r.txID = c.newRegTxLocked(now)
+	r.signed, r.signedFor = c.keyed, c.serverPub
+	r.interval = c.cfg.RetransmitInterval
+	r.sent(now)
+	return c.registerMsgLocked(r)
 }
 
 // startRegisterLocked begins a registration attempt and returns its first
 // transmission.
 func (c *Client) startRegisterLocked(now time.Time) []byte {
 	c.reg = &regAttempt{attempt: newAttempt(c.cfg.RetransmitInterval), waiters: make(map[chan regOutcome]struct{})}
-	// Registration txIDs only grow, so the server can tell a newer
-	// registration from a replay of an older one sent from elsewhere.
-	tx := uint64(now.UnixNano())
-	if tx <= c.lastRegTx {
-		tx = c.lastRegTx + 1
-	}
-	c.lastRegTx = tx
-	c.reg.txID = tx
-	c.reg.sent(now)
 	c.refreshAt = time.Time{}
-	return c.registerMsg(c.reg.txID)
+	return c.restartRegisterLocked(now)
 }
 
 // Register sends the registration, retransmitting, and returns once the
 // server confirmed it (observed = the address the server saw us at), or ctx
 // ended, or the server refused. A refusal returns an error wrapping
-// ErrRegistrationRefused, with a *RefusedError in the chain. After success,
-// the client re-registers every RefreshInterval by itself. Concurrent calls
-// share one registration in flight.
+// ErrRegistrationRefused, with a *RefusedError in the chain. With a
+// PrivateKey, confirmed means confirmed for a registration MAC'd under the
+// key shared with the server, which takes a second round trip whenever the
+// client does not know the server's current key yet (first registration,
+// server restarted). After success, the client re-registers every
+// RefreshInterval by itself. Concurrent calls share one registration in
+// flight.
 func (c *Client) Register(ctx context.Context) (observed netip.AddrPort, err error) {
 	if err := ctx.Err(); err != nil {
 		return netip.AddrPort{}, err
@@ -328,7 +387,7 @@ func (c *Client) Lookup(target uint64, sessionID uint64) {
 	l := &lookupAttempt{attempt: newAttempt(c.cfg.RetransmitInterval), sessionID: sessionID}
 	l.sent(time.Now())
 	c.lookups[target] = l
-	b := c.lookupMsg(l, target)
+	b := c.lookupMsgLocked(l, target)
 	c.mu.Unlock()
 	c.send(b)
 	c.kick()
@@ -357,9 +416,9 @@ func (c *Client) HandleInbound(b []byte, from netip.AddrPort) bool {
 	}
 	switch m.typ {
 	case msgRegistered:
-		c.finishRegister(m.txID, regOutcome{observed: m.addrs[0]})
+		c.finishRegister(m.txID, m.publicKey, regOutcome{observed: m.addrs[0]})
 	case msgRefused:
-		c.finishRegister(m.txID, regOutcome{err: &RefusedError{Reason: m.reason}})
+		c.finishRegister(m.txID, [32]byte{}, regOutcome{err: &RefusedError{Reason: m.reason}})
 	case msgLookupResult:
 		c.onLookupResult(&m)
 	case msgOffer:
@@ -370,12 +429,30 @@ func (c *Client) HandleInbound(b []byte, from netip.AddrPort) bool {
 	return true
 }
 
-func (c *Client) finishRegister(txID uint64, o regOutcome) {
+// finishRegister takes the answer to a registration; serverPub is the
+// server's key that a REGISTERED carries.
+func (c *Client) finishRegister(txID uint64, serverPub [32]byte, o regOutcome) {
 	c.mu.Lock()
 	r := c.reg
 	if c.closed || r == nil || r.txID != txID {
 		// A duplicate, or the answer to an attempt given up on.
 		c.mu.Unlock()
+		return
+	}
+	if c.priv != nil && o.err == nil && (!r.signed || r.signedFor != serverPub) {
+		// The server answered a registration it could not authenticate: our
+		// first, or one MAC'd for a key it no longer has (it restarted). It
+		// may not have taken it (another instance of ours holds the
+		// registration), and it has not bound the registration to our key.
+		// Register again, MAC'd under its key; that answer completes.
+		if !c.learnKeyLocked(serverPub) {
+			c.mu.Unlock()
+			return
+		}
+		b := c.restartRegisterLocked(time.Now())
+		c.mu.Unlock()
+		c.send(b)
+		c.kick()
 		return
 	}
 	c.reg = nil
@@ -397,6 +474,24 @@ func (c *Client) finishRegister(txID uint64, o regOutcome) {
 		ch <- o
 	}
 	c.kick()
+}
+
+// learnKeyLocked derives the key shared with the server whose public key is
+// serverPub, unless it is the one already known.
+func (c *Client) learnKeyLocked(serverPub [32]byte) bool {
+	if c.keyed && c.serverPub == serverPub {
+		return true
+	}
+	key, err := deriveMACKey(c.priv, serverPub, c.cfg.SteamID)
+	if err != nil {
+		c.log.Warn("rendezvous: unusable server key", "err", err)
+		return false
+	}
+	if c.keyed {
+		c.log.Info("rendezvous: server key changed")
+	}
+	c.keyed, c.serverPub, c.macKey = true, serverPub, key
+	return true
 }
 
 func (c *Client) onLookupResult(m *message) {
@@ -432,7 +527,7 @@ func (c *Client) Close() error {
 		var bye []byte
 		if c.registered || c.reg != nil {
 			m := message{typ: msgUnregister, txID: rand.Uint64(), steamID: c.cfg.SteamID}
-			bye = m.encode(make([]byte, 0, headerLen+8))
+			bye = c.sealLocked(&m, maxUnregisterLen)
 		}
 		c.closed = true
 		c.reg = nil
@@ -493,7 +588,7 @@ func (c *Client) dueLocked(now time.Time, out [][]byte) [][]byte {
 			}
 		} else {
 			r.sent(now)
-			out = append(out, c.registerMsg(r.txID))
+			out = append(out, c.registerMsgLocked(r))
 		}
 	}
 	if c.reg == nil && !c.refreshAt.IsZero() && !now.Before(c.refreshAt) {
@@ -509,7 +604,7 @@ func (c *Client) dueLocked(now time.Time, out [][]byte) [][]byte {
 			continue
 		}
 		l.sent(now)
-		out = append(out, c.lookupMsg(l, target))
+		out = append(out, c.lookupMsgLocked(l, target))
 	}
 	return out
 }

@@ -1,7 +1,10 @@
 package rendezvous
 
 import (
+	"bytes"
 	"context"
+	"crypto/ecdh"
+	crand "crypto/rand"
 	"errors"
 	"net"
 	"net/netip"
@@ -19,6 +22,7 @@ var fakeServer = netip.MustParseAddrPort("127.0.0.1:3478")
 type sent struct {
 	m  message
 	to netip.AddrPort
+	b  []byte
 }
 
 type fakeNet struct {
@@ -33,7 +37,7 @@ func (f *fakeNet) send(b []byte, to netip.AddrPort) error {
 		return nil
 	}
 	select {
-	case f.ch <- sent{m, to}:
+	case f.ch <- sent{m, to, bytes.Clone(b)}:
 	default:
 		// The tests read what they need; a fast retransmitter may produce
 		// more than that.
@@ -54,13 +58,28 @@ func (f *fakeNet) nextNew(typ msgType, old uint64) message {
 // next returns the next datagram of type typ the client sent, skipping others.
 func (f *fakeNet) next(typ msgType) message {
 	f.t.Helper()
+	return f.nextSent(typ).m
+}
+
+func (f *fakeNet) nextSent(typ msgType) sent {
+	f.t.Helper()
 	for {
 		s := await(f.t, f.ch, "client to send a %v", typ)
 		if s.to != fakeServer {
 			f.t.Fatalf("client sent to %v, want %v", s.to, fakeServer)
 		}
 		if s.m.typ == typ {
-			return s.m
+			return s
+		}
+	}
+}
+
+// nextNewSent is nextNew with the bytes.
+func (f *fakeNet) nextNewSent(typ msgType, old uint64) sent {
+	f.t.Helper()
+	for {
+		if s := f.nextSent(typ); s.m.txID != old {
+			return s
 		}
 	}
 }
@@ -137,6 +156,7 @@ func TestNewClientValidates(t *testing.T) {
 		"LocalAddrs has":     func(c *ClientConfig) { c.LocalAddrs = maxAddrs(MaxLocalAddrs + 1) },
 		"RetransmitInterval": func(c *ClientConfig) { c.RetransmitInterval = -1 },
 		"RefreshInterval":    func(c *ClientConfig) { c.RefreshInterval = -1 },
+		"PublicKey":          func(c *ClientConfig) { c.PrivateKey, c.PublicKey = key(1), key(2) },
 	} {
 		cfg := good
 		tweak(&cfg)
@@ -155,6 +175,132 @@ func TestNewClientValidates(t *testing.T) {
 	c, err := NewClient(good)
 	noError(t, err, "NewClient with the minimal config")
 	c.Close()
+	kp := newKeyPair(t)
+	good.PrivateKey, good.PublicKey = kp.priv, kp.pub
+	c, err = NewClient(good)
+	noError(t, err, "NewClient with a key pair")
+	c.Close()
+}
+
+type keyPair struct {
+	priv, pub [32]byte
+	key       *ecdh.PrivateKey
+}
+
+func newKeyPair(t testing.TB) keyPair {
+	t.Helper()
+	k, err := ecdh.X25519().GenerateKey(crand.Reader)
+	noError(t, err, "generate key")
+	return keyPair{priv: [32]byte(k.Bytes()), pub: [32]byte(k.PublicKey().Bytes()), key: k}
+}
+
+// newKeyedFakeClient is newFakeClient with a key pair, and the key pairs
+// of two servers (two runs of one server) to answer it with.
+func newKeyedFakeClient(t *testing.T, tweak func(*ClientConfig)) (*Client, *fakeNet, *recorder, keyPair, [2]keyPair) {
+	t.Helper()
+	kp := newKeyPair(t)
+	c, f, rec := newFakeClient(t, func(cfg *ClientConfig) {
+		cfg.PrivateKey, cfg.PublicKey = kp.priv, kp.pub
+		if tweak != nil {
+			tweak(cfg)
+		}
+	})
+	return c, f, rec, kp, [2]keyPair{newKeyPair(t), newKeyPair(t)}
+}
+
+// checkMAC fails the test unless s is MAC'd under the key that the server
+// srv shares with client.
+func checkMAC(t *testing.T, s sent, srv, client keyPair, id uint64) {
+	t.Helper()
+	if !s.m.hasMAC {
+		t.Fatalf("%v not MAC'd", s.m.typ)
+	}
+	k, err := deriveMACKey(srv.key, client.pub, id)
+	noError(t, err, "derive")
+	if !newMacer().verify(s.b, &k) {
+		t.Fatalf("%v MAC'd under the wrong key", s.m.typ)
+	}
+}
+
+func TestClientAuthenticatesOnceItKnowsTheServerKey(t *testing.T) {
+	c, f, _, kp, srv := newKeyedFakeClient(t, nil)
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Register(context.Background())
+		done <- err
+	}()
+	first := f.next(msgRegister)
+	equal(t, first.hasMAC, false, "first registration MAC'd")
+	feed(t, c, message{typ: msgRegistered, txID: first.txID, publicKey: srv[0].pub, addrs: []netip.AddrPort{v4a}})
+
+	// The server has not seen the key pair proven: Register goes on.
+	second := f.nextNewSent(msgRegister, first.txID)
+	checkMAC(t, second, srv[0], kp, 10)
+	if second.m.txID <= first.txID {
+		t.Fatalf("authenticated registration %d not newer than the first, %d", second.m.txID, first.txID)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("Register returned (%v) before its authenticated registration was answered", err)
+	default:
+	}
+	feed(t, c, message{typ: msgRegistered, txID: second.m.txID, publicKey: srv[0].pub, addrs: []netip.AddrPort{v4a}})
+	noError(t, await(t, done, "Register to return"), "Register")
+	equal(t, c.Observed(), v4a, "Observed()")
+
+	c.Lookup(20, 1)
+	checkMAC(t, f.nextSent(msgLookup), srv[0], kp, 10)
+	noError(t, c.Close(), "Close")
+	checkMAC(t, f.nextSent(msgUnregister), srv[0], kp, 10)
+}
+
+func TestClientFollowsServerKeyChange(t *testing.T) {
+	c, f, _, kp, srv := newKeyedFakeClient(t, func(cfg *ClientConfig) { cfg.RefreshInterval = time.Millisecond })
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Register(context.Background())
+		done <- err
+	}()
+	first := f.next(msgRegister)
+	feed(t, c, message{typ: msgRegistered, txID: first.txID, publicKey: srv[0].pub, addrs: []netip.AddrPort{v4a}})
+	second := f.nextNew(msgRegister, first.txID)
+	feed(t, c, message{typ: msgRegistered, txID: second.txID, publicKey: srv[0].pub, addrs: []netip.AddrPort{v4a}})
+	noError(t, await(t, done, "Register"), "Register")
+
+	// The server restarted: it answers the refresh with its new key, and
+	// the client registers again under that key.
+	refresh := f.nextNewSent(msgRegister, second.txID)
+	checkMAC(t, refresh, srv[0], kp, 10)
+	feed(t, c, message{typ: msgRegistered, txID: refresh.m.txID, publicKey: srv[1].pub, addrs: []netip.AddrPort{v6a}})
+	again := f.nextNewSent(msgRegister, refresh.m.txID)
+	checkMAC(t, again, srv[1], kp, 10)
+	equal(t, c.Observed(), v4a, "Observed() before the new server confirmed")
+	feed(t, c, message{typ: msgRegistered, txID: again.m.txID, publicKey: srv[1].pub, addrs: []netip.AddrPort{v6a}})
+	eventually(t, func() bool { return c.Observed() == v6a }, "Observed() to follow the new server")
+	c.Lookup(20, 1)
+	checkMAC(t, f.nextSent(msgLookup), srv[1], kp, 10)
+}
+
+func TestClientIgnoresUnusableServerKey(t *testing.T) {
+	c, f, _, _, _ := newKeyedFakeClient(t, nil)
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Register(context.Background())
+		done <- err
+	}()
+	first := f.next(msgRegister)
+	// The zero point gives a secret everybody knows.
+	feed(t, c, message{typ: msgRegistered, txID: first.txID, addrs: []netip.AddrPort{v4a}})
+	// HandleInbound has returned, so the answer has been dealt with.
+	c.mu.Lock()
+	keyed, tx := c.keyed, c.reg.txID
+	c.mu.Unlock()
+	equal(t, [2]any{keyed, tx}, [2]any{false, first.txID}, "key learnt, registration in flight")
+	select {
+	case err := <-done:
+		t.Fatalf("Register returned (%v) on an unusable server key", err)
+	default:
+	}
 }
 
 func TestClientRegisterRetransmitsUntilConfirmed(t *testing.T) {

@@ -17,4 +17,15 @@
 // requester's key, candidates and session ID to the target. Every message
 // starts with wire.KindRendezvous so that it can be told apart from the other
 // traffic on the shared socket.
+//
+// The server has an X25519 key pair of its own and gives its public key in
+// every answer to a registration. A client configured with its private key
+// (ClientConfig.PrivateKey) then shares a key with the server that no one
+// watching the wire can compute, and ends everything it sends with a MAC
+// under it; its first registration, sent before it knows the server's key,
+// is followed at once by an authenticated one. From then on the server takes
+// nothing unauthenticated in that client's name, so a captured message,
+// replayed or altered, cannot move the client's registration elsewhere or
+// make offers it never asked for. Requests are padded to a fixed size, so
+// that no answer is larger than the request it answers.
 package rendezvous

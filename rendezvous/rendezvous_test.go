@@ -1,6 +1,7 @@
 package rendezvous
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"math/rand/v2"
@@ -31,6 +32,7 @@ func startServer(t *testing.T, cfg ServerConfig) (*Server, netip.AddrPort) {
 // peer library would have.
 type peer struct {
 	id     uint64
+	pub    [32]byte // the client's public key
 	conn   *net.UDPConn
 	addr   netip.AddrPort
 	client *Client
@@ -84,11 +86,45 @@ func withConfig(f func(*ClientConfig)) peerOption {
 	return func(_ *peer, cfg *ClientConfig) { f(cfg) }
 }
 
+// keyed gives the peer a real key pair, so that it authenticates.
+func keyed(t *testing.T) peerOption {
+	kp := newKeyPair(t)
+	return func(p *peer, cfg *ClientConfig) {
+		cfg.PrivateKey, cfg.PublicKey = kp.priv, kp.pub
+		p.pub = kp.pub
+	}
+}
+
+// capturing records every datagram the peer sends, as someone on the path
+// would.
+func capturing(into *captured) peerOption {
+	return func(_ *peer, cfg *ClientConfig) {
+		send := cfg.Send
+		cfg.Send = func(b []byte, to netip.AddrPort) error {
+			into.mu.Lock()
+			into.b = append(into.b, bytes.Clone(b))
+			into.mu.Unlock()
+			return send(b, to)
+		}
+	}
+}
+
+type captured struct {
+	mu sync.Mutex
+	b  [][]byte
+}
+
+func (c *captured) all() [][]byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([][]byte(nil), c.b...)
+}
+
 func newPeer(t *testing.T, server netip.AddrPort, id uint64, app uint32, opts ...peerOption) *peer {
 	t.Helper()
 	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	noError(t, err, "listen")
-	p := &peer{id: id, conn: conn, addr: conn.LocalAddr().(*net.UDPAddr).AddrPort(), readerDone: make(chan struct{})}
+	p := &peer{id: id, pub: key(byte(id)), conn: conn, addr: conn.LocalAddr().(*net.UDPAddr).AddrPort(), readerDone: make(chan struct{})}
 	cfg := ClientConfig{
 		SteamID:   id,
 		AppID:     app,
@@ -363,7 +399,7 @@ func TestGarbageDoesNotDisturbServer(t *testing.T) {
 		noError(t, err, "write")
 	}
 	m := barrier(t, raw, srv, 77)
-	equal(t, m, message{typ: msgRegistered, txID: 0xba77, addrs: []netip.AddrPort{raw.LocalAddr().(*net.UDPAddr).AddrPort()}}, "first answer after the junk")
+	equal(t, m, message{typ: msgRegistered, txID: 0xba77, publicKey: s.PublicKey(), addrs: []netip.AddrPort{raw.LocalAddr().(*net.UDPAddr).AddrPort()}}, "first answer after the junk")
 	equal(t, s.tab.len(), 3, "registrations")
 	equal(t, a.lookup(t, 2, 5).Status, LookupOK, "lookup after the junk")
 }
@@ -489,4 +525,124 @@ func TestNoGoroutineOutlivesClose(t *testing.T) {
 	if !poll(func() bool { return len(ourGoroutines()) == 0 && runtime.NumGoroutine() <= before }) {
 		t.Fatalf("goroutines outlived Close: %d before, %d now; ours: %q", before, runtime.NumGoroutine(), ourGoroutines())
 	}
+}
+
+// authenticated reports whether the server holds id's registration as
+// authenticated.
+func authenticated(s *Server, id uint64) bool {
+	s.tab.mu.Lock()
+	defer s.tab.mu.Unlock()
+	r := s.tab.regs[id]
+	return r != nil && r.authed
+}
+
+func TestAuthenticatedSignalling(t *testing.T) {
+	s, srv := startServer(t, ServerConfig{})
+	a := newPeer(t, srv, 1, 480, keyed(t))
+	b := newPeer(t, srv, 2, 480, keyed(t))
+	c := newPeer(t, srv, 3, 480) // without a key pair: unauthenticated, as before
+	obsA, obsB, obsC := a.register(t), b.register(t), c.register(t)
+	equal(t, [3]bool{authenticated(s, 1), authenticated(s, 2), authenticated(s, 3)}, [3]bool{true, true, false}, "authenticated registrations")
+
+	equal(t, a.lookup(t, 2, 0xfeed), LookupResult{Target: 2, Status: LookupOK, PublicKey: b.pub, Addrs: b.candidates(obsB)}, "A's lookup of B")
+	eventually(t, func() bool { _, ok := b.offerFor(0xfeed); return ok }, "B to get A's offer")
+	offer, _ := b.offerFor(0xfeed)
+	equal(t, offer, Offer{From: 1, PublicKey: a.pub, SessionID: 0xfeed, Addrs: a.candidates(obsA)}, "offer")
+	equal(t, c.lookup(t, 1, 0xc0), LookupResult{Target: 1, Status: LookupOK, PublicKey: a.pub, Addrs: a.candidates(obsA)}, "C's lookup of A")
+	equal(t, b.lookup(t, 3, 0xb0), LookupResult{Target: 3, Status: LookupOK, PublicKey: c.pub, Addrs: c.candidates(obsC)}, "B's lookup of C")
+	eventually(t, func() bool { _, ok := a.offerFor(0xc0); return ok }, "A to get C's offer")
+
+	a.close()
+	eventually(t, func() bool { return s.tab.len() == 2 }, "A's authenticated unregistration")
+}
+
+// Everything A sent, replayed from another address as it was or altered,
+// changes nothing: A stays where it registered and B gets no offer A did
+// not ask for.
+func TestCapturedSignallingReplayedFromElsewhere(t *testing.T) {
+	s, srv := startServer(t, ServerConfig{})
+	var wire captured
+	a := newPeer(t, srv, 1, 480, keyed(t), capturing(&wire))
+	b := newPeer(t, srv, 2, 480, keyed(t))
+	obsA := a.register(t)
+	b.register(t)
+	equal(t, a.lookup(t, 2, 0xfeed).Status, LookupOK, "A's lookup of B")
+	eventually(t, func() bool { _, ok := b.offerFor(0xfeed); return ok }, "B to get A's offer")
+
+	raw := rawSocket(t)
+	var sentRaw int
+	send := func(d []byte) {
+		_, err := raw.WriteToUDPAddrPort(d, srv)
+		noError(t, err, "write")
+		sentRaw++
+	}
+	for _, d := range wire.all() {
+		send(d)
+		// Flip a bit in every field: header, IDs, session, key, padding, MAC.
+		for _, at := range []int{3, headerLen - 1, headerLen + 7, headerLen + 15, headerLen + 23, headerLen + 30, len(d) / 2, len(d) - macLen - 1, len(d) - 1} {
+			if at < len(d) {
+				f := bytes.Clone(d)
+				f[at] ^= 1
+				send(f)
+			}
+		}
+	}
+	if sentRaw < 20 {
+		t.Fatalf("only %d datagrams to replay", sentRaw)
+	}
+
+	// The server answers a socket's datagrams in order, so once the
+	// barrier registration is answered, every replay has been handled.
+	// Until then the replayer may only have been told the server's key, or
+	// that a registration was refused (SteamID 0).
+	_, err := raw.WriteToUDPAddrPort(regBytes(0xba77, 77, 480, key(77)), srv)
+	noError(t, err, "write")
+	buf := make([]byte, 2048)
+	for {
+		raw.SetReadDeadline(time.Now().Add(eventuallyWithin))
+		n, _, err := raw.ReadFromUDPAddrPort(buf)
+		noError(t, err, "read")
+		m, err := decode(buf[:n])
+		noError(t, err, "decode")
+		if m.typ != msgRegistered && m.typ != msgRefused {
+			t.Fatalf("the replayer got a %v", m.typ)
+		}
+		if m.txID == 0xba77 {
+			break
+		}
+	}
+	equal(t, authenticated(s, 1), true, "A authenticated")
+	equal(t, b.lookup(t, 1, 0xb0).Addrs[0], obsA, "A's address as B finds it")
+
+	// Offers reach B in the order the server sent them: once this one is
+	// in, any offer the replays caused would be too.
+	a.client.Lookup(2, 0xbeef)
+	eventually(t, func() bool { _, ok := b.offerFor(0xbeef); return ok }, "B to get A's second offer")
+	for _, o := range b.rec.gotOffers() {
+		if o.SessionID != 0xfeed && o.SessionID != 0xbeef {
+			t.Fatalf("B got an offer A never made: %+v", o)
+		}
+	}
+}
+
+// A server that restarts forgets every registration and has a new key;
+// clients register again by themselves at their next refresh, and find each
+// other again.
+func TestServerRestartReregisters(t *testing.T) {
+	s, srv := startServer(t, ServerConfig{})
+	fast := withConfig(func(c *ClientConfig) { c.RefreshInterval = 20 * time.Millisecond })
+	a := newPeer(t, srv, 1, 480, keyed(t), fast)
+	b := newPeer(t, srv, 2, 480, keyed(t), fast)
+	a.register(t)
+	obsB := b.register(t)
+	oldKey := s.PublicKey()
+	noError(t, s.Close(), "Close")
+
+	s2, _ := startServer(t, ServerConfig{ListenAddr: srv.String()})
+	if s2.PublicKey() == oldKey {
+		t.Fatal("the restarted server has the same key")
+	}
+	eventually(t, func() bool { return authenticated(s2, 1) && authenticated(s2, 2) }, "A and B to register with the restarted server")
+	equal(t, a.lookup(t, 2, 0xfeed), LookupResult{Target: 2, Status: LookupOK, PublicKey: b.pub, Addrs: b.candidates(obsB)}, "A's lookup of B after the restart")
+	eventually(t, func() bool { _, ok := b.offerFor(0xfeed); return ok }, "B to get A's offer")
 }

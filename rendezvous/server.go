@@ -1,6 +1,8 @@
 package rendezvous
 
 import (
+	"crypto/ecdh"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -99,9 +101,16 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rendezvous: listen on %q: %w", cfg.ListenAddr, err)
 	}
+	// A key per run: clients learn it from every REGISTERED, and one that
+	// still uses the previous run's is told the new one (see table.register).
+	priv, err := ecdh.X25519().GenerateKey(rand.Reader)
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("rendezvous: generate key: %w", err)
+	}
 	s := &Server{
 		conn:       conn,
-		tab:        newTable(cfg.RegistrationTTL, cfg.MaxRegistrations, cfg.AllowedApps, cfg.Logger),
+		tab:        newTable(priv, cfg.RegistrationTTL, cfg.MaxRegistrations, cfg.AllowedApps, cfg.Logger),
 		log:        cfg.Logger,
 		sweepEvery: max(min(cfg.RegistrationTTL/2, maxSweepInterval), time.Millisecond),
 		done:       make(chan struct{}),
@@ -116,6 +125,11 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 
 // Addr is the address the server listens on, a *net.UDPAddr.
 func (s *Server) Addr() net.Addr { return s.conn.LocalAddr() }
+
+// PublicKey is the server's X25519 public key, made when it started, which
+// clients learn from its answers to their registrations and authenticate
+// their messages with.
+func (s *Server) PublicKey() [32]byte { return s.tab.pub }
 
 // Close stops the server and waits for its goroutines to end. Calls after
 // the first return nil.

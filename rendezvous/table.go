@@ -2,6 +2,7 @@ package rendezvous
 
 import (
 	"container/list"
+	"crypto/ecdh"
 	"log/slog"
 	"net/netip"
 	"sync"
@@ -18,6 +19,15 @@ type registration struct {
 	expires   time.Time
 	lastTx    uint64        // txID of the newest registration accepted
 	elem      *list.Element // in table.byAge
+	// authed: a registration MAC'd under publicKey has been accepted, so
+	// the holder of its private key knows the server's key and MACs
+	// everything it sends; nothing unauthenticated speaks for r any more.
+	// lastTx is then the txID of an authenticated registration.
+	authed bool
+	// macKey is the key shared with the holder of publicKey, derived once
+	// (hasKey) and kept until publicKey changes.
+	macKey [32]byte
+	hasKey bool
 }
 
 // candidates lists where r can be reached, the observed address first
@@ -41,20 +51,28 @@ type table struct {
 	max     int
 	allowed map[uint32]struct{} // nil: every AppID
 	log     *slog.Logger
+	priv    *ecdh.PrivateKey // the server's key pair
+	pub     [32]byte
 
-	mu    sync.Mutex
-	regs  map[uint64]*registration
-	byAge *list.List // of *registration, least recently refreshed first
+	mu      sync.Mutex
+	regs    map[uint64]*registration
+	byAge   *list.List // of *registration, least recently refreshed first
+	retired retiredKeys
+	mac     *macer
 }
 
-func newTable(ttl time.Duration, max int, allowed []uint32, log *slog.Logger) *table {
+func newTable(priv *ecdh.PrivateKey, ttl time.Duration, max int, allowed []uint32, log *slog.Logger) *table {
 	t := &table{
-		ttl:   ttl,
-		max:   max,
-		log:   log,
-		regs:  make(map[uint64]*registration),
-		byAge: list.New(),
+		ttl:     ttl,
+		max:     max,
+		log:     log,
+		priv:    priv,
+		regs:    make(map[uint64]*registration),
+		byAge:   list.New(),
+		retired: retiredKeys{max: max, tx: make(map[[32]byte]uint64)},
+		mac:     newMacer(),
 	}
+	copy(t.pub[:], priv.PublicKey().Bytes())
 	if len(allowed) > 0 {
 		t.allowed = make(map[uint32]struct{}, len(allowed))
 		for _, a := range allowed {
@@ -74,6 +92,95 @@ func (t *table) len() int {
 func (t *table) remove(r *registration) {
 	t.byAge.Remove(r.elem)
 	delete(t.regs, r.steamID)
+	if r.authed {
+		t.retired.add(r.publicKey, r.lastTx)
+	}
+}
+
+// retiredKeys remembers, for public keys that authenticated a registration
+// and no longer hold one (unregistered, expired, replaced by a restarted
+// instance), the newest registration txID accepted under each. A
+// registration captured while the key was in use, replayed later, is then
+// no newer than that and is dropped, instead of bringing the old instance
+// back at the replayer's address. Keys are per instance, so an honest new
+// instance never collides with a retired key. At most max keys are kept,
+// the longest retired forgotten first.
+type retiredKeys struct {
+	max   int
+	tx    map[[32]byte]uint64
+	order []retiredKey // a ring once it holds max entries; next is the oldest
+	next  int
+}
+
+type retiredKey struct {
+	key [32]byte
+	tx  uint64
+}
+
+func (k *retiredKeys) add(key [32]byte, tx uint64) {
+	if k.max <= 0 {
+		return
+	}
+	k.tx[key] = tx
+	e := retiredKey{key, tx}
+	if len(k.order) < k.max {
+		k.order = append(k.order, e)
+		return
+	}
+	old := k.order[k.next]
+	if cur, ok := k.tx[old.key]; ok && cur == old.tx && old.key != key {
+		// Only if this entry is the key's latest retirement: a key that
+		// came back and retired again has a newer entry further on.
+		delete(k.tx, old.key)
+	}
+	k.order[k.next] = e
+	k.next = (k.next + 1) % k.max
+}
+
+// stale reports whether a registration under key with txID is no newer
+// than one accepted before key retired.
+func (k *retiredKeys) stale(key [32]byte, txID uint64) bool {
+	tx, ok := k.tx[key]
+	return ok && txID <= tx
+}
+
+// has reports whether key is retired, whatever the txID.
+func (k *retiredKeys) has(key [32]byte) bool {
+	_, ok := k.tx[key]
+	return ok
+}
+
+// revive forgets key: it holds a registration again.
+func (k *retiredKeys) revive(key [32]byte) {
+	delete(k.tx, key)
+}
+
+// macKey is the key shared with the holder of pub about steamID: r's cached
+// one if r is registered under pub, else derived now (and kept in r, if r is
+// registered under pub). ok is false for a key that yields no secret.
+func (t *table) macKey(r *registration, pub [32]byte, steamID uint64) (key [32]byte, ok bool) {
+	if r != nil && r.publicKey == pub && r.hasKey {
+		return r.macKey, true
+	}
+	key, err := deriveMACKey(t.priv, pub, steamID)
+	if err != nil {
+		t.log.Debug("rendezvous: no key agreement", "steamID", steamID, "err", err)
+		return key, false
+	}
+	if r != nil && r.publicKey == pub {
+		r.macKey, r.hasKey = key, true
+	}
+	return key, true
+}
+
+// authentic reports whether m, received as b, may speak for r: MAC'd under
+// r's key, or unauthenticated while r is.
+func (t *table) authentic(r *registration, m *message, b []byte) bool {
+	if !m.hasMAC {
+		return !r.authed
+	}
+	key, ok := t.macKey(r, r.publicKey, r.steamID)
+	return ok && t.mac.verify(b, &key)
 }
 
 // expire drops every registration that has not been refreshed in time and
@@ -132,11 +239,11 @@ func (t *table) handle(b []byte, from netip.AddrPort, now time.Time, out []datag
 	defer t.mu.Unlock()
 	switch m.typ {
 	case msgRegister:
-		return t.register(&m, from, now, out)
+		return t.register(&m, b, from, now, out)
 	case msgLookup:
-		return t.lookup(&m, from, now, out)
+		return t.lookup(&m, b, from, now, out)
 	case msgUnregister:
-		if r := t.regs[m.steamID]; r != nil && r.observed == from {
+		if r := t.regs[m.steamID]; r != nil && r.observed == from && t.authentic(r, &m, b) {
 			t.remove(r)
 			t.log.Debug("rendezvous: unregistered", "steamID", m.steamID, "from", from)
 		}
@@ -151,7 +258,37 @@ func refuse(m *message, to netip.AddrPort, reason RefuseReason, out []datagram) 
 	return append(out, datagram{b: reply.encode(make([]byte, 0, headerLen+1)), to: to})
 }
 
-func (t *table) register(m *message, from netip.AddrPort, now time.Time, out []datagram) []datagram {
+// registered is the answer to a registration: the server's key and the
+// address it came from. It is never larger than the registration.
+func (t *table) registered(m *message, from netip.AddrPort, out []datagram) []datagram {
+	reply := message{typ: msgRegistered, txID: m.txID, publicKey: t.pub, addrs: []netip.AddrPort{from}}
+	return append(out, datagram{b: reply.encode(make([]byte, 0, maxRegisteredLen)), to: from})
+}
+
+// register handles a REGISTER. For a live registration r of the same user:
+//
+//   - MAC'd under the message's key and verified: accepted as a refresh, or
+//     as a move to another address if newer than r's last (unless r was
+//     never authenticated, whose txIDs anyone may have forged), or as a
+//     restarted instance if under another key that has not retired. A
+//     retransmission (the same txID from the same address) is accepted again.
+//   - MAC'd but not verifying: this server restarted since the sender
+//     learnt its key, or the message was forged. Nothing changes, but the
+//     sender is told the server's key, so that an honest one can register
+//     again, authenticated.
+//   - Unauthenticated while r is authenticated: under r's key, only a
+//     retransmission of r's last registration from r's address is answered,
+//     again changing nothing; the holder of that key MACs everything, so
+//     anything else is a replay or forgery and is dropped. Under another
+//     key it may be a restarted instance: it is told the server's key, but
+//     r stays until the new instance proves its key with a MAC'd
+//     registration.
+//   - Unauthenticated while r is not: as before authentication existed, so
+//     that clients without a key pair keep working.
+//
+// With no live registration, a verified or unauthenticated registration
+// creates one, unless its key has retired (see retiredKeys).
+func (t *table) register(m *message, b []byte, from netip.AddrPort, now time.Time, out []datagram) []datagram {
 	if m.steamID == 0 || m.publicKey == ([32]byte{}) {
 		t.log.Debug("rendezvous: refused invalid registration", "steamID", m.steamID, "from", from)
 		return refuse(m, from, RefuseInvalid, out)
@@ -163,6 +300,51 @@ func (t *table) register(m *message, from netip.AddrPort, now time.Time, out []d
 		}
 	}
 	r := t.live(m.steamID, now)
+	sameKey := r != nil && r.publicKey == m.publicKey
+	var key [32]byte
+	if m.hasMAC {
+		var ok bool
+		if key, ok = t.macKey(r, m.publicKey, m.steamID); !ok {
+			return out
+		}
+		if !t.mac.verify(b, &key) {
+			t.log.Debug("rendezvous: registration failed authentication", "steamID", m.steamID, "from", from)
+			return t.registered(m, from, out)
+		}
+		switch {
+		case sameKey && r.authed:
+			if m.txID < r.lastTx || (m.txID == r.lastTx && from != r.observed) {
+				t.log.Debug("rendezvous: dropped stale registration", "steamID", m.steamID, "from", from)
+				return out
+			}
+		case t.retired.stale(m.publicKey, m.txID):
+			t.log.Debug("rendezvous: dropped registration of a retired key", "steamID", m.steamID, "from", from)
+			return out
+		}
+	} else {
+		switch {
+		case t.retired.has(m.publicKey):
+			t.log.Debug("rendezvous: dropped unauthenticated registration of a retired key", "steamID", m.steamID, "from", from)
+			return out
+		case r != nil && r.authed && !sameKey:
+			t.log.Debug("rendezvous: new key must authenticate", "steamID", m.steamID, "from", from)
+			return t.registered(m, from, out)
+		case r != nil && r.authed:
+			if from == r.observed && m.txID == r.lastTx {
+				return t.registered(m, from, out)
+			}
+			t.log.Debug("rendezvous: dropped unauthenticated registration", "steamID", m.steamID, "from", from)
+			return out
+		case sameKey && from != r.observed && m.txID <= r.lastTx:
+			// The same instance numbers its registrations upwards, so one
+			// that moves the user to another address must be newer than
+			// what we hold: a captured registration replayed from
+			// elsewhere is not.
+			t.log.Debug("rendezvous: dropped stale registration", "steamID", m.steamID, "from", from)
+			return out
+		}
+	}
+
 	if r == nil {
 		if len(t.regs) >= t.max {
 			t.expireLocked(now)
@@ -174,24 +356,31 @@ func (t *table) register(m *message, from netip.AddrPort, now time.Time, out []d
 		r = &registration{steamID: m.steamID}
 		r.elem = t.byAge.PushBack(r)
 		t.regs[m.steamID] = r
-		t.log.Debug("rendezvous: registered", "steamID", m.steamID, "appID", m.appID, "from", from)
+		t.log.Debug("rendezvous: registered", "steamID", m.steamID, "appID", m.appID, "authenticated", m.hasMAC, "from", from)
 	} else {
 		// A refresh, or the same user starting again somewhere else: the
-		// newest registration wins either way. The same instance (same
-		// key) numbers its registrations upwards, so one that moves the
-		// user to another address must be newer than what we hold: a
-		// captured registration replayed from elsewhere is not.
-		if r.publicKey == m.publicKey && from != r.observed && m.txID <= r.lastTx {
-			t.log.Debug("rendezvous: dropped stale registration", "steamID", m.steamID, "from", from)
-			return out
-		}
+		// newest registration wins either way.
 		t.byAge.MoveToBack(r.elem)
 	}
-	if m.txID > r.lastTx || r.publicKey != m.publicKey {
+	if !sameKey {
+		if r.authed {
+			t.retired.add(r.publicKey, r.lastTx)
+		}
+		r.publicKey = m.publicKey
+		r.authed, r.hasKey = false, false
+		r.lastTx = m.txID
+	}
+	if m.hasMAC {
+		if !r.authed || m.txID > r.lastTx {
+			r.lastTx = m.txID
+		}
+		r.authed = true
+		r.macKey, r.hasKey = key, true
+		t.retired.revive(m.publicKey)
+	} else if m.txID > r.lastTx {
 		r.lastTx = m.txID
 	}
 	r.appID = m.appID
-	r.publicKey = m.publicKey
 	r.observed = from
 	r.local = r.local[:0]
 	for _, a := range m.addrs {
@@ -201,8 +390,7 @@ func (t *table) register(m *message, from netip.AddrPort, now time.Time, out []d
 		}
 	}
 	r.expires = now.Add(t.ttl)
-	reply := message{typ: msgRegistered, txID: m.txID, addrs: []netip.AddrPort{from}}
-	return append(out, datagram{b: reply.encode(make([]byte, 0, headerLen+maxAddrLen)), to: from})
+	return t.registered(m, from, out)
 }
 
 func containsAddr(s []netip.AddrPort, a netip.AddrPort) bool {
@@ -214,12 +402,18 @@ func containsAddr(s []netip.AddrPort, a netip.AddrPort) bool {
 	return false
 }
 
-func (t *table) lookup(m *message, from netip.AddrPort, now time.Time, out []datagram) []datagram {
+func (t *table) lookup(m *message, b []byte, from netip.AddrPort, now time.Time, out []datagram) []datagram {
 	req := t.live(m.steamID, now)
 	if req == nil || req.observed != from {
 		// Only a registered user, from where it registered, may look others
 		// up; otherwise anyone could send offers in someone else's name.
 		t.log.Debug("rendezvous: dropped lookup from unregistered source", "steamID", m.steamID, "from", from)
+		return out
+	}
+	if !t.authentic(req, m, b) {
+		// And once it has authenticated, only with its key: an altered
+		// lookup would forward offers with sessions it never opened.
+		t.log.Debug("rendezvous: dropped unauthenticated lookup", "steamID", m.steamID, "from", from)
 		return out
 	}
 	res := message{typ: msgLookupResult, txID: m.txID, target: m.target}

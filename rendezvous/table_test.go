@@ -1,6 +1,10 @@
 package rendezvous
 
 import (
+	"bytes"
+	"crypto/ecdh"
+	crand "crypto/rand"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -18,7 +22,11 @@ var (
 )
 
 func newTestTable(ttl time.Duration, max int, allowed ...uint32) *table {
-	return newTable(ttl, max, allowed, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	priv, err := ecdh.X25519().GenerateKey(crand.Reader)
+	if err != nil {
+		panic(err)
+	}
+	return newTable(priv, ttl, max, allowed, slog.New(slog.NewTextHandler(io.Discard, nil)))
 }
 
 func regBytes(txID, id uint64, app uint32, pub [32]byte, local ...netip.AddrPort) []byte {
@@ -73,7 +81,7 @@ func mustRegister(t *testing.T, tab *table, id uint64, app uint32, from netip.Ad
 	t.Helper()
 	tx := regTx.Add(1)
 	m, to := only(t, tab.handle(regBytes(tx, id, app, key(byte(id)), local...), from, now, nil))
-	equal(t, m, message{typ: msgRegistered, txID: tx, addrs: []netip.AddrPort{from}}, "answer to registration of %d", id)
+	equal(t, m, message{typ: msgRegistered, txID: tx, publicKey: tab.pub, addrs: []netip.AddrPort{from}}, "answer to registration of %d", id)
 	equal(t, to, from, "answer sent to")
 }
 
@@ -82,7 +90,7 @@ func TestTableRegisterEchoesTxIDAndObserved(t *testing.T) {
 	req := regBytes(0xabcdef, 7, 480, key(7), v4b)
 	out := tab.handle(req, addrA, t0, nil)
 	m, to := only(t, out)
-	equal(t, m, message{typ: msgRegistered, txID: 0xabcdef, addrs: []netip.AddrPort{addrA}}, "answer")
+	equal(t, m, message{typ: msgRegistered, txID: 0xabcdef, publicKey: tab.pub, addrs: []netip.AddrPort{addrA}}, "answer")
 	equal(t, to, addrA, "answer sent to")
 	notLarger(t, out, req)
 
@@ -303,4 +311,383 @@ func TestTableReplayedRegistrationDoesNotMove(t *testing.T) {
 	only(t, tab.handle(regBytes(1001, 1, 480, key(1)), addrC, t0, nil))
 	ms = decodeOut(t, tab.handle(lookupBytes(6, 2, 1, 9), addrB, t0, nil))
 	equal(t, ms[0].addrs[0], addrC, "moved by a newer registration")
+}
+
+// keyedClient plays a client with a key pair against a table: it knows the
+// table's key, so it can MAC what it sends.
+type keyedClient struct {
+	id   uint64
+	priv *ecdh.PrivateKey
+	pub  [32]byte
+	key  [32]byte // shared with the table
+}
+
+func newKeyedClient(t *testing.T, tab *table, id uint64) *keyedClient {
+	t.Helper()
+	priv, err := ecdh.X25519().GenerateKey(crand.Reader)
+	noError(t, err, "client key")
+	c := &keyedClient{id: id, priv: priv, pub: [32]byte(priv.PublicKey().Bytes())}
+	c.learn(t, tab)
+	return c
+}
+
+// learn derives the key shared with tab, as a client does from REGISTERED.
+func (c *keyedClient) learn(t *testing.T, tab *table) {
+	t.Helper()
+	var err error
+	c.key, err = deriveMACKey(c.priv, tab.pub, c.id)
+	noError(t, err, "derive")
+}
+
+// forged is c with a key that is not the one it shares with the table.
+func (c *keyedClient) forged() *keyedClient {
+	f := *c
+	f.key = key(99)
+	return &f
+}
+
+func signedBytes(m message, key [32]byte) []byte {
+	m.hasMAC = true
+	b := m.encode(nil)
+	newMacer().sign(b, &key)
+	return b
+}
+
+// plainRegister is a registration before the client knows the server's key.
+func (c *keyedClient) plainRegister(txID uint64, local ...netip.AddrPort) []byte {
+	return regBytes(txID, c.id, 480, c.pub, local...)
+}
+
+func (c *keyedClient) register(txID uint64, local ...netip.AddrPort) []byte {
+	return signedBytes(message{typ: msgRegister, txID: txID, steamID: c.id, appID: 480, publicKey: c.pub, addrs: local}, c.key)
+}
+
+func (c *keyedClient) lookup(txID, target, session uint64) []byte {
+	return signedBytes(message{typ: msgLookup, txID: txID, steamID: c.id, target: target, sessionID: session}, c.key)
+}
+
+func (c *keyedClient) unregister(txID uint64) []byte {
+	return signedBytes(message{typ: msgUnregister, txID: txID, steamID: c.id}, c.key)
+}
+
+// registerKeyed registers c the way a client with a key pair does: once
+// unauthenticated, to learn the table's key, then authenticated. It returns
+// both registrations, as someone watching would have captured them.
+func registerKeyed(t *testing.T, tab *table, c *keyedClient, from netip.AddrPort, now time.Time, local ...netip.AddrPort) (plain, signed []byte) {
+	t.Helper()
+	tx := regTx.Add(2)
+	plain = c.plainRegister(tx-1, local...)
+	m, to := only(t, tab.handle(plain, from, now, nil))
+	equal(t, [2]any{m, to}, [2]any{message{typ: msgRegistered, txID: tx - 1, publicKey: tab.pub, addrs: []netip.AddrPort{from}}, from}, "answer to %d's first registration", c.id)
+	signed = c.register(tx, local...)
+	m, to = only(t, tab.handle(signed, from, now, nil))
+	equal(t, [2]any{m, to}, [2]any{message{typ: msgRegistered, txID: tx, publicKey: tab.pub, addrs: []netip.AddrPort{from}}, from}, "answer to %d's authenticated registration", c.id)
+	equal(t, snapshot(tab, c.id).authed, true, "%d authenticated", c.id)
+	return plain, signed
+}
+
+// regState is what the table holds about a user, comparable.
+type regState struct {
+	present   bool
+	appID     uint32
+	publicKey [32]byte
+	observed  netip.AddrPort
+	local     string
+	expires   time.Time
+	lastTx    uint64
+	authed    bool
+}
+
+func snapshot(tab *table, id uint64) regState {
+	tab.mu.Lock()
+	defer tab.mu.Unlock()
+	r := tab.regs[id]
+	if r == nil {
+		return regState{}
+	}
+	return regState{true, r.appID, r.publicKey, r.observed, fmt.Sprint(r.local), r.expires, r.lastTx, r.authed}
+}
+
+// flips returns b with each single bit flipped in turn.
+func flips(b []byte) [][]byte {
+	out := make([][]byte, 0, 8*len(b))
+	for i := range 8 * len(b) {
+		f := bytes.Clone(b)
+		f[i/8] ^= 1 << (i % 8)
+		out = append(out, f)
+	}
+	return out
+}
+
+// onlyRegistered checks that out is at most a REGISTERED or REFUSED to from,
+// no larger than req: an answer to the sender that commits nothing.
+func onlyRegistered(t *testing.T, tab *table, out []datagram, req []byte, from netip.AddrPort) {
+	t.Helper()
+	notLarger(t, out, req)
+	if len(out) > 1 {
+		t.Fatalf("%d datagrams in answer to % x", len(out), req)
+	}
+	for i, m := range decodeOut(t, out) {
+		if out[i].to != from || (m.typ != msgRegistered && m.typ != msgRefused) {
+			t.Fatalf("a %v to %v in answer to % x from %v", m.typ, out[i].to, req, from)
+		}
+		if m.typ == msgRegistered && m.publicKey != tab.pub {
+			t.Fatalf("REGISTERED carries % x, not the table's key", m.publicKey)
+		}
+	}
+}
+
+func TestTableAuthenticatedRegistration(t *testing.T) {
+	tab := newTestTable(time.Minute, 10)
+	a := newKeyedClient(t, tab, 1)
+	registerKeyed(t, tab, a, addrA, t0, v4b)
+	mustRegister(t, tab, 2, 480, addrB, t0) // a client without a key pair
+
+	out := tab.handle(a.lookup(10, 2, 0x5e55), addrA, t0, nil)
+	ms := decodeOut(t, out)
+	equal(t, len(ms), 2, "datagrams for an authenticated lookup")
+	equal(t, [3]any{ms[1].typ, ms[1].sessionID, out[1].to}, [3]any{msgOffer, uint64(0x5e55), addrB}, "offer")
+	ms = decodeOut(t, tab.handle(lookupBytes(11, 2, 1, 9), addrB, t0, nil))
+	equal(t, [2]any{ms[0].publicKey, ms[0].addrs}, [2]any{a.pub, []netip.AddrPort{addrA, v4b}}, "A as B finds it")
+
+	// Once authenticated, nothing unauthenticated speaks for A.
+	silent(t, tab.handle(lookupBytes(12, 1, 2, 9), addrA, t0, nil), "unauthenticated lookup")
+	silent(t, tab.handle((&message{typ: msgUnregister, txID: 13, steamID: 1}).encode(nil), addrA, t0, nil), "unauthenticated unregistration")
+	forger := a.forged()
+	silent(t, tab.handle(forger.lookup(14, 2, 9), addrA, t0, nil), "lookup under another key")
+	silent(t, tab.handle(forger.unregister(15), addrA, t0, nil), "unregistration under another key")
+	silent(t, tab.handle(a.unregister(16), addrC, t0, nil), "authenticated unregistration from elsewhere")
+	equal(t, tab.len(), 2, "registrations")
+
+	// A refresh, and a move to another address (a NAT rebinding).
+	tx := regTx.Add(1)
+	m, to := only(t, tab.handle(a.register(tx), addrC, t0, nil))
+	equal(t, [2]any{m.typ, to}, [2]any{msgRegistered, addrC}, "answer to the move")
+	equal(t, snapshot(tab, 1).observed, addrC, "A's address after the move")
+
+	silent(t, tab.handle(a.unregister(17), addrC, t0, nil), "authenticated unregistration")
+	equal(t, tab.len(), 1, "registrations after A's unregistration")
+}
+
+// A REGISTER captured on the wire, replayed as it is or with any one bit
+// flipped, moves no one and changes nothing about anyone registered.
+func TestTableCapturedRegistrationChangesNothing(t *testing.T) {
+	tab := newTestTable(time.Minute, 1000)
+	a := newKeyedClient(t, tab, 1)
+	plain, signed := registerKeyed(t, tab, a, addrA, t0, v4b)
+	mustRegister(t, tab, 2, 480, addrB, t0)
+	beforeA, beforeB := snapshot(tab, 1), snapshot(tab, 2)
+
+	check := func(what string, b []byte, from netip.AddrPort) {
+		t.Helper()
+		onlyRegistered(t, tab, tab.handle(b, from, t0.Add(time.Second), nil), b, from)
+		equal(t, snapshot(tab, 1), beforeA, "A after %s from %v", what, from)
+		equal(t, snapshot(tab, 2), beforeB, "B after %s from %v", what, from)
+	}
+	for _, from := range []netip.AddrPort{addrC, addrB} {
+		check("the first registration replayed", plain, from)
+		check("the authenticated registration replayed", signed, from)
+		for i, f := range flips(signed) {
+			check(fmt.Sprintf("the authenticated registration with bit %d flipped", i), f, from)
+		}
+		for i, f := range flips(plain) {
+			if i/8 >= headerLen && i/8 < headerLen+8 {
+				// Another SteamID: the registration of someone else, which
+				// anyone may make; A and B are checked all the same.
+				tab.handle(f, from, t0.Add(time.Second), nil)
+				continue
+			}
+			check(fmt.Sprintf("the first registration with bit %d flipped", i), f, from)
+		}
+	}
+	// From A's own address only retransmissions are answered, and they
+	// change nothing but the expiry of the authenticated one.
+	silent(t, tab.handle(plain, addrA, t0, nil), "the superseded first registration from A's address")
+	for i, f := range flips(signed) {
+		check(fmt.Sprintf("the authenticated registration with bit %d flipped", i), f, addrA)
+	}
+
+	// Lookups find A where it registered, and offers go there.
+	ms := decodeOut(t, tab.handle(lookupBytes(20, 2, 1, 9), addrB, t0, nil))
+	equal(t, [2]any{ms[0].publicKey, ms[0].addrs[0]}, [2]any{a.pub, addrA}, "A as B finds it")
+	out := tab.handle(lookupBytes(21, 2, 1, 9), addrB, t0, nil)
+	equal(t, out[1].to, addrA, "offer to A sent to")
+}
+
+// A LOOKUP captured on the wire, replayed or with any one bit flipped, makes
+// no offer from anywhere.
+func TestTableCapturedLookupMakesNoOffer(t *testing.T) {
+	tab := newTestTable(time.Minute, 10)
+	a := newKeyedClient(t, tab, 1)
+	b := newKeyedClient(t, tab, 2)
+	registerKeyed(t, tab, a, addrA, t0)
+	registerKeyed(t, tab, b, addrB, t0)
+	captured := a.lookup(30, 2, 0x5e55)
+	equal(t, len(tab.handle(captured, addrA, t0, nil)), 2, "datagrams for the genuine lookup")
+
+	silent(t, tab.handle(captured, addrC, t0, nil), "the lookup replayed from elsewhere")
+	silent(t, tab.handle(captured, addrB, t0, nil), "the lookup replayed from B")
+	for _, from := range []netip.AddrPort{addrA, addrB, addrC} {
+		for i, f := range flips(captured) {
+			silent(t, tab.handle(f, from, t0, nil), "the lookup with bit %d flipped from %v", i, from)
+		}
+	}
+	// Nor without its MAC: A authenticates, so nothing unauthenticated is
+	// taken from it.
+	silent(t, tab.handle(lookupBytes(30, 1, 2, 0x5e55), addrA, t0, nil), "the lookup stripped of its MAC")
+	// The same lookup from A's own address is a retransmission: it forwards
+	// the very same offer again, which the target recognises by session ID.
+	ms := decodeOut(t, tab.handle(captured, addrA, t0, nil))
+	equal(t, [2]any{len(ms), ms[1].sessionID}, [2]any{2, uint64(0x5e55)}, "a retransmission's offer")
+}
+
+// A first registration whose answer was lost is retransmitted unchanged and
+// answered again, and so is an authenticated one.
+func TestTableRetransmittedRegistrationAnsweredAgain(t *testing.T) {
+	tab := newTestTable(time.Minute, 10)
+	a := newKeyedClient(t, tab, 1)
+	plain := a.plainRegister(100, v4b)
+	first := tab.handle(plain, addrA, t0, nil)
+	before := snapshot(tab, 1)
+	again := tab.handle(plain, addrA, t0, nil)
+	equal(t, decodeOut(t, again), decodeOut(t, first), "answer to the retransmission")
+	equal(t, snapshot(tab, 1), before, "A after the retransmission")
+
+	signed := a.register(101, v4b)
+	first = tab.handle(signed, addrA, t0, nil)
+	before = snapshot(tab, 1)
+	equal(t, before.authed, true, "authenticated")
+	again = tab.handle(signed, addrA, t0, nil)
+	equal(t, decodeOut(t, again), decodeOut(t, first), "answer to the authenticated retransmission")
+	equal(t, snapshot(tab, 1), before, "A after the authenticated retransmission")
+	// An unauthenticated copy of the latest registration from A's address
+	// is answered too, changing nothing; older ones are not.
+	m, _ := only(t, tab.handle(a.plainRegister(101, v4b), addrA, t0.Add(time.Second), nil))
+	equal(t, m.txID, uint64(101), "answer to an unauthenticated copy of the latest registration")
+	equal(t, snapshot(tab, 1), before, "A after it")
+	silent(t, tab.handle(plain, addrA, t0, nil), "the first registration after authentication")
+}
+
+// An instance that restarted with a new key pair takes the registration
+// over once it proves its key; the old instance's registrations, replayed,
+// do not take it back.
+func TestTableNewInstanceProvesItsKey(t *testing.T) {
+	tab := newTestTable(time.Minute, 10)
+	old := newKeyedClient(t, tab, 1)
+	oldPlain, oldSigned := registerKeyed(t, tab, old, addrA, t0)
+	mustRegister(t, tab, 2, 480, addrB, t0)
+	before := snapshot(tab, 1)
+
+	restarted := newKeyedClient(t, tab, 1)
+	m, to := only(t, tab.handle(restarted.plainRegister(regTx.Add(1)), addrC, t0, nil))
+	equal(t, [3]any{m.typ, m.publicKey, to}, [3]any{msgRegistered, tab.pub, addrC}, "answer to the unproven instance")
+	equal(t, snapshot(tab, 1), before, "registration before the new key is proven")
+
+	registerKeyed(t, tab, restarted, addrC, t0)
+	ms := decodeOut(t, tab.handle(lookupBytes(5, 2, 1, 9), addrB, t0, nil))
+	equal(t, [2]any{ms[0].publicKey, ms[0].addrs[0]}, [2]any{restarted.pub, addrC}, "1 as B finds it")
+	now := snapshot(tab, 1)
+
+	for _, from := range []netip.AddrPort{addrA, addrC, addrB} {
+		silent(t, tab.handle(oldSigned, from, t0, nil), "the old instance's registration from %v", from)
+		silent(t, tab.handle(oldPlain, from, t0, nil), "the old instance's first registration from %v", from)
+	}
+	equal(t, snapshot(tab, 1), now, "registration after the replays")
+}
+
+// Replays do not bring back an instance that unregistered or expired; the
+// same instance, registering anew, comes back.
+func TestTableRetiredKeyStaysRetired(t *testing.T) {
+	ttl := time.Minute
+	tab := newTestTable(ttl, 10)
+	a := newKeyedClient(t, tab, 1)
+	plain, signed := registerKeyed(t, tab, a, addrA, t0)
+	silent(t, tab.handle(a.unregister(regTx.Add(1)), addrA, t0, nil), "unregistration")
+	equal(t, tab.len(), 0, "registrations")
+	for _, from := range []netip.AddrPort{addrA, addrC} {
+		silent(t, tab.handle(signed, from, t0, nil), "the authenticated registration from %v", from)
+		silent(t, tab.handle(plain, from, t0, nil), "the first registration from %v", from)
+	}
+	equal(t, tab.len(), 0, "registrations after the replays")
+
+	b := newKeyedClient(t, tab, 2)
+	_, bSigned := registerKeyed(t, tab, b, addrB, t0)
+	later := t0.Add(ttl)
+	equal(t, tab.expire(later), 1, "expired")
+	silent(t, tab.handle(bSigned, addrC, later, nil), "B's registration after B expired")
+	equal(t, tab.len(), 0, "registrations")
+	// B was only cut off for a while; its next registration is newer.
+	m, _ := only(t, tab.handle(b.register(regTx.Add(1)), addrB, later, nil))
+	equal(t, m.typ, msgRegistered, "answer to B's next registration")
+	equal(t, snapshot(tab, 2).authed, true, "B authenticated again")
+}
+
+func TestRetiredKeysBounded(t *testing.T) {
+	k := retiredKeys{max: 3, tx: make(map[[32]byte]uint64)}
+	for i := range byte(3) {
+		k.add(key(i), uint64(i)+10)
+	}
+	equal(t, [3]bool{k.stale(key(0), 10), k.stale(key(0), 11), k.has(key(2))}, [3]bool{true, false, true}, "after three")
+	k.revive(key(1))
+	equal(t, k.has(key(1)), false, "revived key retired")
+	k.add(key(1), 20) // retired again, evicting the oldest, key(0)
+	k.add(key(3), 30) // passes key(1)'s first entry, which is not its latest
+	k.add(key(4), 40) // evicts key(2)
+	got := [5]bool{k.has(key(0)), k.has(key(1)), k.has(key(2)), k.has(key(3)), k.has(key(4))}
+	equal(t, got, [5]bool{false, true, false, true, true}, "keys held")
+	equal(t, k.stale(key(1), 20), true, "key(1) stale at its latest txID")
+	if len(k.tx) > k.max || len(k.order) > k.max {
+		t.Fatalf("%d keys in %d entries, max %d", len(k.tx), len(k.order), k.max)
+	}
+}
+
+// A server that restarted has a new key: the client's registration, MAC'd
+// under the old one, is answered with the new key, and the client's next
+// registration, MAC'd under it, is taken.
+func TestTableRestartedServerTellsItsKey(t *testing.T) {
+	before := newTestTable(time.Minute, 10)
+	a := newKeyedClient(t, before, 1)
+	registerKeyed(t, before, a, addrA, t0)
+
+	after := newTestTable(time.Minute, 10)
+	refresh := a.register(regTx.Add(1))
+	out := after.handle(refresh, addrA, t0, nil)
+	onlyRegistered(t, after, out, refresh, addrA)
+	equal(t, len(out), 1, "answers to the stale-keyed registration")
+	equal(t, after.len(), 0, "registrations taken under the old key")
+
+	// The same instance, having learnt the new key from that answer.
+	a.learn(t, after)
+	m, _ := only(t, after.handle(a.register(regTx.Add(1)), addrA, t0, nil))
+	equal(t, m.typ, msgRegistered, "answer under the new key")
+	equal(t, snapshot(after, 1).authed, true, "authenticated under the new key")
+	equal(t, len(after.handle(a.lookup(1, 1, 9), addrA, t0, nil)), 2, "datagrams for a lookup under the new key")
+}
+
+func TestTableRequestsNeverAmplify(t *testing.T) {
+	tab := newTestTable(time.Minute, 2, 480)
+	a := newKeyedClient(t, tab, 1)
+	registerKeyed(t, tab, a, addrA, t0, maxAddrs(MaxLocalAddrs)...)
+	mustRegister(t, tab, 2, 480, addrB, t0, maxAddrs(MaxLocalAddrs)...)
+	stranger := newKeyedClient(t, tab, 3)
+	reqs := [][]byte{
+		regBytes(1, 3, 480, key(3)),       // table full
+		regBytes(1, 3, 730, key(3)),       // other app
+		regBytes(1, 0, 480, key(3)),       // invalid
+		stranger.register(1),              // table full, authenticated
+		a.plainRegister(regTx.Add(1)),     // dropped
+		regBytes(1, 1, 480, key(5)),       // an unproven new key
+		lookupBytes(1, 2, 1, 9),           // the largest answer and offer
+		a.lookup(2, 2, 9),                 // likewise, authenticated
+		a.register(regTx.Add(1)),          // refresh
+		a.forged().register(regTx.Add(1)), // wrong MAC
+	}
+	for _, req := range reqs {
+		for _, from := range []netip.AddrPort{addrA, addrB, addrC} {
+			notLarger(t, tab.handle(req, from, t0, nil), req)
+		}
+		for _, f := range flips(req) {
+			notLarger(t, tab.handle(f, addrA, t0, nil), f)
+		}
+	}
 }

@@ -63,10 +63,12 @@ func TestBehindNATOnVirtualNetwork(t *testing.T) {
 		noError(t, err, "listen")
 		local := netip.AddrPortFrom(netip.MustParseAddr([]string{"198.19.0.2", "198.19.0.3"}[i]), uint16(conn.LocalAddr().(*net.UDPAddr).Port))
 		rec := &recorder{}
+		kp := newKeyPair(t)
 		c, err := NewClient(ClientConfig{
 			SteamID:    uint64(i + 1),
 			AppID:      480,
-			PublicKey:  key(byte(i + 1)),
+			PublicKey:  kp.pub,
+			PrivateKey: kp.priv,
 			Server:     srv,
 			LocalAddrs: []netip.AddrPort{local},
 			Send: func(b []byte, to netip.AddrPort) error {
@@ -98,12 +100,13 @@ func TestBehindNATOnVirtualNetwork(t *testing.T) {
 	}
 
 	var observed []netip.AddrPort
-	for _, p := range peers {
+	for i, p := range peers {
 		ctx, cancel := context.WithTimeout(context.Background(), eventuallyWithin)
 		o, err := p.client.Register(ctx)
 		cancel()
 		noError(t, err, "Register")
 		equal(t, o.Addr(), netip.MustParseAddr("198.18.0.20"), "observed address (the NAT's)")
+		equal(t, authenticated(s, uint64(i+1)), true, "registration authenticated through the NAT")
 		observed = append(observed, o)
 	}
 

@@ -11,31 +11,46 @@ import (
 
 // Message layout, all integers big-endian:
 //
-//	header     kind(1)=0xD0 version(1)=1 type(1) txID(8)
-//	REGISTER   steamID(8) appID(4) publicKey(32) n(1) addr*n          n <= MaxLocalAddrs
-//	REGISTERED addr                                                   the observed address
+//	header     kind(1)=0xD0 version(1)=2 type(1) flags(1) txID(8)
+//	REGISTER   steamID(8) appID(4) publicKey(32) n(1) addr*n zero padding [mac(16)]   to exactly registerLen bytes, n <= MaxLocalAddrs
+//	REGISTERED serverKey(32) addr                                 the server's X25519 key, the observed address
 //	REFUSED    reason(1)
-//	LOOKUP     steamID(8) target(8) sessionID(8) zero padding         to exactly lookupLen bytes
+//	LOOKUP     steamID(8) target(8) sessionID(8) zero padding [mac(16)]               to exactly lookupLen bytes
 //	RESULT     target(8) status(1) [publicKey(32) n(1) addr*n]        key and addrs only for LookupOK, 1 <= n <= maxCandidates
 //	OFFER      from(8) publicKey(32) sessionID(8) n(1) addr*n         1 <= n <= maxCandidates
-//	UNREGISTER steamID(8)
+//	UNREGISTER steamID(8) [mac(16)]
 //	addr       family(1)=4|6 ip(4|16) port(2)
+//
+// flags is 0, or flagMAC on the messages a client sends (REGISTER, LOOKUP,
+// UNREGISTER): then the message ends with a MAC of everything before it
+// (see auth.go), and the padding of a padded message is shorter by the MAC,
+// so that its length does not change.
 //
 // Every message has exactly one encoding, so that decode followed by encode
 // gives back the same bytes; the fuzz target relies on it.
 
 const (
-	protocolVersion = 1
-	headerLen       = 1 + 1 + 1 + 8
+	protocolVersion = 2
+	headerLen       = 1 + 1 + 1 + 1 + 8
+
+	// flagMAC marks a message that ends with a MAC.
+	flagMAC = 1
+	// macLen is the length of a MAC: HMAC-SHA256 truncated to 128 bits.
+	macLen = 16
 
 	// MaxLocalAddrs is how many local candidates a registration may
 	// advertise besides the address the server observes.
-	MaxLocalAddrs  = 7
-	maxCandidates  = MaxLocalAddrs + 1
-	maxAddrLen     = 1 + 16 + 2
-	maxResultLen   = headerLen + 8 + 1 + 32 + 1 + maxCandidates*maxAddrLen
-	maxOfferLen    = headerLen + 8 + 32 + 8 + 1 + maxCandidates*maxAddrLen
-	lookupFixedLen = headerLen + 8 + 8 + 8
+	MaxLocalAddrs       = 7
+	maxCandidates       = MaxLocalAddrs + 1
+	maxAddrLen          = 1 + 16 + 2
+	maxRegisterBodyLen  = headerLen + 8 + 4 + 32 + 1 + MaxLocalAddrs*maxAddrLen
+	maxRegisteredLen    = headerLen + 32 + maxAddrLen
+	maxRefusedLen       = headerLen + 1
+	maxResultLen        = headerLen + 8 + 1 + 32 + 1 + maxCandidates*maxAddrLen
+	maxOfferLen         = headerLen + 8 + 32 + 8 + 1 + maxCandidates*maxAddrLen
+	lookupFixedLen      = headerLen + 8 + 8 + 8
+	maxUnregisterLen    = headerLen + 8 + macLen
+	registerPaddedUntil = registerLen - macLen // where the padding of a MAC'd REGISTER ends
 
 	// lookupLen is the size every LOOKUP is padded to. A lookup makes the
 	// server send one answer to the requester and one offer to the target,
@@ -43,16 +58,25 @@ const (
 	// of them is ever larger than the lookup that caused it, so the server
 	// cannot be used to amplify traffic towards anyone.
 	lookupLen = 256
+	// registerLen is the size every REGISTER is padded to, for the same
+	// reason: its answer carries the server's key and the observed address,
+	// which the smallest registration would not cover.
+	registerLen = 256
 
 	// maxMessageLen bounds every message; anything longer is malformed.
-	maxMessageLen = lookupLen
+	maxMessageLen = max(lookupLen, registerLen)
 )
 
-// Compile-time checks that the padding covers the largest answers.
+// Compile-time checks that the padding covers the largest answers, and
+// leaves room for the largest body and the MAC.
 var (
 	_ [lookupLen - maxResultLen]struct{}
 	_ [lookupLen - maxOfferLen]struct{}
-	_ [lookupLen - lookupFixedLen]struct{}
+	_ [lookupLen - macLen - lookupFixedLen]struct{}
+	_ [registerLen - maxRegisteredLen]struct{}
+	_ [registerLen - maxRefusedLen]struct{}
+	_ [registerPaddedUntil - maxRegisterBodyLen]struct{}
+	_ [maxMessageLen - maxUnregisterLen]struct{}
 )
 
 type msgType uint8
@@ -143,7 +167,7 @@ type message struct {
 	txID      uint64
 	steamID   uint64 // REGISTER, LOOKUP, UNREGISTER: the sender; OFFER: the requester
 	appID     uint32
-	publicKey [32]byte
+	publicKey [32]byte // REGISTER: the sender's; REGISTERED: the server's; RESULT: the target's; OFFER: the requester's
 	target    uint64
 	sessionID uint64
 	status    LookupStatus
@@ -151,6 +175,10 @@ type message struct {
 	// REGISTER: local candidates; REGISTERED: the observed address alone;
 	// RESULT and OFFER: candidates, observed first.
 	addrs []netip.AddrPort
+	// hasMAC: the message ends with mac (REGISTER, LOOKUP, UNREGISTER only).
+	// encode writes mac as it is; sign fills it in afterwards.
+	hasMAC bool
+	mac    [macLen]byte
 }
 
 // validCandidate reports whether ap can be a peer's address at all; the
@@ -166,9 +194,21 @@ func canonical(ap netip.AddrPort) netip.AddrPort {
 	return netip.AddrPortFrom(ap.Addr().Unmap().WithZone(""), ap.Port())
 }
 
-func appendHeader(b []byte, t msgType, txID uint64) []byte {
-	b = append(b, byte(wire.KindRendezvous), protocolVersion, byte(t))
+func appendHeader(b []byte, t msgType, flags byte, txID uint64) []byte {
+	b = append(b, byte(wire.KindRendezvous), protocolVersion, byte(t), flags)
 	return binary.BigEndian.AppendUint64(b, txID)
+}
+
+// appendPadding appends zeros until the message that starts at start is
+// size bytes long, less the MAC that will follow it if mac is set.
+func appendPadding(b []byte, start, size int, mac bool) []byte {
+	if mac {
+		size -= macLen
+	}
+	for len(b)-start < size {
+		b = append(b, 0)
+	}
+	return b
 }
 
 func appendAddr(b []byte, ap netip.AddrPort) []byte {
@@ -194,27 +234,32 @@ func appendAddrs(b []byte, addrs []netip.AddrPort) []byte {
 }
 
 // encode appends m to b. The caller keeps m within the limits decode
-// enforces (address counts, valid addresses); encode does not check them.
+// enforces (address counts, valid addresses, a MAC only on the messages a
+// client sends); encode does not check them.
 func (m *message) encode(b []byte) []byte {
-	b = appendHeader(b, m.typ, m.txID)
+	start := len(b)
+	var flags byte
+	if m.hasMAC {
+		flags = flagMAC
+	}
+	b = appendHeader(b, m.typ, flags, m.txID)
 	switch m.typ {
 	case msgRegister:
 		b = binary.BigEndian.AppendUint64(b, m.steamID)
 		b = binary.BigEndian.AppendUint32(b, m.appID)
 		b = append(b, m.publicKey[:]...)
 		b = appendAddrs(b, m.addrs)
+		b = appendPadding(b, start, registerLen, m.hasMAC)
 	case msgRegistered:
+		b = append(b, m.publicKey[:]...)
 		b = appendAddr(b, m.addrs[0])
 	case msgRefused:
 		b = append(b, byte(m.reason))
 	case msgLookup:
-		start := len(b) - headerLen
 		b = binary.BigEndian.AppendUint64(b, m.steamID)
 		b = binary.BigEndian.AppendUint64(b, m.target)
 		b = binary.BigEndian.AppendUint64(b, m.sessionID)
-		for len(b)-start < lookupLen {
-			b = append(b, 0)
-		}
+		b = appendPadding(b, start, lookupLen, m.hasMAC)
 	case msgLookupResult:
 		b = binary.BigEndian.AppendUint64(b, m.target)
 		b = append(b, byte(m.status))
@@ -229,6 +274,9 @@ func (m *message) encode(b []byte) []byte {
 		b = appendAddrs(b, m.addrs)
 	case msgUnregister:
 		b = binary.BigEndian.AppendUint64(b, m.steamID)
+	}
+	if m.hasMAC {
+		b = append(b, m.mac[:]...)
 	}
 	return b
 }
@@ -320,6 +368,17 @@ func (r *reader) addr() netip.AddrPort {
 	return ap
 }
 
+// padding consumes the rest, which must be all zeros: padding is not a
+// place to hide anything.
+func (r *reader) padding() {
+	for _, c := range r.take(len(r.b)) {
+		if c != 0 {
+			r.fail("non-zero padding")
+			return
+		}
+	}
+}
+
 func (r *reader) addrs(lo, hi int) []netip.AddrPort {
 	n := int(r.u8())
 	if r.err != nil {
@@ -340,7 +399,8 @@ func (r *reader) addrs(lo, hi int) []netip.AddrPort {
 }
 
 // decode parses one datagram. It copies everything it keeps, so b may be
-// reused as soon as it returns.
+// reused as soon as it returns. It does not check the MAC, which takes a key
+// only the registration knows.
 func decode(b []byte) (message, error) {
 	var m message
 	if len(b) > maxMessageLen {
@@ -354,17 +414,39 @@ func decode(b []byte) (message, error) {
 		return m, fmt.Errorf("%w: version %d", ErrMalformed, v)
 	}
 	m.typ = msgType(r.u8())
+	flags := r.u8()
 	m.txID = r.u64()
 	if r.err != nil {
 		return message{}, r.err
 	}
+	if flags&^flagMAC != 0 {
+		return message{}, fmt.Errorf("%w: flags %#x", ErrMalformed, flags)
+	}
+	if flags&flagMAC != 0 {
+		switch m.typ {
+		case msgRegister, msgLookup, msgUnregister:
+		default:
+			return message{}, fmt.Errorf("%w: %v with a MAC", ErrMalformed, m.typ)
+		}
+		if len(r.b) < macLen {
+			return message{}, fmt.Errorf("%w: truncated MAC", ErrMalformed)
+		}
+		m.hasMAC = true
+		copy(m.mac[:], r.b[len(r.b)-macLen:])
+		r.b = r.b[:len(r.b)-macLen]
+	}
 	switch m.typ {
 	case msgRegister:
+		if len(b) != registerLen {
+			return message{}, fmt.Errorf("%w: REGISTER of %d bytes, want %d", ErrMalformed, len(b), registerLen)
+		}
 		m.steamID = r.u64()
 		m.appID = r.u32()
 		m.publicKey = r.key()
 		m.addrs = r.addrs(0, MaxLocalAddrs)
+		r.padding()
 	case msgRegistered:
+		m.publicKey = r.key()
 		m.addrs = []netip.AddrPort{r.addr()}
 	case msgRefused:
 		m.reason = RefuseReason(r.u8())
@@ -375,12 +457,7 @@ func decode(b []byte) (message, error) {
 		m.steamID = r.u64()
 		m.target = r.u64()
 		m.sessionID = r.u64()
-		for _, c := range r.take(len(r.b)) {
-			if c != 0 {
-				r.fail("non-zero padding")
-				break
-			}
-		}
+		r.padding()
 	case msgLookupResult:
 		m.target = r.u64()
 		m.status = LookupStatus(r.u8())

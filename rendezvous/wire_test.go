@@ -2,7 +2,12 @@ package rendezvous
 
 import (
 	"bytes"
+	"crypto/ecdh"
+	"crypto/hmac"
+	crand "crypto/rand"
+	"crypto/sha256"
 	"errors"
+	"math/rand/v2"
 	"net/netip"
 	"reflect"
 	"testing"
@@ -37,8 +42,8 @@ func sampleMessages() []message {
 		{typ: msgRegister, txID: 1, steamID: 76561197960265729, appID: 480, publicKey: key(1)},
 		{typ: msgRegister, txID: 2, steamID: 5, appID: 730, publicKey: key(2), addrs: []netip.AddrPort{v4b, v6a}},
 		{typ: msgRegister, txID: 3, steamID: 5, appID: 730, publicKey: key(2), addrs: maxAddrs(MaxLocalAddrs)},
-		{typ: msgRegistered, txID: 4, addrs: []netip.AddrPort{v4a}},
-		{typ: msgRegistered, txID: 5, addrs: []netip.AddrPort{v6a}},
+		{typ: msgRegistered, txID: 4, publicKey: key(9), addrs: []netip.AddrPort{v4a}},
+		{typ: msgRegistered, txID: 5, publicKey: key(9), addrs: []netip.AddrPort{v6a}},
 		{typ: msgRefused, txID: 6, reason: RefuseNoRightsToApp},
 		{typ: msgLookup, txID: 7, steamID: 5, target: 6, sessionID: 0xdeadbeef},
 		{typ: msgLookupResult, txID: 8, target: 6, status: LookupNotOnline},
@@ -48,7 +53,18 @@ func sampleMessages() []message {
 		{typ: msgOffer, txID: 12, steamID: 5, publicKey: key(4), sessionID: 99, addrs: []netip.AddrPort{v4a}},
 		{typ: msgOffer, txID: 13, steamID: 5, publicKey: key(4), sessionID: 99, addrs: maxAddrs(maxCandidates)},
 		{typ: msgUnregister, txID: 14, steamID: 5},
+		{typ: msgRegister, txID: 15, steamID: 5, appID: 730, publicKey: key(2), addrs: maxAddrs(MaxLocalAddrs), hasMAC: true, mac: mac16(1)},
+		{typ: msgRegister, txID: 16, steamID: 5, appID: 730, publicKey: key(2), hasMAC: true, mac: mac16(2)},
+		{typ: msgLookup, txID: 17, steamID: 5, target: 6, sessionID: 0xdeadbeef, hasMAC: true, mac: mac16(3)},
+		{typ: msgUnregister, txID: 18, steamID: 5, hasMAC: true, mac: mac16(4)},
 	}
+}
+
+func mac16(b byte) (m [macLen]byte) {
+	for i := range m {
+		m[i] = 0xa0 + b + byte(i)
+	}
+	return m
 }
 
 func TestRoundTrip(t *testing.T) {
@@ -79,6 +95,28 @@ func TestLookupPaddingCoversAnswers(t *testing.T) {
 	}
 }
 
+// The requests a client sends have one size whatever they carry, so that
+// the answers, which may carry more, are never larger.
+func TestRequestsArePadded(t *testing.T) {
+	for _, m := range sampleMessages() {
+		b := m.encode(nil)
+		switch m.typ {
+		case msgRegister:
+			equal(t, len(b), registerLen, "length of %+v", m)
+		case msgLookup:
+			equal(t, len(b), lookupLen, "length of %+v", m)
+		}
+	}
+	// The smallest registration still covers the largest answer to it.
+	reg := (&message{typ: msgRegister, publicKey: key(1)}).encode(nil)
+	registered := (&message{typ: msgRegistered, publicKey: key(2), addrs: maxAddrs(1)}).encode(nil)
+	refused := (&message{typ: msgRefused, reason: RefuseServerFull}).encode(nil)
+	equal(t, len(registered), maxRegisteredLen, "largest REGISTERED")
+	if len(registered) > len(reg) || len(refused) > len(reg) {
+		t.Errorf("answers of %d and %d bytes to a %d-byte registration", len(registered), len(refused), len(reg))
+	}
+}
+
 func TestEncodeCanonicalisesAddresses(t *testing.T) {
 	mapped := netip.AddrPortFrom(netip.AddrFrom16(v4a.Addr().As16()), v4a.Port())
 	m := message{typ: msgRegistered, addrs: []netip.AddrPort{mapped}}
@@ -98,33 +136,49 @@ func TestDecodeRejects(t *testing.T) {
 		b[at] = v
 		return b
 	}
-	registered4 := valid(3) // header + family + 4 + 2
-	regOffset := headerLen
+	registered4 := valid(3)     // header + key + family + 4 + 2
+	regOffset := headerLen + 32 // the observed address, after the server key
 	cases := map[string][]byte{
-		"empty":                 nil,
-		"kind only":             {0xD0},
-		"wrong kind":            with(valid(0), 0, 0xE0),
-		"wrong version":         with(valid(0), 1, 2),
-		"unknown type":          with(valid(0), 2, 0x7f),
-		"type zero":             with(valid(0), 2, 0),
-		"header only register":  valid(0)[:headerLen],
-		"truncated register":    valid(1)[:len(valid(1))-1],
-		"trailing byte":         append(valid(0), 0),
-		"too many local addrs":  with(valid(0), headerLen+8+4+32, MaxLocalAddrs+1),
-		"address family 5":      with(registered4, regOffset, 5),
-		"port zero":             append(registered4[:len(registered4)-2:len(registered4)-2], 0, 0),
-		"unspecified address":   append(valid(3)[:regOffset+1:regOffset+1], 0, 0, 0, 0, 1, 1),
-		"multicast address":     append(valid(3)[:regOffset+1:regOffset+1], 224, 0, 0, 1, 1, 1),
-		"mapped under family 6": append(valid(3)[:regOffset:regOffset], append([]byte{6, 11: 0xff, 12: 0xff, 13: 1, 14: 2, 15: 3, 16: 4}, 1, 1)...),
-		"short lookup":          valid(6)[:lookupLen-1],
-		"long lookup":           append(valid(6), 0),
-		"lookup padding":        with(valid(6), lookupLen-1, 1),
-		"unknown status":        with(valid(7), headerLen+8, 3),
-		"not-online with body":  append(valid(7), make([]byte, 32)...),
-		"ok without addresses":  with(valid(9), headerLen+8+1+32, 0),
-		"offer without address": with(valid(11), headerLen+8+32+8, 0),
-		"offer too many addrs":  with(valid(11), headerLen+8+32+8, maxCandidates+1),
-		"oversized":             make([]byte, maxMessageLen+1),
+		"empty":                  nil,
+		"kind only":              {0xD0},
+		"wrong kind":             with(valid(0), 0, 0xE0),
+		"wrong version":          with(valid(0), 1, 1),
+		"unknown type":           with(valid(0), 2, 0x7f),
+		"type zero":              with(valid(0), 2, 0),
+		"header only register":   valid(0)[:headerLen],
+		"truncated register":     valid(1)[:len(valid(1))-1],
+		"trailing byte":          append(valid(0), 0),
+		"too many local addrs":   with(valid(0), headerLen+8+4+32, MaxLocalAddrs+1),
+		"address family 5":       with(registered4, regOffset, 5),
+		"port zero":              append(registered4[:len(registered4)-2:len(registered4)-2], 0, 0),
+		"unspecified address":    append(valid(3)[:regOffset+1:regOffset+1], 0, 0, 0, 0, 1, 1),
+		"multicast address":      append(valid(3)[:regOffset+1:regOffset+1], 224, 0, 0, 1, 1, 1),
+		"mapped under family 6":  append(valid(3)[:regOffset:regOffset], append([]byte{6, 11: 0xff, 12: 0xff, 13: 1, 14: 2, 15: 3, 16: 4}, 1, 1)...),
+		"short lookup":           valid(6)[:lookupLen-1],
+		"long lookup":            append(valid(6), 0),
+		"lookup padding":         with(valid(6), lookupLen-1, 1),
+		"unknown status":         with(valid(7), headerLen+8, 3),
+		"not-online with body":   append(valid(7), make([]byte, 32)...),
+		"ok without addresses":   with(valid(9), headerLen+8+1+32, 0),
+		"offer without address":  with(valid(11), headerLen+8+32+8, 0),
+		"offer too many addrs":   with(valid(11), headerLen+8+32+8, maxCandidates+1),
+		"oversized":              make([]byte, maxMessageLen+1),
+		"register padding":       with(valid(0), registerLen-1, 1),
+		"short register":         valid(0)[:registerLen-1],
+		"long register":          append(valid(0), 0),
+		"unknown flag":           with(valid(0), 3, 2),
+		"MAC on REGISTERED":      append(with(valid(3), 3, flagMAC), make([]byte, macLen)...),
+		"MAC on OFFER":           append(with(valid(11), 3, flagMAC), make([]byte, macLen)...),
+		"MAC on LOOKUP_RESULT":   append(with(valid(7), 3, flagMAC), make([]byte, macLen)...),
+		"MAC on REFUSED":         append(with(valid(5), 3, flagMAC), make([]byte, macLen)...),
+		"MAC stripped":           with(valid(14), 3, 0), // the MAC lands in the padding
+		"MAC'd padding":          with(valid(14), registerLen-macLen-1, 1),
+		"MAC'd lookup padding":   with(valid(16), lookupLen-macLen-1, 1),
+		"MAC'd long register":    append(valid(14), 0),
+		"MAC'd short lookup":     valid(16)[:lookupLen-1],
+		"MAC'd unregister short": valid(17)[:headerLen+8+macLen-1],
+		"MAC'd unregister long":  append(valid(17), 0),
+		"MAC flag, no MAC":       with(valid(13), 3, flagMAC),
 	}
 	for name, b := range cases {
 		if m, err := decode(b); err == nil {
@@ -153,7 +207,8 @@ func FuzzDecode(f *testing.F) {
 	}
 	f.Add([]byte{})
 	f.Add([]byte{0xD0, 1, 2})
-	f.Add([]byte{0xD0, 1, 5, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 6, 0})
+	f.Add([]byte{0xD0, protocolVersion, 5, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 6, 0})
+	f.Add([]byte{0xD0, protocolVersion, 7, flagMAC, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 6})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := decode(b)
 		if err != nil {
@@ -166,4 +221,78 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("decode accepted % x but it re-encodes as % x", b, again)
 		}
 	})
+}
+
+func TestMACIsHMACSHA256(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	x := newMacer()
+	for n := range maxMessageLen + 1 {
+		var k [32]byte
+		for i := range k {
+			k[i] = byte(rng.Uint32())
+		}
+		msg := make([]byte, n)
+		for i := range msg {
+			msg[i] = byte(rng.Uint32())
+		}
+		h := hmac.New(sha256.New, k[:])
+		h.Write(msg)
+		want := h.Sum(nil)[:macLen]
+		got := x.sum(&k, msg)
+		if !bytes.Equal(got[:], want) {
+			t.Fatalf("MAC of %d bytes: got % x, want % x", n, got, want)
+		}
+	}
+}
+
+func TestMACSignVerify(t *testing.T) {
+	x := newMacer()
+	k := key(7)
+	m := message{typ: msgLookup, txID: 1, steamID: 5, target: 6, sessionID: 7, hasMAC: true}
+	b := m.encode(nil)
+	x.sign(b, &k)
+	if !x.verify(b, &k) {
+		t.Fatal("a signed message does not verify")
+	}
+	other := key(8)
+	if x.verify(b, &other) {
+		t.Fatal("verified under another key")
+	}
+	for i := range len(b) * 8 {
+		b[i/8] ^= 1 << (i % 8)
+		if x.verify(b, &k) {
+			t.Fatalf("verified with bit %d flipped", i)
+		}
+		b[i/8] ^= 1 << (i % 8)
+	}
+	if x.verify(b[:macLen-1], &k) {
+		t.Fatal("verified a datagram shorter than a MAC")
+	}
+	if n := testing.AllocsPerRun(100, func() { x.verify(b, &k) }); n != 0 {
+		t.Errorf("verify allocates %v times", n)
+	}
+}
+
+func TestDeriveMACKey(t *testing.T) {
+	curve := ecdh.X25519()
+	client, err := curve.GenerateKey(crand.Reader)
+	noError(t, err, "client key")
+	server, err := curve.GenerateKey(crand.Reader)
+	noError(t, err, "server key")
+	pub := func(k *ecdh.PrivateKey) [32]byte { return [32]byte(k.PublicKey().Bytes()) }
+
+	atClient, err := deriveMACKey(client, pub(server), 76561197960265729)
+	noError(t, err, "derive at the client")
+	atServer, err := deriveMACKey(server, pub(client), 76561197960265729)
+	noError(t, err, "derive at the server")
+	equal(t, atClient, atServer, "key at both ends")
+	other, err := deriveMACKey(server, pub(client), 76561197960265730)
+	noError(t, err, "derive for another SteamID")
+	if other == atServer {
+		t.Fatal("the key does not depend on the SteamID")
+	}
+	// A low-order point gives the all-zero secret that anyone can compute.
+	if _, err := deriveMACKey(server, [32]byte{}, 1); err == nil {
+		t.Fatal("derived a key from the zero point")
+	}
 }
