@@ -90,6 +90,7 @@ func New(cfg Config) (*Networking, error) {
 		SteamID:    uint64(cfg.SteamID),
 		AppID:      cfg.AppID,
 		PublicKey:  keys.Public,
+		PrivateKey: keys.Private,
 		Server:     server,
 		LocalAddrs: localAddrs(conn.LocalAddr()),
 		Send:       n.writeTo,

@@ -3,11 +3,15 @@ package p2p_test
 import (
 	"context"
 	"errors"
+	"math/rand"
 	"net"
 	"runtime"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/pion/transport/v2"
+	"github.com/pion/transport/v2/stdnet"
 
 	"github.com/p2pcompat/p2pcompat/p2p"
 	"github.com/p2pcompat/p2pcompat/rendezvous"
@@ -116,5 +120,109 @@ func TestNewValidatesConfig(t *testing.T) {
 	_, err = p2p.New(p2p.Config{SteamID: 1, RendezvousAddr: pc.LocalAddr().String(), RegisterTimeout: 100 * time.Millisecond, ListenAddr: "127.0.0.1:0"})
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("unanswered registration: %v", err)
+	}
+}
+
+// recordNet is the real network, remembering every datagram its sockets send.
+type recordNet struct {
+	transport.Net
+	mu   sync.Mutex
+	sent [][]byte
+}
+
+func (r *recordNet) ListenPacket(network, address string) (net.PacketConn, error) {
+	pc, err := r.Net.ListenPacket(network, address)
+	return &recordConn{pc, r}, err
+}
+
+type recordConn struct {
+	net.PacketConn
+	r *recordNet
+}
+
+func (c *recordConn) WriteTo(b []byte, a net.Addr) (int, error) {
+	c.r.mu.Lock()
+	c.r.sent = append(c.r.sent, append([]byte(nil), b...))
+	c.r.mu.Unlock()
+	return c.PacketConn.WriteTo(b, a)
+}
+
+// TestHostileDatagramsChangeNothing throws garbage, truncated packets,
+// packets for unknown sessions, forged handshakes and replays of captured
+// traffic at a peer and at the server: the session goes on exactly as
+// before and nothing is delivered twice.
+func TestHostileDatagramsChangeNothing(t *testing.T) {
+	sn, err := stdnet.NewNet()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recordNet{Net: sn}
+	srv, a, b := start(t, func(c *p2p.Config) {
+		if c.SteamID == 1 {
+			c.Net = rec
+		}
+	})
+	b.AcceptP2PSessionWithUser(1)
+	for i := 0; i < 20; i++ {
+		a.SendP2PPacket(2, []byte{byte(i)}, p2p.P2PSend(i%4), 0)
+	}
+	a.SendP2PPacket(2, []byte("end"), p2p.P2PSendReliable, 1)
+	receive(t, b, 1)
+	got := 0
+	for {
+		if _, _, ok := b.ReadP2PPacket(make([]byte, 8), 0); !ok {
+			break
+		}
+		got++
+	}
+
+	attacker, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer attacker.Close()
+	rng := rand.New(rand.NewSource(1))
+	targets := []net.Addr{b.LocalAddr(), srv.Addr()}
+	rec.mu.Lock()
+	captured := append([][]byte(nil), rec.sent...)
+	rec.mu.Unlock()
+	for _, to := range targets {
+		for i := 0; i < 500; i++ {
+			var d []byte
+			switch i % 5 {
+			case 0: // noise of every size
+				d = make([]byte, rng.Intn(1500))
+				rng.Read(d)
+			case 1: // our kinds with random bodies
+				d = make([]byte, 1+rng.Intn(100))
+				rng.Read(d)
+				d[0] = []byte{0xD0, 0xE0, 0xE1}[rng.Intn(3)]
+			case 2: // truncated captured packets
+				c := captured[rng.Intn(len(captured))]
+				d = c[:rng.Intn(len(c))]
+			case 3: // captured packets with one bit flipped
+				c := captured[rng.Intn(len(captured))]
+				d = append([]byte(nil), c...)
+				d[rng.Intn(len(d))] ^= 1 << rng.Intn(8)
+			case 4: // replays, from a stranger's address
+				d = captured[rng.Intn(len(captured))]
+			}
+			attacker.WriteTo(d, to)
+		}
+	}
+	// The session still works, and nothing captured was delivered again.
+	a.SendP2PPacket(2, []byte("after"), p2p.P2PSendReliable, 1)
+	if p := receive(t, b, 1); string(p.Data) != "after" {
+		t.Fatalf("after the attack: %q", p.Data)
+	}
+	if _, ok := b.IsP2PPacketAvailable(0); ok {
+		t.Fatal("a replayed packet was delivered again")
+	}
+	if got < 15 {
+		t.Fatalf("only %d of 20 packets arrived before the attack", got)
+	}
+	st, _ := b.GetP2PSessionState(1)
+	if port := uint16(a.LocalAddr().(*net.UDPAddr).Port); !st.ConnectionActive || st.RemotePort != port {
+		t.Fatalf("the path moved to the attacker: %+v", st)
 	}
 }
