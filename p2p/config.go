@@ -37,6 +37,11 @@ type Config struct {
 	// RegisterTimeout bounds how long New waits for the rendezvous to
 	// confirm the registration; 0 means 10 s.
 	RegisterTimeout time.Duration
+	// OpenerTTL is the IP TTL of the first packets toward a peer's public
+	// address: enough to pass our own NAT router and create its mapping,
+	// too little to reach the peer's router before the peer's own packets
+	// do. 0 means 2 (one home router); raise it behind carrier-grade NAT.
+	OpenerTTL int
 	// Logger receives the library's logs; nil discards them.
 	Logger *slog.Logger
 	// Net is the network the socket is opened on; nil means the real one.
@@ -53,6 +58,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxSessions <= 0 {
 		c.MaxSessions = 4096
+	}
+	if c.OpenerTTL <= 0 {
+		c.OpenerTTL = 2
 	}
 	if c.RegisterTimeout <= 0 {
 		c.RegisterTimeout = 10 * time.Second
@@ -77,6 +85,8 @@ func (c Config) validate() error {
 		return &ConfigError{"SendBufferSize", "must not be negative"}
 	case c.RecvBufferSize < 0:
 		return &ConfigError{"RecvBufferSize", "must not be negative"}
+	case c.OpenerTTL < 0 || c.OpenerTTL > 255:
+		return &ConfigError{"OpenerTTL", "must be between 0 and 255"}
 	}
 	return nil
 }

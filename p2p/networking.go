@@ -24,6 +24,7 @@ import (
 	"github.com/p2pcompat/p2pcompat/callbacks"
 	"github.com/p2pcompat/p2pcompat/channels"
 	"github.com/p2pcompat/p2pcompat/internal/seal"
+	"github.com/p2pcompat/p2pcompat/internal/ttl"
 	"github.com/p2pcompat/p2pcompat/internal/wire"
 	"github.com/p2pcompat/p2pcompat/rendezvous"
 	"github.com/p2pcompat/p2pcompat/session"
@@ -39,7 +40,7 @@ type Networking struct {
 	mgr  *session.Manager
 	rv   *rendezvous.Client
 
-	allowRelay atomic.Bool
+	relay      atomic.Pointer[relayClient]
 	closed     atomic.Bool
 	closeOnce  sync.Once
 	done       chan struct{}
@@ -72,7 +73,6 @@ func New(cfg Config) (*Networking, error) {
 	}
 	n := &Networking{cfg: cfg, log: cfg.Logger, conn: conn, cb: callbacks.New(0), done: make(chan struct{})}
 	n.udp, _ = conn.(*net.UDPConn)
-	n.allowRelay.Store(true)
 	n.mgr = session.NewManager(session.Config{
 		SteamID:           cfg.SteamID,
 		ConnectTimeout:    cfg.ConnectTimeout,
@@ -172,6 +172,38 @@ func (e *env) WriteTo(b []byte, to netip.AddrPort) {
 	}
 }
 
+// WriteOpener sends b with the opener TTL: through our own NAT, not as far
+// as the peer's (see session.Env).
+func (e *env) WriteOpener(b []byte, to netip.AddrPort) {
+	n := (*Networking)(e)
+	if n.udp == nil {
+		return // a simulated network has no TTL; the probes that follow suffice
+	}
+	if err := ttl.WriteTo(n.udp, b, to, n.cfg.OpenerTTL); err != nil && !n.closed.Load() {
+		n.log.Debug("p2p: opener not sent", "to", to, "err", err)
+	}
+}
+
+func (e *env) RelayTo(b []byte, to netip.AddrPort) bool {
+	r := (*Networking)(e).relay.Load()
+	return r != nil && (*r).WriteTo(b, to) == nil
+}
+
+func (e *env) HasRelay() bool { return (*Networking)(e).relay.Load() != nil }
+
+func (e *env) RelayServer() netip.AddrPort {
+	if r := (*Networking)(e).relay.Load(); r != nil {
+		return (*r).ServerAddr()
+	}
+	return netip.AddrPort{}
+}
+
+func (e *env) Permit(addrs []netip.AddrPort) {
+	if r := (*Networking)(e).relay.Load(); r != nil {
+		(*r).Permit(addrs...)
+	}
+}
+
 func (e *env) Lookup(target session.SteamID, sessionID uint64) {
 	(*Networking)(e).rv.Lookup(uint64(target), sessionID)
 }
@@ -207,7 +239,7 @@ func (n *Networking) readLoop() {
 		case wire.KindRendezvous:
 			n.rv.HandleInbound(b, from)
 		case wire.KindHandshake, wire.KindData:
-			n.mgr.HandlePacket(b, from, time.Now())
+			n.mgr.HandlePacket(b, from, false, time.Now())
 		}
 	}
 }
@@ -327,7 +359,7 @@ func (n *Networking) GetP2PSessionState(remote SteamID) (P2PSessionState, bool) 
 // AllowP2PPacketRelay says whether new sessions may go through a relay. It
 // always returns true (C51).
 func (n *Networking) AllowP2PPacketRelay(allow bool) bool {
-	n.allowRelay.Store(allow)
+	n.mgr.SetAllowRelay(allow)
 	return true
 }
 

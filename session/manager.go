@@ -28,6 +28,22 @@ type Env interface {
 	// WriteTo sends one datagram on the shared socket; b is reused after
 	// the call returns.
 	WriteTo(b []byte, to netip.AddrPort)
+	// WriteOpener sends b with a TTL just high enough to leave our own
+	// NAT and too low to reach the peer's. It creates our NAT's mapping
+	// toward the peer before the peer's first probe reaches our NAT: a
+	// Linux NAT that saw that probe first would give our own probes a
+	// different port, which the peer's NAT then filters. Where the TTL
+	// cannot be set it may send nothing.
+	WriteOpener(b []byte, to netip.AddrPort)
+	// RelayTo sends b to the peer address through our TURN allocation;
+	// false if we have none.
+	RelayTo(b []byte, to netip.AddrPort) bool
+	// HasRelay reports whether we have a TURN allocation.
+	HasRelay() bool
+	// RelayServer is the address of our TURN server (zero: none).
+	RelayServer() netip.AddrPort
+	// Permit lets the given peer addresses reach our relayed address.
+	Permit(addrs []netip.AddrPort)
 	// Lookup asks the rendezvous for target and has it forward our offer
 	// carrying sessionID; the answer comes back through OnLookup.
 	Lookup(target SteamID, sessionID uint64)
@@ -58,9 +74,14 @@ type session struct {
 	pair       *seal.PairKey
 	keys       *seal.SessionKeys
 	replay     seal.ReplayWindow
-	candidates []netip.AddrPort
-	path       netip.AddrPort // where authenticated packets came from
-	engine     *channels.Engine
+	candidates  []candidate
+	pairs       []pair
+	path        pair // the pair data goes on; invalid until one answered
+	allowRelay  bool // AllowP2PPacketRelay as it was when this attempt began
+	openersSent bool
+	directAt    time.Time // full probes to the peer's public addresses from then on
+	largestPN   uint64    // newest data packet: its pair is followed
+	engine      *channels.Engine
 
 	localAccepted  bool // we accepted, by Accept or by sending (C32, C33)
 	remoteAccepted bool // the peer said it accepts us
@@ -100,6 +121,7 @@ type Manager struct {
 	removing    bool // an explicit Remove, not a capacity eviction
 	pending     int  // sessions of users we have not accepted
 	maxPending  int
+	allowRelay  bool
 	byID        map[uint64]*session
 	nextID      uint64
 	preAccepted map[SteamID]struct{}
@@ -132,6 +154,7 @@ func NewManager(cfg Config, keys seal.KeyPair, env Env, cb *callbacks.Queue) *Ma
 		queues:      make(map[int]*recvQueue),
 		waiters:     make(map[int]chan struct{}),
 		wake:        make(chan struct{}, 1),
+		allowRelay:  true,
 		pbuf:        make([]byte, 2048),
 		obuf:        make([]byte, 0, 2048),
 		rbuf:        make([]byte, 0, 2048),
@@ -164,7 +187,7 @@ func (m *Manager) remove(s *session) {
 
 // newSession makes the table entry for remote; the LRU may evict another.
 func (m *Manager) newSession(remote SteamID) *session {
-	s := &session{remote: remote, started: m.now, lastHeard: m.now, channels: make(map[int]struct{})}
+	s := &session{remote: remote, started: m.now, lastHeard: m.now, channels: make(map[int]struct{}), allowRelay: m.allowRelay}
 	m.assignID(s)
 	m.table.Add(remote, s)
 	m.applyPreAccept(s)
@@ -304,8 +327,9 @@ func (m *Manager) resetAttempt(s *session) {
 	m.assignID(s)
 	s.started, s.lastHeard = m.now, m.now
 	s.remoteID, s.peerKnowsUs, s.remoteAccepted, s.localAccepted = 0, false, false, false
-	s.path = netip.AddrPort{}
-	s.candidates = s.candidates[:0]
+	s.path, s.pairs, s.candidates = pair{}, nil, nil
+	s.openersSent, s.directAt, s.largestPN = false, time.Time{}, 0
+	s.allowRelay = m.allowRelay // C51: a new attempt takes the current setting
 	s.nextLookup, s.lookupWait, s.nextHello, s.helloWait = time.Time{}, 0, time.Time{}, 0
 	s.requested = time.Time{}
 	s.lastError = ErrorNone
@@ -469,10 +493,17 @@ func (m *Manager) State(remote SteamID) (State, bool) {
 		b, p := s.engine.Queued()
 		st.BytesQueuedForSend, st.PacketsQueuedForSend = int32(b), int32(p)
 	}
-	if a := s.path.Addr().Unmap(); s.phase == phaseEstablished && a.Is4() {
-		v := a.As4()
-		st.RemoteIP = binary.BigEndian.Uint32(v[:])
-		st.RemotePort = s.path.Port()
+	if s.phase == phaseEstablished {
+		st.UsingRelay = s.path.relayed()
+		remote := s.path.addr
+		if s.path.side == sideRelay {
+			remote = m.env.RelayServer() // C50: the relay's address when relayed
+		}
+		if a := remote.Addr().Unmap(); a.Is4() {
+			v := a.As4()
+			st.RemoteIP = binary.BigEndian.Uint32(v[:])
+			st.RemotePort = remote.Port()
+		}
 	}
 	return st, true
 }
@@ -498,7 +529,7 @@ func (m *Manager) OnLookup(r rendezvous.LookupResult, now time.Time) {
 		if !m.setPeerKey(s, r.PublicKey) {
 			return
 		}
-		m.setCandidates(s, r.Addrs)
+		m.setCandidates(s, r.Addrs, nil)
 		s.phase = phaseConnecting
 		m.sendHello(s, nil)
 	}
@@ -557,7 +588,7 @@ func (m *Manager) OnOffer(o rendezvous.Offer, now time.Time) {
 		s.keys = nil
 		s.peerKnowsUs = false
 	}
-	m.setCandidates(s, o.Addrs)
+	m.setCandidates(s, o.Addrs, nil)
 	if s.phase == phaseLookup {
 		s.phase = phaseConnecting
 	}
@@ -584,29 +615,9 @@ func (m *Manager) setPeerKey(s *session, pub [32]byte) bool {
 	return true
 }
 
-const maxCandidates = 8
-
-// setCandidates replaces the peer's candidate addresses with the latest the
-// rendezvous reported: after a change of network the old ones are dead.
-func (m *Manager) setCandidates(s *session, addrs []netip.AddrPort) {
-	s.candidates = s.candidates[:0]
-	for _, a := range addrs {
-		a = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
-		if !a.IsValid() || a.Port() == 0 || len(s.candidates) >= maxCandidates {
-			continue
-		}
-		dup := false
-		for _, c := range s.candidates {
-			dup = dup || c == a
-		}
-		if !dup {
-			s.candidates = append(s.candidates, a)
-		}
-	}
-}
-
-// HandlePacket takes a peer datagram (handshake or data) read from the socket.
-func (m *Manager) HandlePacket(b []byte, from netip.AddrPort, now time.Time) {
+// HandlePacket takes a peer datagram (handshake or data) read from the
+// socket, or from our TURN allocation when viaRelay.
+func (m *Manager) HandlePacket(b []byte, from netip.AddrPort, viaRelay bool, now time.Time) {
 	k, ok := wire.Classify(b)
 	if !ok {
 		return
@@ -617,15 +628,19 @@ func (m *Manager) HandlePacket(b []byte, from netip.AddrPort, now time.Time) {
 	if m.closed {
 		return
 	}
+	sd := sideDirect
+	if viaRelay {
+		sd = sideRelay
+	}
 	switch k {
 	case wire.KindHandshake:
-		m.onHandshake(b, from)
+		m.onHandshake(b, from, sd)
 	case wire.KindData:
-		m.onData(b, from)
+		m.onData(b, from, sd)
 	}
 }
 
-func (m *Manager) onHandshake(b []byte, from netip.AddrPort) {
+func (m *Manager) onHandshake(b []byte, from netip.AddrPort, sd side) {
 	if len(b) != hsHeaderLen+seal.HandshakeOverhead+hsBodyLen {
 		return
 	}
@@ -679,8 +694,8 @@ func (m *Manager) onHandshake(b []byte, from netip.AddrPort) {
 		// guards, prove the peer alive: a replayed hello must not.
 		s.lastHeard = m.now
 	}
-	if !s.path.IsValid() {
-		s.path = from
+	if !m.heard(s, sd, from) {
+		return // over a relay this session may not use (C52)
 	}
 	if msg.dst == s.localID {
 		s.peerKnowsUs = true
@@ -690,7 +705,7 @@ func (m *Manager) onHandshake(b []byte, from netip.AddrPort) {
 		m.postRequest(s) // C30
 	}
 	if msg.flags&flagWantReply != 0 {
-		m.replyHello(s, from)
+		m.replyHello(s, pair{side: sd, addr: from})
 	}
 	m.maybeEstablish(s)
 	m.schedule(s)
@@ -698,7 +713,7 @@ func (m *Manager) onHandshake(b []byte, from netip.AddrPort) {
 
 func (m *Manager) maybeEstablish(s *session) {
 	if s.phase != phaseConnecting || !s.localAccepted || !s.remoteAccepted || !s.peerKnowsUs ||
-		s.remoteID == 0 || !s.path.IsValid() || !m.ensureKeys(s) {
+		s.remoteID == 0 || !s.path.valid() || !m.ensureKeys(s) {
 		return
 	}
 	s.phase = phaseEstablished
@@ -707,6 +722,10 @@ func (m *Manager) maybeEstablish(s *session) {
 	s.engine.SetEstablished(m.now)
 	// Tell the peer at once, so its side opens without waiting for a hello.
 	m.sendHello(s, &s.path)
+	if s.path.relayed() {
+		s.helloWait = 0 // keep looking for a direct pair, from the start
+		s.nextHello = m.now.Add(helloFirst)
+	}
 	m.flush(s)
 }
 
@@ -725,7 +744,7 @@ func (m *Manager) ensureKeys(s *session) bool {
 	return true
 }
 
-func (m *Manager) onData(b []byte, from netip.AddrPort) {
+func (m *Manager) onData(b []byte, from netip.AddrPort, sd side) {
 	if len(b) < dataHeaderLen+seal.Overhead {
 		return
 	}
@@ -742,25 +761,32 @@ func (m *Manager) onData(b []byte, from netip.AddrPort) {
 		return
 	}
 	s.replay.Accept(pn)
+	if s.phase == phaseConnecting && !s.localAccepted {
+		return // C34: nothing of an unaccepted user is kept
+	}
+	if pn > s.largestPN {
+		// The newest packet names the pair the peer uses now: after a NAT
+		// rebinding or a move from relay to direct, the session follows,
+		// and its ID carries the stream across.
+		s.largestPN = pn
+		if !m.heard(s, sd, from) {
+			return
+		}
+	} else if p := s.path; !(p.side == sd && p.addr == from) {
+		if kind, _ := s.candidateKind(from); (pair{side: sd, kind: kind}).relayed() && !s.allowRelay {
+			return
+		}
+	}
 	s.lastHeard = m.now
 	if s.phase == phaseConnecting {
-		if !s.localAccepted {
-			return // C34: nothing of an unaccepted user is kept
-		}
 		// Only an established peer sends data, and it can only seal for
 		// our current ID: proof of both facts a hello would carry.
 		s.remoteAccepted, s.peerKnowsUs = true, true
-		if !s.path.IsValid() {
-			s.path = from
-		}
 		m.maybeEstablish(s)
 	}
 	if s.phase != phaseEstablished {
 		return
 	}
-	// An authenticated packet from a new address: the NAT rebound, or the
-	// path changed. The session ID carries the session across.
-	s.path = from
 	m.table.Get(s.remote)
 	if err := s.engine.HandlePacket(pn, pt, m.now); err != nil {
 		m.remove(s)
@@ -771,9 +797,10 @@ func (m *Manager) onData(b []byte, from netip.AddrPort) {
 	m.schedule(s)
 }
 
-// replyHello answers a hello that asked for one. A reply never asks for a
-// reply itself, or two connecting peers would answer each other forever.
-func (m *Manager) replyHello(s *session, to netip.AddrPort) {
+// replyHello answers a hello that asked for one, on the pair it came on.
+// A reply never asks for a reply itself, or two connecting peers would
+// answer each other forever.
+func (m *Manager) replyHello(s *session, to pair) {
 	flags := byte(0)
 	if s.localAccepted {
 		flags |= flagAccepted
@@ -781,10 +808,10 @@ func (m *Manager) replyHello(s *session, to netip.AddrPort) {
 	m.writeHandshake(s, hsBody{typ: hsHello, src: s.localID, dst: s.remoteID, flags: flags}, &to)
 }
 
-// sendHello sends a hello to one address, or to the path, or to every
-// candidate while no path is known. Until the session is established it
-// asks for a reply, which is how each side learns that the other knows it.
-func (m *Manager) sendHello(s *session, to *netip.AddrPort) {
+// sendHello sends a hello on one pair, or probes every pair worth trying.
+// It asks for a reply while the session is not established, and while it
+// is relayed, which is how a direct pair is found and taken over.
+func (m *Manager) sendHello(s *session, to *pair) {
 	if s.pair == nil {
 		return
 	}
@@ -792,32 +819,41 @@ func (m *Manager) sendHello(s *session, to *netip.AddrPort) {
 	if s.localAccepted {
 		flags |= flagAccepted
 	}
-	if s.phase != phaseEstablished {
+	if s.phase != phaseEstablished || s.path.relayed() {
 		flags |= flagWantReply
 	}
-	m.writeHandshake(s, hsBody{typ: hsHello, src: s.localID, dst: s.remoteID, flags: flags}, to)
-	if to == nil {
-		if s.helloWait == 0 {
-			s.helloWait = helloFirst
-		} else if s.helloWait < helloMax {
-			s.helloWait *= 2
-		}
-		s.nextHello = m.now.Add(s.helloWait)
+	body := hsBody{typ: hsHello, src: s.localID, dst: s.remoteID, flags: flags}
+	if to != nil {
+		m.writeHandshake(s, body, to)
+		return
 	}
+	m.probe(s, m.sealHandshake(s, body))
+	if s.helloWait == 0 {
+		s.helloWait = helloFirst
+	} else if s.helloWait < helloMax {
+		s.helloWait *= 2
+	}
+	s.nextHello = m.now.Add(s.helloWait)
 }
 
-func (m *Manager) writeHandshake(s *session, body hsBody, to *netip.AddrPort) {
+func (m *Manager) sealHandshake(s *session, body hsBody) []byte {
 	var plain [hsBodyLen]byte
 	out := appendHSHeader(m.obuf[:0], m.cfg.SteamID, s.remote)
-	out = s.pair.SealHandshake(out, out[:hsHeaderLen], appendHSBody(plain[:0], body))
+	return s.pair.SealHandshake(out, out[:hsHeaderLen], appendHSBody(plain[:0], body))
+}
+
+// writeHandshake sends a handshake message on one pair, or on the path, or
+// straight to every announced address while no path is known.
+func (m *Manager) writeHandshake(s *session, body hsBody, to *pair) {
+	out := m.sealHandshake(s, body)
 	switch {
 	case to != nil:
-		m.env.WriteTo(out, *to)
-	case s.path.IsValid():
-		m.env.WriteTo(out, s.path)
+		m.write(out, to.side, to.addr)
+	case s.path.valid():
+		m.write(out, s.path.side, s.path.addr)
 	default:
 		for _, c := range s.candidates {
-			m.env.WriteTo(out, c)
+			m.env.WriteTo(out, c.addr)
 		}
 	}
 }
@@ -834,7 +870,28 @@ func (m *Manager) flush(s *session) {
 		}
 		out := appendDataHeader(m.obuf[:0], s.remoteID, pn)
 		out = s.keys.Seal(out, out[:dataHeaderLen], pn, payload)
-		m.env.WriteTo(out, s.path)
+		m.write(out, s.path.side, s.path.addr)
 		s.lastSent = m.now
+	}
+}
+
+// SetAllowRelay is AllowP2PPacketRelay: it applies to sessions created
+// afterwards and to existing ones when they start a new attempt (C51).
+func (m *Manager) SetAllowRelay(allow bool) {
+	m.mu.Lock()
+	m.allowRelay = allow
+	m.mu.Unlock()
+}
+
+// RelayReady tells the Manager that our relayed address changed: sessions
+// still connecting ask the rendezvous again, so that peers learn it.
+func (m *Manager) RelayReady(now time.Time) {
+	m.lock(now)
+	defer m.mu.Unlock()
+	for _, s := range m.table.Values() {
+		if s.initiated && s.phase == phaseConnecting && !s.peerKnowsUs {
+			m.lookup(s)
+			m.schedule(s)
+		}
 	}
 }

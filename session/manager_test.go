@@ -44,6 +44,12 @@ func (n *node) WriteTo(b []byte, to netip.AddrPort) {
 	n.w.wire = append(n.w.wire, datagram{n.addr, to, append([]byte(nil), b...)})
 }
 
+func (n *node) WriteOpener(b []byte, to netip.AddrPort)   {}
+func (n *node) RelayTo(b []byte, to netip.AddrPort) bool { return false }
+func (n *node) HasRelay() bool                           { return false }
+func (n *node) RelayServer() netip.AddrPort              { return netip.AddrPort{} }
+func (n *node) Permit([]netip.AddrPort)                  {}
+
 func (n *node) Lookup(target SteamID, sid uint64) {
 	n.targets = append(n.targets, target)
 	n.lookups = append(n.lookups, sid)
@@ -91,7 +97,7 @@ func (w *world) pump() {
 			d := w.wire[0]
 			w.wire = w.wire[1:]
 			if to := w.byAdr[d.to]; to != nil && (w.drop == nil || !w.drop(d.from, d.to)) {
-				to.m.HandlePacket(d.b, d.from, w.now)
+				to.m.HandlePacket(d.b, d.from, false, w.now)
 			}
 		}
 		if !busy {
@@ -139,7 +145,7 @@ func TestEstablishAndDeliver(t *testing.T) {
 		t.Fatalf("requests %v", b.reqs)
 	}
 	b.m.Accept(1, w.now)
-	w.pump()
+	w.advance(200*time.Millisecond, 10*time.Millisecond)
 	if got := b.read(); got != "hello" {
 		t.Fatalf("read %q", got)
 	}
@@ -198,11 +204,11 @@ func TestStrangersCannotEvictAcceptedSessions(t *testing.T) {
 		w.add(id, Config{}).send(100, "friend")
 		b.m.Accept(id, w.now)
 	}
-	w.pump()
+	w.advance(200*time.Millisecond, 10*time.Millisecond)
 	for id := SteamID(1000); id < 1050; id++ {
 		w.add(id, Config{}).send(100, "stranger")
 	}
-	w.pump()
+	w.advance(200*time.Millisecond, 10*time.Millisecond)
 	for id := SteamID(1); id <= 4; id++ {
 		if st, ok := b.m.State(id); !ok || !st.ConnectionActive {
 			t.Fatalf("friend %d lost: %+v %v", id, st, ok)
@@ -220,8 +226,10 @@ func TestOfferWithNewKeyReplacesSession(t *testing.T) {
 	a, b := w.add(1, Config{}), w.add(2, Config{})
 	b.m.Accept(1, w.now)
 	a.send(2, "one")
-	w.pump()
-	b.read()
+	w.advance(200*time.Millisecond, 10*time.Millisecond)
+	if got := b.read(); got != "one" {
+		t.Fatalf("read %q", got)
+	}
 	other, _ := seal.GenerateKeyPair()
 	b.m.mu.Lock()
 	sid := b.m.table.Values()[0].remoteID

@@ -82,6 +82,9 @@ func (m *Manager) sessionDeadline(s *session) time.Time {
 			min(s.nextHello)
 		}
 	case phaseEstablished:
+		if s.path.relayed() {
+			min(s.nextHello) // still looking for a direct pair
+		}
 		min(s.engine.Deadline())
 		min(s.lastSent.Add(m.cfg.KeepaliveInterval))
 		min(s.lastHeard.Add(m.cfg.ConnectTimeout))
@@ -207,6 +210,10 @@ func (m *Manager) tick(s *session) {
 			m.remove(s) // C40: closed silently
 			m.free(s, true, false)
 			return
+		}
+		m.refreshPath(s)
+		if s.path.relayed() && !s.nextHello.IsZero() && !now.Before(s.nextHello) {
+			m.sendHello(s, nil)
 		}
 		if d := s.engine.Deadline(); !d.IsZero() && !now.Before(d) {
 			s.engine.OnTimer(now)

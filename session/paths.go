@@ -1,0 +1,241 @@
+package session
+
+import (
+	"net/netip"
+	"time"
+)
+
+// A session's packets travel on a pair: one of our two ways out (our
+// socket, or our TURN allocation) and one address of the peer. Every pair
+// is probed at once; the ones we hear the peer on are usable, and the best
+// usable one carries data. Direct beats relayed, so a relayed session
+// moves to a direct pair the moment one answers, and the session ID in
+// every packet carries the stream across without loss or reordering.
+
+// side is our end of a pair.
+type side uint8
+
+const (
+	sideDirect side = iota // our socket
+	sideRelay              // our TURN allocation
+)
+
+// candKind says how we learned a peer address.
+type candKind uint8
+
+const (
+	candHost  candKind = iota // an address the peer bound or advertised
+	candSrflx                 // where the rendezvous saw the peer
+	candRelay                 // the peer's TURN allocation
+	candPrflx                 // where an authenticated packet came from, unannounced
+)
+
+type candidate struct {
+	addr netip.AddrPort
+	kind candKind
+}
+
+type pair struct {
+	side  side
+	addr  netip.AddrPort
+	kind  candKind
+	heard time.Time // last authenticated packet on this pair
+}
+
+func (p pair) valid() bool   { return p.addr.IsValid() }
+func (p pair) relayed() bool { return p.side == sideRelay || p.kind == candRelay }
+
+const (
+	maxCandidates = 8
+	maxPairs      = 24
+	// openerDelay holds back full probes to the peer's public addresses
+	// after the low-TTL openers, so that our own NAT has a mapping toward
+	// the peer before the peer's probes arrive at it (see Env.WriteOpener).
+	openerDelay = 50 * time.Millisecond
+)
+
+// pairFresh is how long a pair counts as working after the peer was last
+// heard on it.
+func (m *Manager) pairFresh() time.Duration { return 3 * m.cfg.KeepaliveInterval }
+
+func unmap(a netip.AddrPort) netip.AddrPort { return netip.AddrPortFrom(a.Addr().Unmap(), a.Port()) }
+
+// setCandidates replaces the peer's announced addresses with the latest the
+// rendezvous reported (after a change of network the old ones are dead),
+// keeping addresses learned from the peer's own packets.
+func (m *Manager) setCandidates(s *session, addrs, relayed []netip.AddrPort) {
+	old := s.candidates
+	s.candidates = make([]candidate, 0, len(addrs)+len(relayed))
+	add := func(a netip.AddrPort, k candKind) {
+		a = unmap(a)
+		if !a.IsValid() || a.Port() == 0 || len(s.candidates) >= maxCandidates {
+			return
+		}
+		for _, c := range s.candidates {
+			if c.addr == a {
+				return
+			}
+		}
+		s.candidates = append(s.candidates, candidate{a, k})
+	}
+	for i, a := range addrs {
+		// The rendezvous lists the address it saw first; an address the
+		// peer also bound is a host address (same host, same LAN).
+		k := candHost
+		if i == 0 && !containsAddr(addrs[1:], a) && !a.Addr().IsLoopback() {
+			k = candSrflx
+		}
+		add(a, k)
+	}
+	for _, a := range relayed {
+		add(a, candRelay)
+	}
+	for _, c := range old {
+		if c.kind == candPrflx {
+			add(c.addr, candPrflx)
+		}
+	}
+	if len(s.candidates) > 0 {
+		addrs := make([]netip.AddrPort, 0, len(s.candidates))
+		for _, c := range s.candidates {
+			addrs = append(addrs, c.addr)
+		}
+		m.env.Permit(addrs) // so that the peer reaches our relayed address
+	}
+}
+
+func containsAddr(list []netip.AddrPort, a netip.AddrPort) bool {
+	for _, x := range list {
+		if unmap(x) == unmap(a) {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *session) candidateKind(a netip.AddrPort) (candKind, bool) {
+	for _, c := range s.candidates {
+		if c.addr == a {
+			return c.kind, true
+		}
+	}
+	return candPrflx, false
+}
+
+// heard records an authenticated packet from the peer on (sd, from) and
+// returns false if relay is not allowed for this session and the packet
+// came over one, in which case it must be ignored.
+func (m *Manager) heard(s *session, sd side, from netip.AddrPort) bool {
+	kind, known := s.candidateKind(from)
+	p := pair{side: sd, addr: from, kind: kind, heard: m.now}
+	if p.relayed() && !s.allowRelay {
+		return false
+	}
+	if !known && sd == sideDirect && len(s.candidates) < maxCandidates {
+		// A peer-reflexive address: the peer's NAT gave it a port nobody
+		// announced (a symmetric NAT). Answering there is what opens it.
+		s.candidates = append(s.candidates, candidate{from, candPrflx})
+	}
+	for i := range s.pairs {
+		if s.pairs[i].side == sd && s.pairs[i].addr == from {
+			s.pairs[i].heard = m.now
+			m.choosePath(s, &s.pairs[i])
+			return true
+		}
+	}
+	if len(s.pairs) >= maxPairs {
+		// Forget the pair heard least recently.
+		old := 0
+		for i := range s.pairs {
+			if s.pairs[i].heard.Before(s.pairs[old].heard) {
+				old = i
+			}
+		}
+		s.pairs[old] = s.pairs[len(s.pairs)-1]
+		s.pairs = s.pairs[:len(s.pairs)-1]
+	}
+	s.pairs = append(s.pairs, p)
+	m.choosePath(s, &s.pairs[len(s.pairs)-1])
+	return true
+}
+
+// choosePath makes the best fresh pair the path: direct over relayed; at
+// equal rank the one just heard (the peer moved, or the NAT rebound).
+func (m *Manager) choosePath(s *session, last *pair) {
+	fresh := m.now.Add(-m.pairFresh())
+	cur := s.path
+	curOK := false
+	for _, p := range s.pairs {
+		if p.side == cur.side && p.addr == cur.addr && p.heard.After(fresh) {
+			curOK = true
+		}
+	}
+	switch {
+	case !curOK:
+		best := *last
+		for _, p := range s.pairs {
+			if p.heard.After(fresh) && better(p, best) {
+				best = p
+			}
+		}
+		s.path = best
+	case better(*last, cur) || !last.relayed() == !cur.relayed() && last.heard.Equal(m.now):
+		s.path = *last
+	}
+}
+
+// better ranks pairs: a direct one beats a relayed one.
+func better(a, b pair) bool { return !a.relayed() && b.relayed() }
+
+// refreshPath drops a path the peer has not been heard on for a while in
+// favour of a fresh pair, if there is one.
+func (m *Manager) refreshPath(s *session) {
+	if !s.path.valid() || !s.path.heard.Before(m.now.Add(-m.pairFresh())) {
+		return
+	}
+	for i := range s.pairs {
+		if s.pairs[i].heard.After(m.now.Add(-m.pairFresh())) {
+			m.choosePath(s, &s.pairs[i])
+			return
+		}
+	}
+}
+
+// write sends b on one pair.
+func (m *Manager) write(b []byte, sd side, to netip.AddrPort) {
+	if sd == sideRelay {
+		m.env.RelayTo(b, to)
+		return
+	}
+	m.env.WriteTo(b, to)
+}
+
+// probe sends the hello in b on every pair worth trying: all of them while
+// connecting, only the direct ones once a relayed session is established.
+func (m *Manager) probe(s *session, b []byte) {
+	established := s.phase == phaseEstablished
+	if !s.openersSent {
+		s.openersSent = true
+		s.directAt = m.now.Add(openerDelay)
+		for _, c := range s.candidates {
+			if c.kind == candSrflx || c.kind == candPrflx {
+				m.env.WriteOpener(b, c.addr)
+			}
+		}
+	}
+	relay := s.allowRelay && m.env.HasRelay()
+	for _, c := range s.candidates {
+		if c.kind == candRelay && !s.allowRelay {
+			continue
+		}
+		if established && c.kind == candRelay {
+			continue
+		}
+		if c.kind == candHost || c.kind == candRelay || !m.now.Before(s.directAt) {
+			m.env.WriteTo(b, c.addr)
+		}
+		if relay && !established {
+			m.env.RelayTo(b, c.addr)
+		}
+	}
+}
