@@ -40,11 +40,11 @@ type Networking struct {
 	mgr  *session.Manager
 	rv   *rendezvous.Client
 
-	relay      atomic.Pointer[relayClient]
-	closed     atomic.Bool
-	closeOnce  sync.Once
-	done       chan struct{}
-	wg         sync.WaitGroup
+	relay     atomic.Pointer[relayClient]
+	closed    atomic.Bool
+	closeOnce sync.Once
+	done      chan struct{}
+	wg        sync.WaitGroup
 }
 
 // New binds the socket, registers with the rendezvous and returns once the

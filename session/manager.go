@@ -70,10 +70,10 @@ type session struct {
 	localID  uint64 // the ID our peer puts in data packets to us
 	remoteID uint64 // the ID we put in data packets to the peer; 0 until known
 
-	peerPub    [32]byte
-	pair       *seal.PairKey
-	keys       *seal.SessionKeys
-	replay     seal.ReplayWindow
+	peerPub     [32]byte
+	pair        *seal.PairKey
+	keys        *seal.SessionKeys
+	replay      seal.ReplayWindow
 	candidates  []candidate
 	pairs       []pair
 	path        pair // the pair data goes on; invalid until one answered

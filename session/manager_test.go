@@ -44,7 +44,7 @@ func (n *node) WriteTo(b []byte, to netip.AddrPort) {
 	n.w.wire = append(n.w.wire, datagram{n.addr, to, append([]byte(nil), b...)})
 }
 
-func (n *node) WriteOpener(b []byte, to netip.AddrPort)   {}
+func (n *node) WriteOpener(b []byte, to netip.AddrPort)  {}
 func (n *node) RelayTo(b []byte, to netip.AddrPort) bool { return false }
 func (n *node) HasRelay() bool                           { return false }
 func (n *node) RelayServer() netip.AddrPort              { return netip.AddrPort{} }
