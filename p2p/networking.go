@@ -21,6 +21,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pion/transport/v2/stdnet"
+
 	"github.com/p2pcompat/p2pcompat/callbacks"
 	"github.com/p2pcompat/p2pcompat/channels"
 	"github.com/p2pcompat/p2pcompat/internal/seal"
@@ -64,7 +66,11 @@ func New(cfg Config) (*Networking, error) {
 	}
 	var conn net.PacketConn
 	if cfg.Net != nil {
-		conn, err = cfg.Net.ListenPacket("udp", cfg.ListenAddr)
+		listen := cfg.ListenAddr
+		if host, port, err := net.SplitHostPort(listen); err == nil && host == "" {
+			listen = net.JoinHostPort("0.0.0.0", port) // a simulated network names its wildcard
+		}
+		conn, err = cfg.Net.ListenPacket("udp4", listen)
 	} else {
 		conn, err = net.ListenPacket("udp", cfg.ListenAddr)
 	}
@@ -92,7 +98,7 @@ func New(cfg Config) (*Networking, error) {
 		PublicKey:  keys.Public,
 		PrivateKey: keys.Private,
 		Server:     server,
-		LocalAddrs: localAddrs(conn.LocalAddr()),
+		LocalAddrs: localAddrs(cfg, conn.LocalAddr()),
 		Send:       n.writeTo,
 		OnOffer:    func(o rendezvous.Offer) { n.mgr.OnOffer(o, time.Now()) },
 		OnLookup:   func(r rendezvous.LookupResult) { n.mgr.OnLookup(r, time.Now()) },
@@ -138,18 +144,64 @@ func resolve(cfg Config) (netip.AddrPort, error) {
 	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
 }
 
-// localAddrs is what we advertise besides the address the rendezvous sees:
-// the bound address, when it names one.
-func localAddrs(a net.Addr) []netip.AddrPort {
+// maxHostCandidates is how many of our own addresses we announce.
+const maxHostCandidates = 6
+
+// localAddrs is what we announce besides the address the rendezvous sees:
+// the bound address when it names one, else the addresses of our
+// interfaces, which is how two players on one LAN find each other without
+// their NAT looping packets back.
+func localAddrs(cfg Config, a net.Addr) []netip.AddrPort {
 	ua, ok := a.(*net.UDPAddr)
 	if !ok {
 		return nil
 	}
-	ap := ua.AddrPort()
-	if ap.Addr().IsUnspecified() || !ap.IsValid() {
+	bound := ua.AddrPort()
+	bound = netip.AddrPortFrom(bound.Addr().Unmap(), bound.Port())
+	port := bound.Port()
+	if !bound.Addr().IsUnspecified() {
+		return []netip.AddrPort{netip.AddrPortFrom(bound.Addr().Unmap(), port)}
+	}
+	nw := cfg.Net
+	if nw == nil {
+		std, err := stdnet.NewNet()
+		if err != nil {
+			return nil
+		}
+		nw = std
+	}
+	ifs, err := nw.Interfaces()
+	if err != nil {
 		return nil
 	}
-	return []netip.AddrPort{netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())}
+	var addrs []net.Addr
+	for _, ifc := range ifs {
+		if ifc.Flags&net.FlagUp == 0 || ifc.Flags&net.FlagLoopback != 0 {
+			continue
+		}
+		if as, err := ifc.Addrs(); err == nil {
+			addrs = append(addrs, as...)
+		}
+	}
+	var out []netip.AddrPort
+	for _, x := range addrs {
+		ipn, ok := x.(*net.IPNet)
+		if !ok {
+			continue
+		}
+		ip, ok := netip.AddrFromSlice(ipn.IP)
+		if !ok {
+			continue
+		}
+		ip = ip.Unmap()
+		// IPv4 only: the Steam state reports IPv4, and a v4 socket cannot
+		// use the others.
+		if !ip.Is4() || ip.IsUnspecified() || ip.IsLoopback() || ip.IsLinkLocalUnicast() || len(out) >= maxHostCandidates {
+			continue
+		}
+		out = append(out, netip.AddrPortFrom(ip, port))
+	}
+	return out
 }
 
 func (n *Networking) writeTo(b []byte, to netip.AddrPort) error {

@@ -1,0 +1,221 @@
+package p2p_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/pion/logging"
+	"github.com/pion/transport/v2/vnet"
+
+	"github.com/p2pcompat/p2pcompat/p2p"
+	"github.com/p2pcompat/p2pcompat/rendezvous"
+)
+
+// NAT behaviours in RFC 4787 terms: how a router maps and what it lets in.
+var (
+	fullCone       = &vnet.NATType{MappingBehavior: vnet.EndpointIndependent, FilteringBehavior: vnet.EndpointIndependent}
+	restrictedCone = &vnet.NATType{MappingBehavior: vnet.EndpointIndependent, FilteringBehavior: vnet.EndpointAddrDependent}
+	portRestricted = &vnet.NATType{MappingBehavior: vnet.EndpointIndependent, FilteringBehavior: vnet.EndpointAddrPortDependent}
+	symmetric      = &vnet.NATType{MappingBehavior: vnet.EndpointAddrPortDependent, FilteringBehavior: vnet.EndpointAddrPortDependent}
+)
+
+// natLab is a simulated internet: a WAN router with the rendezvous on it,
+// and sites, each public or behind a NAT router of its own.
+type natLab struct {
+	t      *testing.T
+	wan    *vnet.Router
+	server *rendezvous.Server
+	sites  int
+}
+
+const labServer = "198.18.0.2"
+
+func quietLogs() logging.LoggerFactory {
+	lf := logging.NewDefaultLoggerFactory()
+	lf.DefaultLogLevel = logging.LogLevelDisabled
+	return lf
+}
+
+func newNATLab(t *testing.T, relay bool) *natLab {
+	t.Helper()
+	wan, err := vnet.NewRouter(&vnet.RouterConfig{CIDR: "198.18.0.0/24", LoggerFactory: quietLogs()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srvNet, err := vnet.NewNet(&vnet.NetConfig{StaticIPs: []string{labServer}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := wan.AddNet(srvNet); err != nil {
+		t.Fatal(err)
+	}
+	l := &natLab{t: t, wan: wan}
+	if err := wan.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { wan.Stop() })
+	cfg := rendezvous.ServerConfig{ListenAddr: labServer + ":3478", Net: srvNet}
+	if relay {
+		_ = cfg // relay: see below
+	}
+	l.server, err = rendezvous.NewServer(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.server.Close() })
+	return l
+}
+
+// site returns the networks of n hosts at a new site: behind a NAT of the
+// given type on one LAN, or public (nat nil).
+func (l *natLab) site(nat *vnet.NATType, n int) []*vnet.Net {
+	l.t.Helper()
+	l.sites++
+	var nets []*vnet.Net
+	if nat == nil {
+		for i := 0; i < n; i++ {
+			nw, err := vnet.NewNet(&vnet.NetConfig{StaticIPs: []string{fmt.Sprintf("198.18.0.%d", 10*l.sites+i)}})
+			if err != nil {
+				l.t.Fatal(err)
+			}
+			if err := l.wan.AddNet(nw); err != nil {
+				l.t.Fatal(err)
+			}
+			nets = append(nets, nw)
+		}
+		return nets
+	}
+	lan, err := vnet.NewRouter(&vnet.RouterConfig{
+		CIDR:          fmt.Sprintf("198.18.%d.0/24", 10+l.sites),
+		StaticIPs:     []string{fmt.Sprintf("198.18.0.%d", 10*l.sites)},
+		NATType:       nat,
+		LoggerFactory: quietLogs(),
+	})
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	for i := 0; i < n; i++ {
+		nw, err := vnet.NewNet(&vnet.NetConfig{})
+		if err != nil {
+			l.t.Fatal(err)
+		}
+		if err := lan.AddNet(nw); err != nil {
+			l.t.Fatal(err)
+		}
+		nets = append(nets, nw)
+	}
+	if err := l.wan.AddRouter(lan); err != nil {
+		l.t.Fatal(err)
+	}
+	if err := lan.Start(); err != nil {
+		l.t.Fatal(err)
+	}
+	l.t.Cleanup(func() { lan.Stop() })
+	return nets
+}
+
+func (l *natLab) peer(id p2p.SteamID, nw *vnet.Net, edit ...func(*p2p.Config)) *p2p.Networking {
+	l.t.Helper()
+	cfg := p2p.Config{SteamID: id, AppID: 480, RendezvousAddr: labServer + ":3478", Net: nw, ConnectTimeout: 5 * time.Second}
+	for _, e := range edit {
+		e(&cfg)
+	}
+	n, err := p2p.New(cfg)
+	if err != nil {
+		l.t.Fatalf("peer %d: %v", id, err)
+	}
+	l.t.Cleanup(func() { n.Close() })
+	return n
+}
+
+// exchange opens a session a -> b with an echo and returns a's state once
+// both sides are established, or the connect failure a saw.
+func exchange(t *testing.T, a, b *p2p.Networking, aID, bID p2p.SteamID) (p2p.P2PSessionState, *p2p.P2PSessionConnectFail) {
+	t.Helper()
+	b.OnP2PSessionRequest(func(r p2p.P2PSessionRequest) { b.AcceptP2PSessionWithUser(r.SteamIDRemote) })
+	var fail *p2p.P2PSessionConnectFail
+	a.OnP2PSessionConnectFail(func(f p2p.P2PSessionConnectFail) { fail = &f })
+	a.SendP2PPacket(bID, []byte("ping"), p2p.P2PSendReliable, 0)
+	deadline := time.Now().Add(30 * time.Second)
+	echoed := false
+	for time.Now().Before(deadline) {
+		a.RunCallbacks()
+		b.RunCallbacks()
+		if fail != nil {
+			return p2p.P2PSessionState{}, fail
+		}
+		if p, ok := tryRead(b); ok {
+			b.SendP2PPacket(p.Remote, p.Data, p2p.P2PSendReliable, 0)
+		}
+		if _, ok := tryRead(a); ok {
+			echoed = true
+		}
+		sa, _ := a.GetP2PSessionState(bID)
+		sb, _ := b.GetP2PSessionState(aID)
+		if echoed && sa.ConnectionActive && sb.ConnectionActive {
+			return sa, nil
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	sa, _ := a.GetP2PSessionState(bID)
+	t.Fatalf("no session within 30 s: a's state %+v", sa)
+	return sa, nil
+}
+
+func tryRead(n *p2p.Networking) (p2p.Packet, bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+	defer cancel()
+	p, err := n.Receive(ctx, 0)
+	return p, err == nil
+}
+
+// TestNATMatrix opens a session between every pair of NAT behaviours
+// and asserts the path it ends on.
+func TestNATMatrix(t *testing.T) {
+	cases := []struct {
+		name   string
+		a, b   *vnet.NATType
+		direct bool
+	}{
+		{"public-public", nil, nil, true},
+		{"fullcone-fullcone", fullCone, fullCone, true},
+		{"fullcone-restricted", fullCone, restrictedCone, true},
+		{"fullcone-portrestricted", fullCone, portRestricted, true},
+		{"restricted-restricted", restrictedCone, restrictedCone, true},
+		{"restricted-portrestricted", restrictedCone, portRestricted, true},
+		{"portrestricted-portrestricted", portRestricted, portRestricted, true},
+		{"symmetric-fullcone", symmetric, fullCone, true},
+		{"fullcone-symmetric", fullCone, symmetric, true},
+	}
+	for _, c := range cases {
+		c := c
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			l := newNATLab(t, false)
+			a := l.peer(1, l.site(c.a, 1)[0])
+			b := l.peer(2, l.site(c.b, 1)[0])
+			st, fail := exchange(t, a, b, 1, 2)
+			if fail != nil {
+				t.Fatalf("connect failed: %+v", *fail)
+			}
+			if st.UsingRelay == c.direct {
+				t.Fatalf("UsingRelay = %v, want direct = %v (%+v)", st.UsingRelay, c.direct, st)
+			}
+		})
+	}
+	t.Run("same LAN behind one NAT", func(t *testing.T) {
+		t.Parallel()
+		l := newNATLab(t, false)
+		nets := l.site(portRestricted, 2)
+		a, b := l.peer(1, nets[0]), l.peer(2, nets[1])
+		st, fail := exchange(t, a, b, 1, 2)
+		if fail != nil {
+			t.Fatalf("connect failed: %+v", *fail)
+		}
+		if st.UsingRelay || st.RemoteIP>>8 != 198<<16|18<<8|(10+1) {
+			t.Fatalf("want a direct LAN path, got %+v", st)
+		}
+	})
+}
