@@ -3,6 +3,7 @@ package p2p_test
 import (
 	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -32,6 +33,10 @@ type natLab struct {
 
 const labServer = "198.18.0.2"
 
+// buildMu serialises building topologies: vnet numbers its interfaces with
+// an unguarded package counter. Running them in parallel is safe.
+var buildMu sync.Mutex
+
 func quietLogs() logging.LoggerFactory {
 	lf := logging.NewDefaultLoggerFactory()
 	lf.DefaultLogLevel = logging.LogLevelDisabled
@@ -40,6 +45,8 @@ func quietLogs() logging.LoggerFactory {
 
 func newNATLab(t *testing.T, relay bool) *natLab {
 	t.Helper()
+	buildMu.Lock()
+	defer buildMu.Unlock()
 	wan, err := vnet.NewRouter(&vnet.RouterConfig{CIDR: "198.18.0.0/24", LoggerFactory: quietLogs()})
 	if err != nil {
 		t.Fatal(err)
@@ -72,6 +79,8 @@ func newNATLab(t *testing.T, relay bool) *natLab {
 // given type on one LAN, or public (nat nil).
 func (l *natLab) site(nat *vnet.NATType, n int) []*vnet.Net {
 	l.t.Helper()
+	buildMu.Lock()
+	defer buildMu.Unlock()
 	l.sites++
 	var nets []*vnet.Net
 	if nat == nil {

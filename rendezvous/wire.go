@@ -11,26 +11,36 @@ import (
 
 // Message layout, all integers big-endian:
 //
-//	header     kind(1)=0xD0 version(1)=2 type(1) flags(1) txID(8)
-//	REGISTER   steamID(8) appID(4) publicKey(32) n(1) addr*n zero padding [mac(16)]   to exactly registerLen bytes, n <= MaxLocalAddrs
-//	REGISTERED serverKey(32) addr                                 the server's X25519 key, the observed address
-//	REFUSED    reason(1)
-//	LOOKUP     steamID(8) target(8) sessionID(8) zero padding [mac(16)]               to exactly lookupLen bytes
-//	RESULT     target(8) status(1) [publicKey(32) n(1) addr*n]        key and addrs only for LookupOK, 1 <= n <= maxCandidates
-//	OFFER      from(8) publicKey(32) sessionID(8) n(1) addr*n         1 <= n <= maxCandidates
+//	header     kind(1)=0xD0 version(1)=3 type(1) flags(1) txID(8)
+//	REGISTER   steamID(8) appID(4) publicKey(32) n(1) addr*n m(1) addr*m zero padding [mac(16)]   to exactly registerLen bytes
+//	REGISTERED serverKey(32) addr k(1) [expiry(8) relay*k] [mac(16)]                               the server's X25519 key, the observed address, relays
+//	REFUSED    reason(1) [mac(16)]
+//	LOOKUP     steamID(8) target(8) sessionID(8) zero padding [mac(16)]                            to exactly lookupLen bytes
+//	RESULT     target(8) status(1) [publicKey(32) n(1) addr*n m(1) addr*m] [mac(16)]               key and addrs only for LookupOK
+//	OFFER      from(8) publicKey(32) sessionID(8) n(1) addr*n m(1) addr*m [mac(16)]
 //	UNREGISTER steamID(8) [mac(16)]
 //	addr       family(1)=4|6 ip(4|16) port(2)
+//	relay      addr password(20)                                                                   a TURN server and HMAC-SHA1(secret, username)
 //
-// flags is 0, or flagMAC on the messages a client sends (REGISTER, LOOKUP,
-// UNREGISTER): then the message ends with a MAC of everything before it
-// (see auth.go), and the padding of a padded message is shorter by the MAC,
-// so that its length does not change.
+// In REGISTER, the n addrs are local candidates (n <= MaxLocalAddrs) and the
+// m addrs relayed ones, addresses the sender holds on TURN relays (m <=
+// MaxRelayedAddrs). In RESULT and OFFER, the n addrs are candidates, the
+// observed address first (1 <= n <= maxCandidates), and the m addrs relayed
+// ones (m <= MaxRelayedAddrs). In REGISTERED, k <= MaxRelays; the expiry
+// (unix seconds, 0 < expiry < 1<<63) is present only when k > 0 and is the
+// same for every relay, whose username is "expiry:steamID" (see relay.go).
+//
+// flags is 0 or flagMAC; with flagMAC the message ends with a MAC of
+// everything before it (see auth.go), and the padding of a padded message is
+// shorter by the MAC, so that its length does not change. A client MACs what
+// it sends once it knows the server's key; the server MACs what it sends to
+// a client whose registration is authenticated.
 //
 // Every message has exactly one encoding, so that decode followed by encode
 // gives back the same bytes; the fuzz target relies on it.
 
 const (
-	protocolVersion = 2
+	protocolVersion = 3
 	headerLen       = 1 + 1 + 1 + 1 + 8
 
 	// flagMAC marks a message that ends with a MAC.
@@ -40,14 +50,26 @@ const (
 
 	// MaxLocalAddrs is how many local candidates a registration may
 	// advertise besides the address the server observes.
-	MaxLocalAddrs       = 7
-	maxCandidates       = MaxLocalAddrs + 1
-	maxAddrLen          = 1 + 16 + 2
-	maxRegisterBodyLen  = headerLen + 8 + 4 + 32 + 1 + MaxLocalAddrs*maxAddrLen
-	maxRegisteredLen    = headerLen + 32 + maxAddrLen
-	maxRefusedLen       = headerLen + 1
-	maxResultLen        = headerLen + 8 + 1 + 32 + 1 + maxCandidates*maxAddrLen
-	maxOfferLen         = headerLen + 8 + 32 + 8 + 1 + maxCandidates*maxAddrLen
+	MaxLocalAddrs = 7
+	// MaxRelayedAddrs is how many relayed addresses (allocations on TURN
+	// relays) a registration may advertise, and an offer or a lookup result
+	// carry.
+	MaxRelayedAddrs = 2
+	// MaxRelays is how many relays, with credentials, the server hands a
+	// client in one answer to its registration.
+	MaxRelays = 3
+
+	maxCandidates = MaxLocalAddrs + 1
+	maxAddrLen    = 1 + 16 + 2
+	// relayPasswordLen is the length of an HMAC-SHA1, the password of
+	// coturn's shared-secret scheme before its base64 encoding.
+	relayPasswordLen    = 20
+	maxRelayedLen       = 1 + MaxRelayedAddrs*maxAddrLen
+	maxRegisterBodyLen  = headerLen + 8 + 4 + 32 + 1 + MaxLocalAddrs*maxAddrLen + maxRelayedLen
+	maxRegisteredLen    = headerLen + 32 + maxAddrLen + 1 + 8 + MaxRelays*(maxAddrLen+relayPasswordLen) + macLen
+	maxRefusedLen       = headerLen + 1 + macLen
+	maxResultLen        = headerLen + 8 + 1 + 32 + 1 + maxCandidates*maxAddrLen + maxRelayedLen + macLen
+	maxOfferLen         = headerLen + 8 + 32 + 8 + 1 + maxCandidates*maxAddrLen + maxRelayedLen + macLen
 	lookupFixedLen      = headerLen + 8 + 8 + 8
 	maxUnregisterLen    = headerLen + 8 + macLen
 	registerPaddedUntil = registerLen - macLen // where the padding of a MAC'd REGISTER ends
@@ -57,10 +79,10 @@ const (
 	// and a registration's address can be spoofed; with the padding neither
 	// of them is ever larger than the lookup that caused it, so the server
 	// cannot be used to amplify traffic towards anyone.
-	lookupLen = 256
+	lookupLen = 272
 	// registerLen is the size every REGISTER is padded to, for the same
-	// reason: its answer carries the server's key and the observed address,
-	// which the smallest registration would not cover.
+	// reason: its answer carries the server's key, the observed address and
+	// relay credentials, which the smallest registration would not cover.
 	registerLen = 256
 
 	// maxMessageLen bounds every message; anything longer is malformed.
@@ -175,10 +197,22 @@ type message struct {
 	// REGISTER: local candidates; REGISTERED: the observed address alone;
 	// RESULT and OFFER: candidates, observed first.
 	addrs []netip.AddrPort
-	// hasMAC: the message ends with mac (REGISTER, LOOKUP, UNREGISTER only).
-	// encode writes mac as it is; sign fills it in afterwards.
+	// relayed: REGISTER: the sender's relayed addresses; RESULT: the
+	// target's; OFFER: the requester's.
+	relayed []netip.AddrPort
+	// REGISTERED: the relays and their passwords, valid until expiry.
+	expiry uint64
+	relays []relayCred
+	// hasMAC: the message ends with mac. encode writes mac as it is; sign
+	// fills it in afterwards.
 	hasMAC bool
 	mac    [macLen]byte
+}
+
+// relayCred is a TURN relay and the password for it, in a REGISTERED.
+type relayCred struct {
+	addr     netip.AddrPort
+	password [relayPasswordLen]byte // HMAC-SHA1(secret, username), unencoded
 }
 
 // validCandidate reports whether ap can be a peer's address at all; the
@@ -234,8 +268,8 @@ func appendAddrs(b []byte, addrs []netip.AddrPort) []byte {
 }
 
 // encode appends m to b. The caller keeps m within the limits decode
-// enforces (address counts, valid addresses, a MAC only on the messages a
-// client sends); encode does not check them.
+// enforces (address and relay counts, valid addresses, the expiry's range);
+// encode does not check them.
 func (m *message) encode(b []byte) []byte {
 	start := len(b)
 	var flags byte
@@ -249,10 +283,19 @@ func (m *message) encode(b []byte) []byte {
 		b = binary.BigEndian.AppendUint32(b, m.appID)
 		b = append(b, m.publicKey[:]...)
 		b = appendAddrs(b, m.addrs)
+		b = appendAddrs(b, m.relayed)
 		b = appendPadding(b, start, registerLen, m.hasMAC)
 	case msgRegistered:
 		b = append(b, m.publicKey[:]...)
 		b = appendAddr(b, m.addrs[0])
+		b = append(b, byte(len(m.relays)))
+		if len(m.relays) > 0 {
+			b = binary.BigEndian.AppendUint64(b, m.expiry)
+			for _, r := range m.relays {
+				b = appendAddr(b, r.addr)
+				b = append(b, r.password[:]...)
+			}
+		}
 	case msgRefused:
 		b = append(b, byte(m.reason))
 	case msgLookup:
@@ -266,12 +309,14 @@ func (m *message) encode(b []byte) []byte {
 		if m.status == LookupOK {
 			b = append(b, m.publicKey[:]...)
 			b = appendAddrs(b, m.addrs)
+			b = appendAddrs(b, m.relayed)
 		}
 	case msgOffer:
 		b = binary.BigEndian.AppendUint64(b, m.steamID)
 		b = append(b, m.publicKey[:]...)
 		b = binary.BigEndian.AppendUint64(b, m.sessionID)
 		b = appendAddrs(b, m.addrs)
+		b = appendAddrs(b, m.relayed)
 	case msgUnregister:
 		b = binary.BigEndian.AppendUint64(b, m.steamID)
 	}
@@ -398,6 +443,32 @@ func (r *reader) addrs(lo, hi int) []netip.AddrPort {
 	return out
 }
 
+// relays reads the relay list of a REGISTERED.
+func (r *reader) relays() (expiry uint64, out []relayCred) {
+	k := int(r.u8())
+	if r.err != nil || k == 0 {
+		return 0, nil
+	}
+	if k > MaxRelays {
+		r.fail("%d relays, at most %d", k, MaxRelays)
+		return 0, nil
+	}
+	if expiry = r.u64(); r.err == nil && (expiry == 0 || expiry >= 1<<63) {
+		r.fail("relay expiry %d", expiry)
+		return 0, nil
+	}
+	out = make([]relayCred, 0, k)
+	for range k {
+		var c relayCred
+		c.addr = r.addr()
+		if p := r.take(relayPasswordLen); p != nil {
+			c.password = [relayPasswordLen]byte(p)
+		}
+		out = append(out, c)
+	}
+	return expiry, out
+}
+
 // decode parses one datagram. It copies everything it keeps, so b may be
 // reused as soon as it returns. It does not check the MAC, which takes a key
 // only the registration knows.
@@ -423,11 +494,6 @@ func decode(b []byte) (message, error) {
 		return message{}, fmt.Errorf("%w: flags %#x", ErrMalformed, flags)
 	}
 	if flags&flagMAC != 0 {
-		switch m.typ {
-		case msgRegister, msgLookup, msgUnregister:
-		default:
-			return message{}, fmt.Errorf("%w: %v with a MAC", ErrMalformed, m.typ)
-		}
 		if len(r.b) < macLen {
 			return message{}, fmt.Errorf("%w: truncated MAC", ErrMalformed)
 		}
@@ -444,10 +510,12 @@ func decode(b []byte) (message, error) {
 		m.appID = r.u32()
 		m.publicKey = r.key()
 		m.addrs = r.addrs(0, MaxLocalAddrs)
+		m.relayed = r.addrs(0, MaxRelayedAddrs)
 		r.padding()
 	case msgRegistered:
 		m.publicKey = r.key()
 		m.addrs = []netip.AddrPort{r.addr()}
+		m.expiry, m.relays = r.relays()
 	case msgRefused:
 		m.reason = RefuseReason(r.u8())
 	case msgLookup:
@@ -465,6 +533,7 @@ func decode(b []byte) (message, error) {
 		case LookupOK:
 			m.publicKey = r.key()
 			m.addrs = r.addrs(1, maxCandidates)
+			m.relayed = r.addrs(0, MaxRelayedAddrs)
 		case LookupNotOnline, LookupOtherApp:
 		default:
 			r.fail("lookup status %d", m.status)
@@ -474,6 +543,7 @@ func decode(b []byte) (message, error) {
 		m.publicKey = r.key()
 		m.sessionID = r.u64()
 		m.addrs = r.addrs(1, maxCandidates)
+		m.relayed = r.addrs(0, MaxRelayedAddrs)
 	case msgUnregister:
 		m.steamID = r.u64()
 	default:
