@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ecdh"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -28,6 +30,11 @@ const (
 	// RefreshInterval later, so a client whose server went away keeps
 	// knocking at a low rate until it comes back.
 	maxRefreshTries = 8
+	// minCredentialRefresh is the least time between refreshes that renew
+	// relay credentials: if the server's clock is far ahead of ours, the
+	// credentials look expired at once, and the client must not hammer
+	// the server for new ones.
+	minCredentialRefresh = time.Second
 )
 
 // ErrRegistrationRefused is wrapped by the error Register returns when the
@@ -52,6 +59,7 @@ type Offer struct {
 	PublicKey [32]byte
 	SessionID uint64           // the requester's session ID, passed through verbatim
 	Addrs     []netip.AddrPort // requester's candidates: the address the server saw it at first, then its advertised local ones
+	Relayed   []netip.AddrPort // requester's addresses on TURN relays (its SetRelayed), at most MaxRelayedAddrs; may be nil
 }
 
 // LookupResult is the server's answer to Lookup.
@@ -60,6 +68,25 @@ type LookupResult struct {
 	Status    LookupStatus
 	PublicKey [32]byte         // zero unless LookupOK
 	Addrs     []netip.AddrPort // target's candidates (server-observed first), nil unless LookupOK
+	Relayed   []netip.AddrPort // target's addresses on TURN relays, at most MaxRelayedAddrs; nil unless LookupOK, may be nil then
+}
+
+// Relay is a TURN server and credentials for it, handed out by the
+// rendezvous server to an authenticated registration: the relay embedded in
+// the server, or one of the operator's external ones. The credentials are
+// the long-term credentials of RFC 8489 (the realm comes from the relay's
+// first answer), in coturn's shared-secret form: Username is
+// "expiry:steamID" and Password base64(HMAC-SHA1(secret, Username)).
+type Relay struct {
+	Addr     netip.AddrPort // IPv4
+	Username string
+	Password string
+	// Expires is when the relay stops accepting the credentials, by the
+	// server's clock. A relay checks them on every request it
+	// authenticates (allocation, refresh, permission, channel binding), so
+	// an allocation outliving them must move to newer credentials, which
+	// the client gets by itself on re-registering.
+	Expires time.Time
 }
 
 // ClientConfig configures a Client. The zero value of every field but
@@ -89,6 +116,17 @@ type ClientConfig struct {
 	// OnLookup is called from HandleInbound's goroutine, once per answered
 	// Lookup call (duplicated answers suppressed); it must not block. May be nil.
 	OnLookup func(LookupResult)
+	// OnRelays is called with the relays and credentials the server handed
+	// out, whenever they change: on the first authenticated registration
+	// and on a refresh that brings new credentials (every few minutes) or
+	// another list of relays (possibly empty). It is called from
+	// HandleInbound's goroutine, never concurrently with itself, with no
+	// lock held; it must not block, and may call the Client's methods but
+	// HandleInbound. With one goroutine calling HandleInbound, as a peer
+	// has, it returns before the Register call that the answer completes
+	// does. The slice is the callee's. Only a client with a PrivateKey gets
+	// relays. May be nil; Relays gives the same list.
+	OnRelays func([]Relay)
 	// RetransmitInterval is the first retransmit delay, doubling up to 2s;
 	// 0 means 200ms.
 	RetransmitInterval time.Duration
@@ -208,10 +246,18 @@ type Client struct {
 	closed     bool
 	registered bool // confirmed at least once: refresh from now on
 	observed   netip.AddrPort
-	reg        *regAttempt // the registration in flight, if any
-	lastRegTx  uint64      // txID of the newest registration
-	refreshAt  time.Time   // when to re-register; zero while reg is in flight or never registered
-	lookups    map[uint64]*lookupAttempt
+	relayed    []netip.AddrPort // SetRelayed's, sent in every registration
+	relays     []Relay          // from the latest authenticated REGISTERED
+	relaysVer  uint64           // counts changes of relays
+	// notifiedVer is the relaysVer that OnRelays was last called with, and
+	// notifying says that a goroutine is calling it, and will call it again
+	// if relaysVer moves meanwhile.
+	notifiedVer uint64
+	notifying   bool
+	reg         *regAttempt // the registration in flight, if any
+	lastRegTx   uint64      // txID of the newest registration
+	refreshAt   time.Time   // when to re-register; zero while reg is in flight or never registered
+	lookups     map[uint64]*lookupAttempt
 
 	wake      chan struct{} // buffer 1: a deadline may have moved earlier
 	done      chan struct{}
@@ -277,6 +323,7 @@ func (c *Client) registerMsgLocked(r *regAttempt) []byte {
 		appID:     c.cfg.AppID,
 		publicKey: c.cfg.PublicKey,
 		addrs:     c.cfg.LocalAddrs,
+		relayed:   c.relayed,
 	}
 	return c.sealLocked(&m, registerLen)
 }
@@ -324,8 +371,9 @@ func (c *Client) startRegisterLocked(now time.Time) []byte {
 // key shared with the server, which takes a second round trip whenever the
 // client does not know the server's current key yet (first registration,
 // server restarted). After success, the client re-registers every
-// RefreshInterval by itself. Concurrent calls share one registration in
-// flight.
+// RefreshInterval by itself, and sooner when that would let its relay
+// credentials get within half their lifetime of expiring. Concurrent calls
+// share one registration in flight.
 func (c *Client) Register(ctx context.Context) (observed netip.AddrPort, err error) {
 	if err := ctx.Err(); err != nil {
 		return netip.AddrPort{}, err
@@ -401,10 +449,73 @@ func (c *Client) Observed() netip.AddrPort {
 	return c.observed
 }
 
+// Relays returns the relays and credentials of the latest authenticated
+// answer to a registration: nil before the first, and for a client without
+// a PrivateKey. The slice is the caller's.
+func (c *Client) Relays() []Relay {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.relays)
+}
+
+// SetRelayed sets the addresses this client holds on TURN relays, which
+// every registration from now on advertises and which the server passes on
+// in offers and lookup results. Unusable addresses are dropped, repeats
+// too, and only the first MaxRelayedAddrs are kept; nil withdraws them. If
+// they changed and the client is registered or registering, it registers
+// again at once, so that the server knows them before the next refresh.
+func (c *Client) SetRelayed(addrs []netip.AddrPort) {
+	list := make([]netip.AddrPort, 0, min(len(addrs), MaxRelayedAddrs))
+	for _, a := range addrs {
+		a = canonical(a)
+		switch {
+		case !validCandidate(a):
+			c.log.Warn("rendezvous: dropped unusable relayed address", "addr", a)
+		case slices.Contains(list, a):
+		case len(list) == MaxRelayedAddrs:
+			c.log.Warn("rendezvous: too many relayed addresses, dropped one", "addr", a, "max", MaxRelayedAddrs)
+		default:
+			list = append(list, a)
+		}
+	}
+	c.mu.Lock()
+	if c.closed || slices.Equal(list, c.relayed) {
+		c.mu.Unlock()
+		return
+	}
+	c.relayed = list
+	var b []byte
+	switch {
+	case c.reg != nil:
+		// Its answer would confirm the old addresses.
+		b = c.restartRegisterLocked(time.Now())
+	case c.registered:
+		b = c.startRegisterLocked(time.Now())
+	}
+	c.mu.Unlock()
+	if b != nil {
+		c.send(b)
+		c.kick()
+	}
+}
+
 // HandleInbound takes a datagram read from the shared socket. It returns
 // true if it was a rendezvous message from the server address (consumed,
 // valid or not), false if it is not for the client. It does not keep b.
-// OnOffer and OnLookup run on the calling goroutine before it returns.
+// OnOffer, OnLookup and OnRelays run on the calling goroutine before it
+// returns.
+//
+// Once the client shares a key with the server (it has a PrivateKey and has
+// learnt the server's key), it takes only messages MAC'd under that key,
+// so that no one who merely spoofs the server's address can make offers
+// or answer lookups in its name. The one exception is a REGISTERED without a
+// MAC that brings a server key other than the known one: that is how a
+// restarted server tells its new key, and how the first REGISTERED tells
+// the first key. Both are trusted on first use: whoever answers first, in
+// the server's name, a registration it has seen, is taken for the server
+// (tokens that prove the server's identity are for later), so an attacker
+// who can see our registrations and answer before the server can still
+// pose as it; one who cannot see them would have to guess a txID.
 func (c *Client) HandleInbound(b []byte, from netip.AddrPort) bool {
 	if len(b) == 0 || b[0] != byte(wire.KindRendezvous) || canonical(from) != c.serverKey {
 		return false
@@ -416,30 +527,42 @@ func (c *Client) HandleInbound(b []byte, from netip.AddrPort) bool {
 	}
 	switch m.typ {
 	case msgRegistered:
-		c.finishRegister(m.txID, m.publicKey, regOutcome{observed: m.addrs[0]})
+		c.finishRegister(&m, b, regOutcome{observed: m.addrs[0]})
 	case msgRefused:
-		c.finishRegister(m.txID, [32]byte{}, regOutcome{err: &RefusedError{Reason: m.reason}})
+		c.finishRegister(&m, b, regOutcome{err: &RefusedError{Reason: m.reason}})
 	case msgLookupResult:
-		c.onLookupResult(&m)
+		c.onLookupResult(&m, b)
 	case msgOffer:
-		c.onOffer(&m)
+		c.onOffer(&m, b)
 	default:
 		c.log.Debug("rendezvous: dropped unexpected message from server", "type", m.typ)
 	}
 	return true
 }
 
-// finishRegister takes the answer to a registration; serverPub is the
-// server's key that a REGISTERED carries.
-func (c *Client) finishRegister(txID uint64, serverPub [32]byte, o regOutcome) {
+// authenticLocked says whether m, received as b, may be taken as the
+// server's: MAC'd under the key shared with it, or without a MAC while the
+// client shares no key with it. mac says whether it was MAC'd.
+func (c *Client) authenticLocked(m *message, b []byte) (ok, mac bool) {
+	if m.hasMAC {
+		return c.keyed && c.mac.verify(b, &c.macKey), true
+	}
+	return !c.keyed, false
+}
+
+// finishRegister takes the answer to a registration, m received as b.
+func (c *Client) finishRegister(m *message, b []byte, o regOutcome) {
 	c.mu.Lock()
 	r := c.reg
-	if c.closed || r == nil || r.txID != txID {
+	if c.closed || r == nil || r.txID != m.txID {
 		// A duplicate, or the answer to an attempt given up on.
 		c.mu.Unlock()
 		return
 	}
-	if c.priv != nil && o.err == nil && (!r.signed || r.signedFor != serverPub) {
+	authentic, mac := c.authenticLocked(m, b)
+	serverPub := m.publicKey
+	switch {
+	case m.typ == msgRegistered && !mac && c.priv != nil && !(c.keyed && c.serverPub == serverPub):
 		// The server answered a registration it could not authenticate: our
 		// first, or one MAC'd for a key it no longer has (it restarted). It
 		// may not have taken it (another instance of ours holds the
@@ -454,26 +577,96 @@ func (c *Client) finishRegister(txID uint64, serverPub [32]byte, o regOutcome) {
 		c.send(b)
 		c.kick()
 		return
+	case !authentic:
+		c.mu.Unlock()
+		c.log.Debug("rendezvous: dropped unauthenticated answer to a registration", "type", m.typ, "mac", mac)
+		return
+	case m.typ == msgRegistered && c.priv != nil && (!r.signed || r.signedFor != serverPub || serverPub != c.serverPub):
+		// MAC'd under our key, yet not the answer to a registration under
+		// it: nothing the server sends.
+		c.mu.Unlock()
+		return
 	}
 	c.reg = nil
+	now := time.Now()
+	next := c.cfg.RefreshInterval
 	if o.err == nil {
 		if c.observed != o.observed && c.registered {
 			c.log.Info("rendezvous: observed address changed", "from", c.observed, "to", o.observed)
 		}
 		c.observed = o.observed
 		c.registered = true
+		if mac {
+			// Only an authenticated answer carries relays; an answer
+			// without a MAC, to a client without a key, says nothing
+			// about them.
+			c.setRelaysLocked(m)
+		}
+		if len(c.relays) > 0 {
+			// Renew the credentials well before they expire.
+			if half := c.relays[0].Expires.Sub(now) / 2; half < next {
+				next = max(half, min(next, minCredentialRefresh))
+			}
+		}
 	} else if len(r.waiters) == 0 {
 		c.log.Warn("rendezvous: refresh refused", "err", o.err)
 	}
 	if c.registered {
-		c.refreshAt = time.Now().Add(c.cfg.RefreshInterval)
+		c.refreshAt = now.Add(next)
 	}
 	c.mu.Unlock()
+	c.notifyRelays()
 	// c.reg no longer points at r, so nobody else touches r.waiters.
 	for ch := range r.waiters {
 		ch <- o
 	}
 	c.kick()
+}
+
+// setRelaysLocked takes the relays of m, an authenticated REGISTERED.
+func (c *Client) setRelaysLocked(m *message) {
+	var relays []Relay
+	if len(m.relays) > 0 {
+		username := turnUsername(m.expiry, c.cfg.SteamID)
+		expires := time.Unix(int64(m.expiry), 0)
+		relays = make([]Relay, 0, len(m.relays))
+		for _, r := range m.relays {
+			relays = append(relays, Relay{
+				Addr:     r.addr,
+				Username: username,
+				Password: base64.StdEncoding.EncodeToString(r.password[:]),
+				Expires:  expires,
+			})
+		}
+	}
+	if slices.Equal(relays, c.relays) {
+		return
+	}
+	c.relays = relays
+	c.relaysVer++
+}
+
+// notifyRelays calls OnRelays until it has been called with the latest
+// relays, unless another goroutine is at it, which will then do it.
+func (c *Client) notifyRelays() {
+	if c.cfg.OnRelays == nil {
+		return
+	}
+	c.mu.Lock()
+	if c.notifying {
+		c.mu.Unlock()
+		return
+	}
+	c.notifying = true
+	for !c.closed && c.notifiedVer != c.relaysVer {
+		c.notifiedVer = c.relaysVer
+		relays := slices.Clone(c.relays)
+		c.mu.Unlock()
+		c.cfg.OnRelays(relays)
+		c.mu.Lock()
+	}
+	c.notifying = false
+	c.mu.Unlock()
 }
 
 // learnKeyLocked derives the key shared with the server whose public key is
@@ -494,28 +687,38 @@ func (c *Client) learnKeyLocked(serverPub [32]byte) bool {
 	return true
 }
 
-func (c *Client) onLookupResult(m *message) {
+func (c *Client) onLookupResult(m *message, b []byte) {
 	c.mu.Lock()
 	l := c.lookups[m.target]
 	if c.closed || l == nil || l.txID != m.txID {
 		c.mu.Unlock()
 		return
 	}
+	if ok, mac := c.authenticLocked(m, b); !ok {
+		c.mu.Unlock()
+		c.log.Debug("rendezvous: dropped unauthenticated lookup result", "target", m.target, "mac", mac)
+		return
+	}
 	delete(c.lookups, m.target)
 	c.mu.Unlock()
 	if c.cfg.OnLookup != nil {
-		c.cfg.OnLookup(LookupResult{Target: m.target, Status: m.status, PublicKey: m.publicKey, Addrs: m.addrs})
+		c.cfg.OnLookup(LookupResult{Target: m.target, Status: m.status, PublicKey: m.publicKey, Addrs: m.addrs, Relayed: m.relayed})
 	}
 }
 
-func (c *Client) onOffer(m *message) {
+func (c *Client) onOffer(m *message, b []byte) {
 	c.mu.Lock()
 	closed := c.closed
+	ok, mac := c.authenticLocked(m, b)
 	c.mu.Unlock()
+	if !ok {
+		c.log.Debug("rendezvous: dropped unauthenticated offer", "from", m.steamID, "mac", mac)
+		return
+	}
 	if closed || c.cfg.OnOffer == nil {
 		return
 	}
-	c.cfg.OnOffer(Offer{From: m.steamID, PublicKey: m.publicKey, SessionID: m.sessionID, Addrs: m.addrs})
+	c.cfg.OnOffer(Offer{From: m.steamID, PublicKey: m.publicKey, SessionID: m.sessionID, Addrs: m.addrs, Relayed: m.relayed})
 }
 
 // Close sends a best-effort unregistration and stops the client's

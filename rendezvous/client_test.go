@@ -146,6 +146,23 @@ func feed(t *testing.T, c *Client, m message) {
 	}
 }
 
+// sharedKey is the key the server srv shares with the client client.
+func sharedKey(t *testing.T, srv, client keyPair, id uint64) [32]byte {
+	t.Helper()
+	k, err := deriveMACKey(srv.key, client.pub, id)
+	noError(t, err, "derive")
+	return k
+}
+
+// feedSigned feeds m MAC'd under key, as the server sends it to a client
+// whose registration is authenticated.
+func feedSigned(t *testing.T, c *Client, m message, key [32]byte) {
+	t.Helper()
+	if !c.HandleInbound(signedBytes(m, key), fakeServer) {
+		t.Fatalf("HandleInbound refused a %v from the server", m.typ)
+	}
+}
+
 func TestNewClientValidates(t *testing.T) {
 	good := ClientConfig{SteamID: 1, Server: fakeServer, Send: func([]byte, netip.AddrPort) error { return nil }}
 	for field, tweak := range map[string]func(*ClientConfig){
@@ -244,7 +261,15 @@ func TestClientAuthenticatesOnceItKnowsTheServerKey(t *testing.T) {
 		t.Fatalf("Register returned (%v) before its authenticated registration was answered", err)
 	default:
 	}
-	feed(t, c, message{typ: msgRegistered, txID: second.m.txID, publicKey: srv[0].pub, addrs: []netip.AddrPort{v4a}})
+	// The server MACs its answer to an authenticated registration; one
+	// without, from its address, is not from it.
+	feed(t, c, message{typ: msgRegistered, txID: second.m.txID, publicKey: srv[0].pub, addrs: []netip.AddrPort{v6a}})
+	select {
+	case err := <-done:
+		t.Fatalf("Register returned (%v) on an answer without a MAC", err)
+	default:
+	}
+	feedSigned(t, c, message{typ: msgRegistered, txID: second.m.txID, publicKey: srv[0].pub, addrs: []netip.AddrPort{v4a}}, sharedKey(t, srv[0], kp, 10))
 	noError(t, await(t, done, "Register to return"), "Register")
 	equal(t, c.Observed(), v4a, "Observed()")
 
@@ -264,7 +289,7 @@ func TestClientFollowsServerKeyChange(t *testing.T) {
 	first := f.next(msgRegister)
 	feed(t, c, message{typ: msgRegistered, txID: first.txID, publicKey: srv[0].pub, addrs: []netip.AddrPort{v4a}})
 	second := f.nextNew(msgRegister, first.txID)
-	feed(t, c, message{typ: msgRegistered, txID: second.txID, publicKey: srv[0].pub, addrs: []netip.AddrPort{v4a}})
+	feedSigned(t, c, message{typ: msgRegistered, txID: second.txID, publicKey: srv[0].pub, addrs: []netip.AddrPort{v4a}}, sharedKey(t, srv[0], kp, 10))
 	noError(t, await(t, done, "Register"), "Register")
 
 	// The server restarted: it answers the refresh with its new key, and
@@ -275,7 +300,7 @@ func TestClientFollowsServerKeyChange(t *testing.T) {
 	again := f.nextNewSent(msgRegister, refresh.m.txID)
 	checkMAC(t, again, srv[1], kp, 10)
 	equal(t, c.Observed(), v4a, "Observed() before the new server confirmed")
-	feed(t, c, message{typ: msgRegistered, txID: again.m.txID, publicKey: srv[1].pub, addrs: []netip.AddrPort{v6a}})
+	feedSigned(t, c, message{typ: msgRegistered, txID: again.m.txID, publicKey: srv[1].pub, addrs: []netip.AddrPort{v6a}}, sharedKey(t, srv[1], kp, 10))
 	eventually(t, func() bool { return c.Observed() == v6a }, "Observed() to follow the new server")
 	c.Lookup(20, 1)
 	checkMAC(t, f.nextSent(msgLookup), srv[1], kp, 10)

@@ -26,6 +26,24 @@
 // is followed at once by an authenticated one. From then on the server takes
 // nothing unauthenticated in that client's name, so a captured message,
 // replayed or altered, cannot move the client's registration elsewhere or
-// make offers it never asked for. Requests are padded to a fixed size, so
-// that no answer is larger than the request it answers.
+// make offers it never asked for. The server, in turn, ends everything it
+// sends to an authenticated client with a MAC under the same key, and such a
+// client takes nothing from the server's address without it, so that no
+// one who can merely spoof that address can inject offers or lookup results.
+// The server's key itself is trusted on first use (see Client.HandleInbound).
+// Requests are padded to a fixed size, so that no answer is larger than the
+// request it answers.
+//
+// The server's one UDP port is also a STUN server: it answers Binding
+// requests with the address they came from, so that a peer learns its public
+// address from the same NAT mapping its rendezvous traffic uses. With
+// ServerConfig.RelayIP it is a TURN relay too (pion/turn's server, fed from
+// the same socket). The answer to an authenticated registration carries
+// short-lived credentials, per user, for that relay and for the operator's
+// external TURN servers (ServerConfig.TURN, coturn's shared-secret scheme;
+// see relay.go), so that a client needs no relay configuration of its own
+// (Client.Relays, ClientConfig.OnRelays). A client that holds allocations on
+// relays advertises their addresses (Client.SetRelayed), and the server
+// passes them on in offers and lookup results (Offer.Relayed,
+// LookupResult.Relayed).
 package rendezvous

@@ -3,16 +3,21 @@ package rendezvous
 import (
 	"crypto/ecdh"
 	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/netip"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/pion/transport/v2"
+	"github.com/pion/turn/v2"
+
+	"github.com/p2pcompat/p2pcompat/internal/wire"
 )
 
 const (
@@ -23,6 +28,9 @@ const (
 	// the registrations that did expire, so running it often costs nothing.
 	maxSweepInterval = time.Second
 	readBufferLen    = 2048
+
+	defaultRelayCredentialTTL  = 10 * time.Minute
+	defaultMaxRelayAllocations = 4096
 )
 
 // ErrInvalidConfig is wrapped by the errors NewServer and NewClient return
@@ -42,9 +50,38 @@ type ServerConfig struct {
 	// network can fill it; registrations beyond it are refused as
 	// RefuseServerFull. 0 means 1<<20.
 	MaxRegistrations int
-	// Net is the network to listen on; nil means the real one. Tests pass a
-	// github.com/pion/transport/v2/vnet network.
-	Net    transport.Net
+	// Net is the network to listen on, and on which the embedded relay
+	// opens its relay sockets and external relays' names are resolved; nil
+	// means the real one. Tests pass a github.com/pion/transport/v2/vnet
+	// network.
+	Net transport.Net
+
+	// RelayIP, when set, makes the server also a TURN relay (RFC 5766) on
+	// its one UDP port, and is the public IPv4 address its allocations
+	// advertise: the address players reach the server at. Clients learn the
+	// relay, at RelayIP and the server's port, with credentials, from the
+	// answers to their authenticated registrations. "" means no embedded
+	// relay.
+	RelayIP string
+	// TURN lists external TURN servers, "host:port" each (IPv4), that
+	// accept coturn's shared-secret credentials under TURNSecret (coturn
+	// with use-auth-secret and static-auth-secret=TURNSecret). Clients are
+	// handed credentials for them too: at most MaxRelays relays each, the
+	// embedded one first, external ones spread over the users. Names are
+	// resolved once, by NewServer.
+	TURN []string
+	// TURNSecret is the secret shared with the TURN servers of TURN, which
+	// the embedded relay then uses too. Required with TURN; "" otherwise
+	// means that the embedded relay makes a random secret of its own.
+	TURNSecret string
+	// RelayCredentialTTL is how long relay credentials stay valid at least;
+	// 0 means 10 minutes. Clients re-register, and get new ones, well
+	// before.
+	RelayCredentialTTL time.Duration
+	// MaxRelayAllocations caps the embedded relay's open allocations, each
+	// of which holds a socket; 0 means 4096.
+	MaxRelayAllocations int
+
 	Logger *slog.Logger // nil: discard
 }
 
@@ -68,15 +105,74 @@ func (c ServerConfig) withDefaults() (ServerConfig, error) {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	c.AllowedApps = append([]uint32(nil), c.AllowedApps...)
+	if c.RelayIP != "" {
+		ip, err := netip.ParseAddr(c.RelayIP)
+		if err != nil || !ip.Unmap().Is4() || !validCandidate(netip.AddrPortFrom(ip, 1)) {
+			return c, fmt.Errorf("%w: ServerConfig.RelayIP %q is not a unicast IPv4 address", ErrInvalidConfig, c.RelayIP)
+		}
+	}
+	for i, a := range c.TURN {
+		host, port, err := net.SplitHostPort(a)
+		if p, perr := strconv.ParseUint(port, 10, 16); err != nil || host == "" || perr != nil || p == 0 {
+			return c, fmt.Errorf("%w: ServerConfig.TURN[%d] %q is not host:port", ErrInvalidConfig, i, a)
+		}
+	}
+	c.TURN = append([]string(nil), c.TURN...)
+	if len(c.TURN) > 0 && c.TURNSecret == "" {
+		return c, fmt.Errorf("%w: ServerConfig.TURNSecret is empty, but ServerConfig.TURN lists relays that need it", ErrInvalidConfig)
+	}
+	if c.RelayCredentialTTL < 0 {
+		return c, fmt.Errorf("%w: ServerConfig.RelayCredentialTTL is negative (%v)", ErrInvalidConfig, c.RelayCredentialTTL)
+	}
+	if c.RelayCredentialTTL == 0 {
+		c.RelayCredentialTTL = defaultRelayCredentialTTL
+	}
+	if c.MaxRelayAllocations < 0 {
+		return c, fmt.Errorf("%w: ServerConfig.MaxRelayAllocations is negative (%d)", ErrInvalidConfig, c.MaxRelayAllocations)
+	}
+	if c.MaxRelayAllocations == 0 {
+		c.MaxRelayAllocations = defaultMaxRelayAllocations
+	}
 	return c, nil
 }
 
-// Server is a rendezvous server on its own UDP socket.
+// resolveTURN resolves the external relays once, to the IPv4 addresses that
+// clients are given.
+func resolveTURN(cfg *ServerConfig) ([]netip.AddrPort, error) {
+	out := make([]netip.AddrPort, 0, len(cfg.TURN))
+	for i, a := range cfg.TURN {
+		var ua *net.UDPAddr
+		var err error
+		if cfg.Net != nil {
+			ua, err = cfg.Net.ResolveUDPAddr("udp4", a)
+		} else {
+			ua, err = net.ResolveUDPAddr("udp4", a)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("rendezvous: ServerConfig.TURN[%d] %q: %w", i, a, err)
+		}
+		ap := canonical(ua.AddrPort())
+		if !ap.Addr().Is4() || !validCandidate(ap) {
+			return nil, fmt.Errorf("%w: ServerConfig.TURN[%d] %q is not a unicast IPv4 address", ErrInvalidConfig, i, a)
+		}
+		out = append(out, ap)
+	}
+	return out, nil
+}
+
+// Server is a rendezvous server on its own UDP socket, which also answers
+// STUN Binding requests and, with ServerConfig.RelayIP, is a TURN relay.
 type Server struct {
 	conn net.PacketConn
 	udp  *net.UDPConn // conn, when it is a real socket: allocation-free I/O
 	tab  *table
 	log  *slog.Logger
+	stun stunResponder // the reader's
+
+	// The embedded relay, if any: pion's TURN server, reading from
+	// turnConn what the reader hands it.
+	turn     *turn.Server
+	turnConn *turnConn
 
 	sweepEvery time.Duration
 	done       chan struct{}
@@ -86,9 +182,15 @@ type Server struct {
 }
 
 // NewServer binds cfg.ListenAddr and starts serving: one goroutine reads the
-// socket, one sweeps expired registrations. Both end on Close.
+// socket, one sweeps expired registrations. Both end on Close. With
+// cfg.RelayIP, pion's TURN server runs too, with a goroutine of its own and
+// one per allocation, which end shortly after Close.
 func NewServer(cfg ServerConfig) (*Server, error) {
 	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	external, err := resolveTURN(&cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -116,11 +218,72 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		done:       make(chan struct{}),
 	}
 	s.udp, _ = conn.(*net.UDPConn)
+	if cfg.RelayIP != "" || len(external) > 0 {
+		if err := s.startRelays(&cfg, external); err != nil {
+			conn.Close()
+			return nil, err
+		}
+	}
 	s.wg.Add(2)
 	go s.readLoop()
 	go s.sweepLoop()
-	s.log.Debug("rendezvous: serving", "addr", conn.LocalAddr())
+	s.log.Debug("rendezvous: serving", "addr", conn.LocalAddr(), "relay", cfg.RelayIP, "turn", len(external))
 	return s, nil
+}
+
+// startRelays sets up the credentials for the relays and starts the
+// embedded one, if any.
+func (s *Server) startRelays(cfg *ServerConfig, external []netip.AddrPort) error {
+	secret := []byte(cfg.TURNSecret)
+	var embedded netip.AddrPort
+	if cfg.RelayIP != "" {
+		if len(secret) == 0 {
+			// Only the embedded relay checks it, and it lives as long as
+			// this server, as do the credentials issued under it.
+			var r [32]byte
+			if _, err := rand.Read(r[:]); err != nil {
+				return fmt.Errorf("rendezvous: generate relay secret: %w", err)
+			}
+			secret = []byte(hex.EncodeToString(r[:]))
+		}
+		local, ok := s.conn.LocalAddr().(*net.UDPAddr)
+		if !ok {
+			return fmt.Errorf("rendezvous: listening on %v, not a UDP address", s.conn.LocalAddr())
+		}
+		relayIP := netip.MustParseAddr(cfg.RelayIP).Unmap() // withDefaults has checked it
+		embedded = netip.AddrPortFrom(relayIP, uint16(local.Port))
+
+		// Relay sockets are bound where the server listens, or everywhere
+		// if it listens everywhere or on IPv6 (allocations are IPv4).
+		bind := "0.0.0.0"
+		if ip, ok := netip.AddrFromSlice(local.IP); ok && ip.Unmap().Is4() && !ip.IsUnspecified() {
+			bind = ip.Unmap().String()
+		}
+		s.turnConn = newTurnConn(s)
+		ts, err := turn.NewServer(turn.ServerConfig{
+			Realm:         turnRealm,
+			AuthHandler:   turnAuthHandler(secret, s.log),
+			LoggerFactory: pionLogs{s.log},
+			PacketConnConfigs: []turn.PacketConnConfig{{
+				PacketConn: s.turnConn,
+				RelayAddressGenerator: &relaySockets{
+					RelayAddressGeneratorStatic: turn.RelayAddressGeneratorStatic{
+						RelayAddress: net.IP(relayIP.AsSlice()),
+						Address:      bind,
+						Net:          cfg.Net,
+					},
+					max: int64(cfg.MaxRelayAllocations),
+				},
+				PermissionHandler: turnPermissions(relayIP),
+			}},
+		})
+		if err != nil {
+			return fmt.Errorf("rendezvous: start relay: %w", err)
+		}
+		s.turn = ts
+	}
+	s.tab.relays = newRelayIssuer(embedded, secret, external, []byte(cfg.TURNSecret), cfg.RelayCredentialTTL)
+	return nil
 }
 
 // Addr is the address the server listens on, a *net.UDPAddr.
@@ -131,12 +294,19 @@ func (s *Server) Addr() net.Addr { return s.conn.LocalAddr() }
 // their messages with.
 func (s *Server) PublicKey() [32]byte { return s.tab.pub }
 
-// Close stops the server and waits for its goroutines to end. Calls after
-// the first return nil.
+// Close stops the server and waits for its goroutines to end; those of the
+// embedded relay, which pion's TURN server starts and does not wait for,
+// end by themselves just after, their allocations closed. Calls after the
+// first return nil.
 func (s *Server) Close() error {
 	err := net.ErrClosed
 	s.closeOnce.Do(func() {
 		close(s.done)
+		if s.turn != nil {
+			// Closes turnConn, which ends the relay's reader, which then
+			// closes every allocation.
+			s.turn.Close()
+		}
 		s.closeErr = s.conn.Close()
 		s.wg.Wait()
 		err = s.closeErr
@@ -193,12 +363,32 @@ func (s *Server) readLoop() {
 			s.log.Warn("rendezvous: read failed", "err", err)
 			continue
 		}
-		out = s.tab.handle(buf[:n], from, time.Now(), out[:0])
-		for i, d := range out {
-			if err := s.writeTo(d.b, d.to); err != nil {
-				s.log.Debug("rendezvous: write failed", "to", d.to, "err", err)
+		b := buf[:n]
+		switch {
+		case n > 0 && b[0] == byte(wire.KindRendezvous):
+			out = s.tab.handle(b, from, time.Now(), out[:0])
+			for i, d := range out {
+				if err := s.writeTo(d.b, d.to); err != nil {
+					s.log.Debug("rendezvous: write failed", "to", d.to, "err", err)
+				}
+				out[i] = datagram{}
 			}
-			out[i] = datagram{}
+		case !validCandidate(canonical(from)):
+			// Nothing legitimate comes from port 0 or a multicast group.
+		case isSTUN(b) && isBindingRequest(b):
+			// Answered here whether or not a relay runs, and never handed
+			// to the relay, so that it is answered once.
+			if resp := s.stun.answer(b, from); resp != nil {
+				if err := s.writeTo(resp, from); err != nil {
+					s.log.Debug("rendezvous: write failed", "to", from, "err", err)
+				}
+			}
+		case s.turnConn != nil && (isSTUN(b) || isChannelData(b)):
+			if !s.turnConn.deliver(b, from) {
+				s.log.Debug("rendezvous: relay queue full, dropped datagram", "from", from)
+			}
+		default:
+			s.log.Debug("rendezvous: dropped datagram of unknown kind", "from", from, "len", n)
 		}
 	}
 }

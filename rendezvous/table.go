@@ -16,6 +16,7 @@ type registration struct {
 	publicKey [32]byte
 	observed  netip.AddrPort   // where the server saw the registration come from
 	local     []netip.AddrPort // advertised, never containing observed
+	relayed   []netip.AddrPort // advertised addresses on TURN relays
 	expires   time.Time
 	lastTx    uint64        // txID of the newest registration accepted
 	elem      *list.Element // in table.byAge
@@ -28,6 +29,15 @@ type registration struct {
 	// (hasKey) and kept until publicKey changes.
 	macKey [32]byte
 	hasKey bool
+}
+
+// sealKey is the key to MAC what is sent to r under, nil while r is not
+// authenticated (its holder may not know the server's key yet).
+func (r *registration) sealKey() *[32]byte {
+	if r.authed && r.hasKey {
+		return &r.macKey
+	}
+	return nil
 }
 
 // candidates lists where r can be reached, the observed address first
@@ -53,6 +63,9 @@ type table struct {
 	log     *slog.Logger
 	priv    *ecdh.PrivateKey // the server's key pair
 	pub     [32]byte
+	// relays issues relay credentials to authenticated registrations; nil:
+	// the server knows no relays. Set before the table is used.
+	relays *relayIssuer
 
 	mu      sync.Mutex
 	regs    map[uint64]*registration
@@ -253,16 +266,35 @@ func (t *table) handle(b []byte, from netip.AddrPort, now time.Time, out []datag
 	return out
 }
 
-func refuse(m *message, to netip.AddrPort, reason RefuseReason, out []datagram) []datagram {
+// seal encodes m, MAC'd under key unless key is nil.
+func (t *table) seal(m *message, key *[32]byte, size int) []byte {
+	m.hasMAC = key != nil
+	b := m.encode(make([]byte, 0, size))
+	if key != nil {
+		t.mac.sign(b, key)
+	}
+	return b
+}
+
+// refuse answers a registration with a refusal, MAC'd under key if the
+// registration was authenticated under it.
+func (t *table) refuse(m *message, to netip.AddrPort, reason RefuseReason, key *[32]byte, out []datagram) []datagram {
 	reply := message{typ: msgRefused, txID: m.txID, reason: reason}
-	return append(out, datagram{b: reply.encode(make([]byte, 0, headerLen+1)), to: to})
+	return append(out, datagram{b: t.seal(&reply, key, maxRefusedLen), to: to})
 }
 
 // registered is the answer to a registration: the server's key and the
-// address it came from. It is never larger than the registration.
-func (t *table) registered(m *message, from netip.AddrPort, out []datagram) []datagram {
+// address it came from. It is never larger than the registration. An
+// answer to a registration authenticated under key is MAC'd under it and
+// carries relay credentials; an answer to any other registration carries
+// no credentials and no MAC, since its sender may not know the server's key
+// yet: it is how a client learns it.
+func (t *table) registered(m *message, from netip.AddrPort, key *[32]byte, now time.Time, out []datagram) []datagram {
 	reply := message{typ: msgRegistered, txID: m.txID, publicKey: t.pub, addrs: []netip.AddrPort{from}}
-	return append(out, datagram{b: reply.encode(make([]byte, 0, maxRegisteredLen)), to: from})
+	if key != nil && t.relays != nil {
+		reply.expiry, reply.relays = t.relays.issue(m.steamID, now)
+	}
+	return append(out, datagram{b: t.seal(&reply, key, maxRegisteredLen), to: from})
 }
 
 // register handles a REGISTER. For a live registration r of the same user:
@@ -288,20 +320,19 @@ func (t *table) registered(m *message, from netip.AddrPort, out []datagram) []da
 //
 // With no live registration, a verified or unauthenticated registration
 // creates one, unless its key has retired (see retiredKeys).
+//
+// Every answer to a verified registration, REFUSED included, is MAC'd, so
+// that a client that has authenticated can drop whatever claims to come
+// from the server without a MAC.
 func (t *table) register(m *message, b []byte, from netip.AddrPort, now time.Time, out []datagram) []datagram {
 	if m.steamID == 0 || m.publicKey == ([32]byte{}) {
 		t.log.Debug("rendezvous: refused invalid registration", "steamID", m.steamID, "from", from)
-		return refuse(m, from, RefuseInvalid, out)
-	}
-	if t.allowed != nil {
-		if _, ok := t.allowed[m.appID]; !ok {
-			t.log.Debug("rendezvous: refused app", "steamID", m.steamID, "appID", m.appID, "from", from)
-			return refuse(m, from, RefuseNoRightsToApp, out)
-		}
+		return t.refuse(m, from, RefuseInvalid, nil, out)
 	}
 	r := t.live(m.steamID, now)
 	sameKey := r != nil && r.publicKey == m.publicKey
 	var key [32]byte
+	var sealKey *[32]byte // &key once m is verified
 	if m.hasMAC {
 		var ok bool
 		if key, ok = t.macKey(r, m.publicKey, m.steamID); !ok {
@@ -309,8 +340,17 @@ func (t *table) register(m *message, b []byte, from netip.AddrPort, now time.Tim
 		}
 		if !t.mac.verify(b, &key) {
 			t.log.Debug("rendezvous: registration failed authentication", "steamID", m.steamID, "from", from)
-			return t.registered(m, from, out)
+			return t.registered(m, from, nil, now, out)
 		}
+		sealKey = &key
+	}
+	if t.allowed != nil {
+		if _, ok := t.allowed[m.appID]; !ok {
+			t.log.Debug("rendezvous: refused app", "steamID", m.steamID, "appID", m.appID, "from", from)
+			return t.refuse(m, from, RefuseNoRightsToApp, sealKey, out)
+		}
+	}
+	if m.hasMAC {
 		switch {
 		case sameKey && r.authed:
 			if m.txID < r.lastTx || (m.txID == r.lastTx && from != r.observed) {
@@ -328,10 +368,10 @@ func (t *table) register(m *message, b []byte, from netip.AddrPort, now time.Tim
 			return out
 		case r != nil && r.authed && !sameKey:
 			t.log.Debug("rendezvous: new key must authenticate", "steamID", m.steamID, "from", from)
-			return t.registered(m, from, out)
+			return t.registered(m, from, nil, now, out)
 		case r != nil && r.authed:
 			if from == r.observed && m.txID == r.lastTx {
-				return t.registered(m, from, out)
+				return t.registered(m, from, nil, now, out)
 			}
 			t.log.Debug("rendezvous: dropped unauthenticated registration", "steamID", m.steamID, "from", from)
 			return out
@@ -351,7 +391,7 @@ func (t *table) register(m *message, b []byte, from netip.AddrPort, now time.Tim
 		}
 		if len(t.regs) >= t.max {
 			t.log.Warn("rendezvous: registration table full", "max", t.max, "steamID", m.steamID)
-			return refuse(m, from, RefuseServerFull, out)
+			return t.refuse(m, from, RefuseServerFull, sealKey, out)
 		}
 		r = &registration{steamID: m.steamID}
 		r.elem = t.byAge.PushBack(r)
@@ -389,8 +429,14 @@ func (t *table) register(m *message, b []byte, from netip.AddrPort, now time.Tim
 			r.local = append(r.local, a)
 		}
 	}
+	r.relayed = r.relayed[:0]
+	for _, a := range m.relayed {
+		if a = canonical(a); !containsAddr(r.relayed, a) {
+			r.relayed = append(r.relayed, a)
+		}
+	}
 	r.expires = now.Add(t.ttl)
-	return t.registered(m, from, out)
+	return t.registered(m, from, sealKey, now, out)
 }
 
 func containsAddr(s []netip.AddrPort, a netip.AddrPort) bool {
@@ -427,8 +473,9 @@ func (t *table) lookup(m *message, b []byte, from netip.AddrPort, now time.Time,
 		res.status = LookupOK
 		res.publicKey = tgt.publicKey
 		res.addrs = tgt.candidates()
+		res.relayed = tgt.relayed
 	}
-	out = append(out, datagram{b: res.encode(make([]byte, 0, maxResultLen)), to: from})
+	out = append(out, datagram{b: t.seal(&res, req.sealKey(), maxResultLen), to: from})
 	if res.status == LookupOK {
 		// No state is kept about the offer: a retransmitted lookup forwards
 		// it again, and the target recognises repeats by session ID.
@@ -439,8 +486,9 @@ func (t *table) lookup(m *message, b []byte, from netip.AddrPort, now time.Time,
 			publicKey: req.publicKey,
 			sessionID: m.sessionID,
 			addrs:     req.candidates(),
+			relayed:   req.relayed,
 		}
-		out = append(out, datagram{b: offer.encode(make([]byte, 0, maxOfferLen)), to: tgt.observed})
+		out = append(out, datagram{b: t.seal(&offer, tgt.sealKey(), maxOfferLen), to: tgt.observed})
 	}
 	return out
 }

@@ -339,6 +339,17 @@ func (c *keyedClient) learn(t *testing.T, tab *table) {
 	noError(t, err, "derive")
 }
 
+// unseal checks that m, received as b, is MAC'd under the key c shares
+// with the table, and returns it without the MAC.
+func (c *keyedClient) unseal(t *testing.T, m message, b []byte) message {
+	t.Helper()
+	if !m.hasMAC || !newMacer().verify(b, &c.key) {
+		t.Fatalf("%v to %d not MAC'd under its key", m.typ, c.id)
+	}
+	m.hasMAC, m.mac = false, [macLen]byte{}
+	return m
+}
+
 // forged is c with a key that is not the one it shares with the table.
 func (c *keyedClient) forged() *keyedClient {
 	f := *c
@@ -380,7 +391,13 @@ func registerKeyed(t *testing.T, tab *table, c *keyedClient, from netip.AddrPort
 	m, to := only(t, tab.handle(plain, from, now, nil))
 	equal(t, [2]any{m, to}, [2]any{message{typ: msgRegistered, txID: tx - 1, publicKey: tab.pub, addrs: []netip.AddrPort{from}}, from}, "answer to %d's first registration", c.id)
 	signed = c.register(tx, local...)
-	m, to = only(t, tab.handle(signed, from, now, nil))
+	out := tab.handle(signed, from, now, nil)
+	m, to = only(t, out)
+	m = c.unseal(t, m, out[0].b)
+	if (len(m.relays) > 0) != (tab.relays != nil) {
+		t.Fatalf("%d relays in the answer to %d's authenticated registration", len(m.relays), c.id)
+	}
+	m.expiry, m.relays = 0, nil // see table_relay_test.go
 	equal(t, [2]any{m, to}, [2]any{message{typ: msgRegistered, txID: tx, publicKey: tab.pub, addrs: []netip.AddrPort{from}}, from}, "answer to %d's authenticated registration", c.id)
 	equal(t, snapshot(tab, c.id).authed, true, "%d authenticated", c.id)
 	return plain, signed
@@ -666,6 +683,7 @@ func TestTableRestartedServerTellsItsKey(t *testing.T) {
 
 func TestTableRequestsNeverAmplify(t *testing.T) {
 	tab := newTestTable(time.Minute, 2, 480)
+	tab.relays = testIssuer(maxAddrs(MaxRelays)[0], maxAddrs(MaxRelays)[1:]...) // the largest relay list
 	a := newKeyedClient(t, tab, 1)
 	registerKeyed(t, tab, a, addrA, t0, maxAddrs(MaxLocalAddrs)...)
 	mustRegister(t, tab, 2, 480, addrB, t0, maxAddrs(MaxLocalAddrs)...)

@@ -6,9 +6,11 @@ import (
 	"net"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/pion/logging"
 	"github.com/pion/transport/v2/vnet"
+	"github.com/pion/turn/v2"
 )
 
 // TestBehindNATOnVirtualNetwork runs the server on a pion vnet network and
@@ -115,4 +117,119 @@ func TestBehindNATOnVirtualNetwork(t *testing.T) {
 	equal(t, peers[0].rec.gotResults()[0].Addrs, []netip.AddrPort{observed[1], peers[1].local}, "B's candidates")
 	eventually(t, func() bool { return len(peers[1].rec.gotOffers()) > 0 }, "the offer")
 	equal(t, peers[1].rec.gotOffers()[0].Addrs, []netip.AddrPort{observed[0], peers[0].local}, "A's candidates")
+}
+
+// TestEmbeddedRelayOnVirtualNetwork runs the server with its relay on a
+// vnet network, so that relay sockets come from ServerConfig.Net, and
+// relays between a client behind a NAT and a host on the "internet".
+func TestEmbeddedRelayOnVirtualNetwork(t *testing.T) {
+	quiet := logging.NewDefaultLoggerFactory()
+	quiet.Writer = io.Discard
+	wan, err := vnet.NewRouter(&vnet.RouterConfig{CIDR: "198.18.0.0/24", LoggerFactory: quiet})
+	noError(t, err, "wan router")
+	newNet := func(r *vnet.Router, ip string) *vnet.Net {
+		n, err := vnet.NewNet(&vnet.NetConfig{StaticIPs: []string{ip}})
+		noError(t, err, "net %s", ip)
+		noError(t, r.AddNet(n), "add net %s", ip)
+		return n
+	}
+	srvNet := newNet(wan, "198.18.0.10")
+	peerNet := newNet(wan, "198.18.0.30")
+	lan, err := vnet.NewRouter(&vnet.RouterConfig{
+		CIDR:          "198.19.0.0/24",
+		StaticIPs:     []string{"198.18.0.20"},
+		LoggerFactory: quiet,
+		NATType: &vnet.NATType{
+			Mode:              vnet.NATModeNormal,
+			MappingBehavior:   vnet.EndpointAddrPortDependent, // symmetric
+			FilteringBehavior: vnet.EndpointAddrPortDependent,
+		},
+	})
+	noError(t, err, "lan router")
+	noError(t, wan.AddRouter(lan), "add lan router")
+	clientNet := newNet(lan, "198.19.0.2")
+	noError(t, wan.Start(), "start")
+	t.Cleanup(func() { wan.Stop() })
+
+	s, err := NewServer(ServerConfig{ListenAddr: "198.18.0.10:3478", RelayIP: "198.18.0.10", Net: srvNet})
+	noError(t, err, "NewServer")
+	t.Cleanup(func() { s.Close() })
+	srv := netip.MustParseAddrPort("198.18.0.10:3478")
+
+	// The rendezvous client, behind the NAT.
+	conn, err := clientNet.ListenPacket("udp4", "0.0.0.0:0")
+	noError(t, err, "listen")
+	kp := newKeyPair(t)
+	relaysCh := make(chan []Relay, 4)
+	c, err := NewClient(ClientConfig{
+		SteamID: 1, AppID: 480, PublicKey: kp.pub, PrivateKey: kp.priv, Server: srv,
+		Send: func(b []byte, to netip.AddrPort) error {
+			_, err := conn.WriteTo(b, net.UDPAddrFromAddrPort(to))
+			return err
+		},
+		OnRelays: func(r []Relay) { relaysCh <- r },
+	})
+	noError(t, err, "NewClient")
+	readerDone := make(chan struct{})
+	go func() {
+		defer close(readerDone)
+		buf := make([]byte, 2048)
+		for {
+			n, from, err := conn.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			c.HandleInbound(buf[:n], from.(*net.UDPAddr).AddrPort())
+		}
+	}()
+	t.Cleanup(func() {
+		c.Close()
+		conn.Close()
+		<-readerDone
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), eventuallyWithin)
+	defer cancel()
+	_, err = c.Register(ctx)
+	noError(t, err, "Register")
+	relays := await(t, relaysCh, "relays")
+	equal(t, len(relays), 1, "relays")
+	equal(t, relays[0].Addr, srv, "the embedded relay")
+
+	// A TURN client behind the same NAT allocates with those credentials.
+	tconn, err := clientNet.ListenPacket("udp4", "0.0.0.0:0")
+	noError(t, err, "listen")
+	t.Cleanup(func() { tconn.Close() })
+	tc, err := turn.NewClient(&turn.ClientConfig{
+		TURNServerAddr: relays[0].Addr.String(),
+		Conn:           tconn,
+		Username:       relays[0].Username,
+		Password:       relays[0].Password,
+		Net:            clientNet,
+		LoggerFactory:  quiet,
+	})
+	noError(t, err, "turn client")
+	t.Cleanup(tc.Close)
+	noError(t, tc.Listen(), "turn listen")
+	relayed, err := tc.Allocate()
+	noError(t, err, "allocate")
+	t.Cleanup(func() { relayed.Close() })
+	equal(t, relayed.LocalAddr().(*net.UDPAddr).IP.String(), "198.18.0.10", "relayed address")
+
+	// The public host and the client exchange datagrams through it.
+	pconn, err := peerNet.ListenPacket("udp4", "198.18.0.30:4000")
+	noError(t, err, "listen")
+	t.Cleanup(func() { pconn.Close() })
+	_, err = relayed.WriteTo([]byte("out"), pconn.LocalAddr())
+	noError(t, err, "write through the relay")
+	buf := make([]byte, 1500)
+	noError(t, pconn.SetReadDeadline(time.Now().Add(eventuallyWithin)), "deadline")
+	n, from, err := pconn.ReadFrom(buf)
+	noError(t, err, "read at the peer")
+	equal(t, [2]string{string(buf[:n]), from.String()}, [2]string{"out", relayed.LocalAddr().String()}, "datagram at the peer, and its source")
+	_, err = pconn.WriteTo([]byte("in"), from)
+	noError(t, err, "write to the relayed address")
+	noError(t, relayed.SetReadDeadline(time.Now().Add(eventuallyWithin)), "deadline")
+	n, from, err = relayed.ReadFrom(buf)
+	noError(t, err, "read through the relay")
+	equal(t, [2]string{string(buf[:n]), from.String()}, [2]string{"in", "198.18.0.30:4000"}, "datagram through the relay, and its source")
 }

@@ -57,7 +57,35 @@ func sampleMessages() []message {
 		{typ: msgRegister, txID: 16, steamID: 5, appID: 730, publicKey: key(2), hasMAC: true, mac: mac16(2)},
 		{typ: msgLookup, txID: 17, steamID: 5, target: 6, sessionID: 0xdeadbeef, hasMAC: true, mac: mac16(3)},
 		{typ: msgUnregister, txID: 18, steamID: 5, hasMAC: true, mac: mac16(4)},
+		// 19-: relayed addresses, relays, and what the server MACs.
+		{typ: msgRegister, txID: 19, steamID: 5, appID: 730, publicKey: key(2), addrs: maxAddrs(MaxLocalAddrs), relayed: maxAddrs(MaxRelayedAddrs), hasMAC: true, mac: mac16(5)},
+		{typ: msgRegister, txID: 20, steamID: 5, appID: 730, publicKey: key(2), relayed: []netip.AddrPort{v4a}},
+		{typ: msgRegistered, txID: 21, publicKey: key(9), addrs: []netip.AddrPort{v4a}, expiry: 1_700_000_600, relays: []relayCred{{v4b, pw20(1)}}, hasMAC: true, mac: mac16(6)},
+		{typ: msgRegistered, txID: 22, publicKey: key(9), addrs: maxAddrs(1), expiry: 1<<63 - 1, relays: maxRelays(MaxRelays), hasMAC: true, mac: mac16(7)},
+		{typ: msgRegistered, txID: 23, publicKey: key(9), addrs: []netip.AddrPort{v4a}, hasMAC: true, mac: mac16(8)},
+		{typ: msgRefused, txID: 24, reason: RefuseServerFull, hasMAC: true, mac: mac16(9)},
+		{typ: msgLookupResult, txID: 25, target: 6, status: LookupOK, publicKey: key(3), addrs: maxAddrs(maxCandidates), relayed: maxAddrs(MaxRelayedAddrs), hasMAC: true, mac: mac16(10)},
+		{typ: msgLookupResult, txID: 26, target: 6, status: LookupNotOnline, hasMAC: true, mac: mac16(11)},
+		{typ: msgOffer, txID: 27, steamID: 5, publicKey: key(4), sessionID: 99, addrs: maxAddrs(maxCandidates), relayed: maxAddrs(MaxRelayedAddrs), hasMAC: true, mac: mac16(12)},
+		{typ: msgOffer, txID: 28, steamID: 5, publicKey: key(4), sessionID: 99, addrs: []netip.AddrPort{v4a}, relayed: []netip.AddrPort{v4b}},
 	}
+}
+
+// pw20 is a relay password to test with.
+func pw20(b byte) (p [relayPasswordLen]byte) {
+	for i := range p {
+		p[i] = 0x30 + b + byte(i)
+	}
+	return p
+}
+
+// maxRelays is the largest relay list a REGISTERED can carry, all IPv6.
+func maxRelays(n int) []relayCred {
+	out := make([]relayCred, n)
+	for i, a := range maxAddrs(n) {
+		out[i] = relayCred{a, pw20(byte(i))}
+	}
+	return out
 }
 
 func mac16(b byte) (m [macLen]byte) {
@@ -93,6 +121,17 @@ func TestLookupPaddingCoversAnswers(t *testing.T) {
 			t.Errorf("%v of %d bytes is larger than the %d-byte lookup that causes it", m.typ, n, len(lookup))
 		}
 	}
+	// The largest of each, MAC'd, exactly as the constants say.
+	for _, m := range []message{
+		{typ: msgLookupResult, status: LookupOK, addrs: maxAddrs(maxCandidates), relayed: maxAddrs(MaxRelayedAddrs), hasMAC: true},
+		{typ: msgOffer, addrs: maxAddrs(maxCandidates), relayed: maxAddrs(MaxRelayedAddrs), hasMAC: true},
+	} {
+		want := maxResultLen
+		if m.typ == msgOffer {
+			want = maxOfferLen
+		}
+		equal(t, len(m.encode(nil)), want, "largest %v", m.typ)
+	}
 }
 
 // The requests a client sends have one size whatever they carry, so that
@@ -109,8 +148,8 @@ func TestRequestsArePadded(t *testing.T) {
 	}
 	// The smallest registration still covers the largest answer to it.
 	reg := (&message{typ: msgRegister, publicKey: key(1)}).encode(nil)
-	registered := (&message{typ: msgRegistered, publicKey: key(2), addrs: maxAddrs(1)}).encode(nil)
-	refused := (&message{typ: msgRefused, reason: RefuseServerFull}).encode(nil)
+	registered := (&message{typ: msgRegistered, publicKey: key(2), addrs: maxAddrs(1), expiry: 1, relays: maxRelays(MaxRelays), hasMAC: true}).encode(nil)
+	refused := (&message{typ: msgRefused, reason: RefuseServerFull, hasMAC: true}).encode(nil)
 	equal(t, len(registered), maxRegisteredLen, "largest REGISTERED")
 	if len(registered) > len(reg) || len(refused) > len(reg) {
 		t.Errorf("answers of %d and %d bytes to a %d-byte registration", len(registered), len(refused), len(reg))
@@ -136,8 +175,15 @@ func TestDecodeRejects(t *testing.T) {
 		b[at] = v
 		return b
 	}
-	registered4 := valid(3)     // header + key + family + 4 + 2
-	regOffset := headerLen + 32 // the observed address, after the server key
+	registered4 := valid(3)      // header + key + family + 4 + 2 + no relays
+	regOffset := headerLen + 32  // the observed address, after the server key
+	relaysAt := regOffset + 7    // the relay count of registered4
+	registeredRelay := valid(20) // registered4 with one IPv4 relay, MAC'd
+	noMAC := func(b []byte) []byte {
+		b = bytes.Clone(b[:len(b)-macLen])
+		b[3] = 0
+		return b
+	}
 	cases := map[string][]byte{
 		"empty":                  nil,
 		"kind only":              {0xD0},
@@ -150,10 +196,23 @@ func TestDecodeRejects(t *testing.T) {
 		"trailing byte":          append(valid(0), 0),
 		"too many local addrs":   with(valid(0), headerLen+8+4+32, MaxLocalAddrs+1),
 		"address family 5":       with(registered4, regOffset, 5),
-		"port zero":              append(registered4[:len(registered4)-2:len(registered4)-2], 0, 0),
-		"unspecified address":    append(valid(3)[:regOffset+1:regOffset+1], 0, 0, 0, 0, 1, 1),
-		"multicast address":      append(valid(3)[:regOffset+1:regOffset+1], 224, 0, 0, 1, 1, 1),
-		"mapped under family 6":  append(valid(3)[:regOffset:regOffset], append([]byte{6, 11: 0xff, 12: 0xff, 13: 1, 14: 2, 15: 3, 16: 4}, 1, 1)...),
+		"port zero":              append(registered4[:relaysAt-2:relaysAt-2], 0, 0, 0),
+		"unspecified address":    append(valid(3)[:regOffset+1:regOffset+1], 0, 0, 0, 0, 1, 1, 0),
+		"multicast address":      append(valid(3)[:regOffset+1:regOffset+1], 224, 0, 0, 1, 1, 1, 0),
+		"mapped under family 6":  append(valid(3)[:regOffset:regOffset], append([]byte{6, 11: 0xff, 12: 0xff, 13: 1, 14: 2, 15: 3, 16: 4}, 1, 1, 0)...),
+		"no relay count":         registered4[:relaysAt],
+		"too many relays":        with(registered4, relaysAt, MaxRelays+1),
+		"relay count, no relay":  with(registered4, relaysAt, 1),
+		"relay expiry zero":      append(registered4[:relaysAt:relaysAt], append([]byte{1, 0, 0, 0, 0, 0, 0, 0, 0, 4, 198, 18, 0, 1, 1, 1}, make([]byte, relayPasswordLen)...)...),
+		"relay expiry 1<<63":     append(registered4[:relaysAt:relaysAt], append([]byte{1, 0x80, 0, 0, 0, 0, 0, 0, 0, 4, 198, 18, 0, 1, 1, 1}, make([]byte, relayPasswordLen)...)...),
+		"relay port zero":        append(registered4[:relaysAt:relaysAt], append([]byte{1, 0, 0, 0, 0, 1, 0, 0, 0, 4, 198, 18, 0, 1, 0, 0}, make([]byte, relayPasswordLen)...)...),
+		"relay short password":   noMAC(registeredRelay)[:len(noMAC(registeredRelay))-1],
+		"relay long password":    append(noMAC(registeredRelay), 0),
+		"too many relayed":       with(valid(18), headerLen+8+4+32+1+MaxLocalAddrs*maxAddrLen, MaxRelayedAddrs+1),
+		"offer too many relayed": with(valid(26), len(valid(26))-macLen-1-MaxRelayedAddrs*maxAddrLen, MaxRelayedAddrs+1),
+		"offer without relayed":  valid(11)[:len(valid(11))-1],
+		"result without relayed": valid(9)[:len(valid(9))-1],
+		"relayed port zero":      append(valid(26)[:len(valid(26))-macLen-2:len(valid(26))-macLen-2], append([]byte{0, 0}, make([]byte, macLen)...)...),
 		"short lookup":           valid(6)[:lookupLen-1],
 		"long lookup":            append(valid(6), 0),
 		"lookup padding":         with(valid(6), lookupLen-1, 1),
@@ -167,10 +226,10 @@ func TestDecodeRejects(t *testing.T) {
 		"short register":         valid(0)[:registerLen-1],
 		"long register":          append(valid(0), 0),
 		"unknown flag":           with(valid(0), 3, 2),
-		"MAC on REGISTERED":      append(with(valid(3), 3, flagMAC), make([]byte, macLen)...),
-		"MAC on OFFER":           append(with(valid(11), 3, flagMAC), make([]byte, macLen)...),
-		"MAC on LOOKUP_RESULT":   append(with(valid(7), 3, flagMAC), make([]byte, macLen)...),
-		"MAC on REFUSED":         append(with(valid(5), 3, flagMAC), make([]byte, macLen)...),
+		"MAC'd REGISTERED short": valid(20)[:len(valid(20))-1],
+		"MAC'd REGISTERED long":  append(valid(20), 0),
+		"MAC'd OFFER, flag off":  with(valid(26), 3, 0),
+		"MAC'd REFUSED short":    valid(23)[:len(valid(23))-1],
 		"MAC stripped":           with(valid(14), 3, 0), // the MAC lands in the padding
 		"MAC'd padding":          with(valid(14), registerLen-macLen-1, 1),
 		"MAC'd lookup padding":   with(valid(16), lookupLen-macLen-1, 1),

@@ -1,7 +1,17 @@
 // Command p2pcompat-server runs the rendezvous server that p2pcompat peers
-// register with and find each other through.
+// register with and find each other through. Its one UDP port also answers
+// STUN Binding requests and, with -relay-ip, is a TURN relay.
 //
-//	p2pcompat-server [-listen ADDR] [-apps 480,730]
+//	p2pcompat-server [-listen ADDR] [-apps 480,730] [-relay-ip IP]
+//	                 [-turn HOST:PORT[,HOST:PORT...]]... [-turn-secret SECRET]
+//
+// -relay-ip is the public IPv4 address that allocations on the embedded
+// relay advertise, the address players reach this server at. -turn lists
+// external TURN servers (coturn with use-auth-secret and
+// static-auth-secret=SECRET) that clients are handed credentials for too;
+// -turn-secret is that secret, which the embedded relay then uses as well.
+// Clients learn every relay, with short-lived credentials, when they
+// register.
 //
 // It serves until SIGINT or SIGTERM and logs to stderr.
 package main
@@ -11,6 +21,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -22,44 +33,37 @@ import (
 )
 
 func main() {
-	os.Exit(run(os.Args[1:]))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stderr, nil)
+	stop()
+	os.Exit(code)
 }
 
-func run(args []string) int {
-	fs := flag.NewFlagSet("p2pcompat-server", flag.ContinueOnError)
-	listen := fs.String("listen", ":3478", "UDP `address` to serve on")
-	apps := fs.String("apps", "", "comma-separated `AppIDs` to admit; empty admits every AppID")
-	if err := fs.Parse(args); err != nil {
+// run serves until ctx ends and returns the exit code: 2 for a usage error,
+// 1 for a failure. started, if not nil, is called with the server once it
+// serves.
+func run(ctx context.Context, args []string, stderr io.Writer, started func(*rendezvous.Server)) int {
+	cfg, err := parseFlags(args, stderr)
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
 		return 2
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(fs.Output(), "unexpected arguments: %q\n", fs.Args())
-		fs.Usage()
-		return 2
-	}
-	allowed, err := parseApps(*apps)
-	if err != nil {
-		fmt.Fprintf(fs.Output(), "-apps: %v\n", err)
-		return 2
-	}
-
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	srv, err := rendezvous.NewServer(rendezvous.ServerConfig{
-		ListenAddr:  *listen,
-		AllowedApps: allowed,
-		Logger:      log,
-	})
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	cfg.Logger = log
+	srv, err := rendezvous.NewServer(cfg)
 	if err != nil {
 		log.Error("cannot start", "err", err)
+		if errors.Is(err, rendezvous.ErrInvalidConfig) {
+			return 2
+		}
 		return 1
 	}
-	log.Info("rendezvous server listening", "addr", srv.Addr().String(), "apps", *apps)
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	log.Info("rendezvous server listening", "addr", srv.Addr().String(), "apps", cfg.AllowedApps, "relay_ip", cfg.RelayIP, "turn", cfg.TURN)
+	if started != nil {
+		started(srv)
+	}
 	<-ctx.Done()
 	log.Info("shutting down")
 	if err := srv.Close(); err != nil {
@@ -67,6 +71,53 @@ func run(args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// parseFlags reads the command line into a server configuration. Usage
+// errors are reported on output.
+func parseFlags(args []string, output io.Writer) (rendezvous.ServerConfig, error) {
+	var cfg rendezvous.ServerConfig
+	fs := flag.NewFlagSet("p2pcompat-server", flag.ContinueOnError)
+	fs.SetOutput(output)
+	fs.StringVar(&cfg.ListenAddr, "listen", ":3478", "UDP `address` to serve on")
+	apps := fs.String("apps", "", "comma-separated `AppIDs` to admit; empty admits every AppID")
+	fs.StringVar(&cfg.RelayIP, "relay-ip", "", "public IPv4 `address` that allocations on the embedded TURN relay advertise; empty: no embedded relay")
+	fs.Var((*addrList)(&cfg.TURN), "turn", "external TURN server `host:port` to hand out credentials for; repeatable, or comma-separated")
+	fs.StringVar(&cfg.TURNSecret, "turn-secret", "", "`secret` shared with the -turn servers (coturn's static-auth-secret); the embedded relay uses it too")
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(output, "unexpected arguments: %q\n", fs.Args())
+		fs.Usage()
+		return cfg, errors.New("unexpected arguments")
+	}
+	var err error
+	if cfg.AllowedApps, err = parseApps(*apps); err != nil {
+		fmt.Fprintf(output, "-apps: %v\n", err)
+		return cfg, err
+	}
+	if len(cfg.TURN) > 0 && cfg.TURNSecret == "" {
+		err := errors.New("-turn needs -turn-secret")
+		fmt.Fprintln(output, err)
+		return cfg, err
+	}
+	return cfg, nil
+}
+
+// addrList is a repeatable flag of comma-separated addresses.
+type addrList []string
+
+func (l *addrList) String() string { return strings.Join(*l, ",") }
+
+func (l *addrList) Set(s string) error {
+	for _, a := range strings.Split(s, ",") {
+		if a = strings.TrimSpace(a); a == "" {
+			return errors.New("empty address")
+		}
+		*l = append(*l, a)
+	}
+	return nil
 }
 
 // parseApps reads a comma-separated list of AppIDs; "" means none.
