@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/pion/transport/v2"
+
+	"github.com/p2pcompat/p2pcompat/relayfallback"
 )
 
 // Config configures a Networking. The zero value of every field but SteamID
@@ -44,6 +46,9 @@ type Config struct {
 	OpenerTTL int
 	// Logger receives the library's logs; nil discards them.
 	Logger *slog.Logger
+	// Relays are TURN servers of our own, tried before those the rendezvous
+	// hands out; sessions use a relay when no direct path opens (C51).
+	Relays []relayfallback.Server
 	// Net is the network the socket is opened on; nil means the real one.
 	// Tests pass a pion vnet to put peers behind simulated NATs.
 	Net transport.Net

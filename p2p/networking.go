@@ -28,6 +28,7 @@ import (
 	"github.com/p2pcompat/p2pcompat/internal/seal"
 	"github.com/p2pcompat/p2pcompat/internal/ttl"
 	"github.com/p2pcompat/p2pcompat/internal/wire"
+	"github.com/p2pcompat/p2pcompat/relayfallback"
 	"github.com/p2pcompat/p2pcompat/rendezvous"
 	"github.com/p2pcompat/p2pcompat/session"
 )
@@ -42,7 +43,9 @@ type Networking struct {
 	mgr  *session.Manager
 	rv   *rendezvous.Client
 
-	relay     atomic.Pointer[relayClient]
+	relay     atomic.Pointer[relayfallback.Client] // allocated: sessions may use it
+	turn      atomic.Pointer[relayfallback.Client] // the client inbound TURN traffic goes to
+	rs        relaySide
 	closed    atomic.Bool
 	closeOnce sync.Once
 	done      chan struct{}
@@ -78,6 +81,7 @@ func New(cfg Config) (*Networking, error) {
 		return nil, fmt.Errorf("p2p: listen on %q: %w", cfg.ListenAddr, err)
 	}
 	n := &Networking{cfg: cfg, log: cfg.Logger, conn: conn, cb: callbacks.New(0), done: make(chan struct{})}
+	n.rs.wake = make(chan struct{}, 1)
 	n.udp, _ = conn.(*net.UDPConn)
 	n.mgr = session.NewManager(session.Config{
 		SteamID:           cfg.SteamID,
@@ -102,15 +106,23 @@ func New(cfg Config) (*Networking, error) {
 		Send:       n.writeTo,
 		OnOffer:    func(o rendezvous.Offer) { n.mgr.OnOffer(o, time.Now()) },
 		OnLookup:   func(r rendezvous.LookupResult) { n.mgr.OnLookup(r, time.Now()) },
-		Logger:     cfg.Logger,
+		OnRelays: func(rs []rendezvous.Relay) {
+			servers := make([]relayfallback.Server, len(rs))
+			for i, r := range rs {
+				servers[i] = relayfallback.Server{Addr: r.Addr.String(), Username: r.Username, Password: r.Password}
+			}
+			n.offerRelays(servers)
+		},
+		Logger: cfg.Logger,
 	})
 	if err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("p2p: %w", err)
 	}
-	n.wg.Add(2)
+	n.wg.Add(3)
 	go n.readLoop()
 	go n.timerLoop()
+	go n.relayLoop()
 
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.RegisterTimeout)
 	defer cancel()
@@ -238,21 +250,21 @@ func (e *env) WriteOpener(b []byte, to netip.AddrPort) {
 
 func (e *env) RelayTo(b []byte, to netip.AddrPort) bool {
 	r := (*Networking)(e).relay.Load()
-	return r != nil && (*r).WriteTo(b, to) == nil
+	return r != nil && r.WriteTo(b, to) == nil
 }
 
 func (e *env) HasRelay() bool { return (*Networking)(e).relay.Load() != nil }
 
 func (e *env) RelayServer() netip.AddrPort {
 	if r := (*Networking)(e).relay.Load(); r != nil {
-		return (*r).ServerAddr()
+		return r.ServerAddr()
 	}
 	return netip.AddrPort{}
 }
 
 func (e *env) Permit(addrs []netip.AddrPort) {
 	if r := (*Networking)(e).relay.Load(); r != nil {
-		(*r).Permit(addrs...)
+		r.Permit(addrs...)
 	}
 }
 
@@ -287,6 +299,9 @@ func (n *Networking) readLoop() {
 		}
 		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
 		b := buf[:sz]
+		if (wire.IsSTUN(b) || wire.IsChannelData(b)) && n.handleTURN(b, from) {
+			continue
+		}
 		switch k, _ := wire.Classify(b); k {
 		case wire.KindRendezvous:
 			n.rv.HandleInbound(b, from)
@@ -442,9 +457,16 @@ func (n *Networking) Close() error {
 		n.mgr.Shutdown(time.Now())
 		n.closed.Store(true)
 		n.rv.Close()
+		n.closeRelay() // while the reader still runs: it waits for the server's answer
 		close(n.done)
 		n.conn.Close()
 		n.wg.Wait()
 	})
 	return err
+}
+
+// announceRelayed tells the rendezvous our relayed address, so that offers
+// to peers carry it.
+func (n *Networking) announceRelayed(addr netip.AddrPort) {
+	n.rv.SetRelayed([]netip.AddrPort{addr})
 }

@@ -529,7 +529,7 @@ func (m *Manager) OnLookup(r rendezvous.LookupResult, now time.Time) {
 		if !m.setPeerKey(s, r.PublicKey) {
 			return
 		}
-		m.setCandidates(s, r.Addrs, nil)
+		m.setCandidates(s, r.Addrs, r.Relayed)
 		s.phase = phaseConnecting
 		m.sendHello(s, nil)
 	}
@@ -588,7 +588,7 @@ func (m *Manager) OnOffer(o rendezvous.Offer, now time.Time) {
 		s.keys = nil
 		s.peerKnowsUs = false
 	}
-	m.setCandidates(s, o.Addrs, nil)
+	m.setCandidates(s, o.Addrs, o.Relayed)
 	if s.phase == phaseLookup {
 		s.phase = phaseConnecting
 	}
