@@ -107,9 +107,9 @@ func New(cfg Config) (*Networking, error) {
 		OnOffer:    func(o rendezvous.Offer) { n.mgr.OnOffer(o, time.Now()) },
 		OnLookup:   func(r rendezvous.LookupResult) { n.mgr.OnLookup(r, time.Now()) },
 		OnRelays: func(rs []rendezvous.Relay) {
-			servers := make([]relayfallback.Server, len(rs))
+			servers := make([]relayOffer, len(rs))
 			for i, r := range rs {
-				servers[i] = relayfallback.Server{Addr: r.Addr.String(), Username: r.Username, Password: r.Password}
+				servers[i] = relayOffer{relayfallback.Server{Addr: r.Addr.String(), Username: r.Username, Password: r.Password}, r.Expires}
 			}
 			n.offerRelays(servers)
 		},

@@ -19,24 +19,38 @@ import (
 
 const (
 	relayAllocateTimeout = 10 * time.Second
-	relayRetryMin        = 2 * time.Second
-	relayRetryMax        = time.Minute
+	// relayRenewAhead is how long before its credentials expire an
+	// allocation is replaced: the TURN server refreshes an allocation only
+	// with valid credentials.
+	relayRenewAhead = 2 * time.Minute
+	relayRetryMin   = 2 * time.Second
+	relayRetryMax   = time.Minute
 )
 
 type relaySide struct {
 	mu      sync.Mutex
-	offered []relayfallback.Server // from the rendezvous, newest list
-	wake    chan struct{}          // buffer 1: the server list changed
+	offered []relayOffer  // from the rendezvous, newest list
+	expires time.Time     // when the credentials of our allocation end; zero: never
+	wake    chan struct{} // buffer 1: the server list changed
 }
 
-func (n *Networking) relayServers() []relayfallback.Server {
+type relayOffer struct {
+	srv     relayfallback.Server
+	expires time.Time
+}
+
+func (n *Networking) relayServers() []relayOffer {
 	n.rs.mu.Lock()
 	defer n.rs.mu.Unlock()
-	return append(append([]relayfallback.Server(nil), n.cfg.Relays...), n.rs.offered...)
+	out := make([]relayOffer, 0, len(n.cfg.Relays)+len(n.rs.offered))
+	for _, srv := range n.cfg.Relays {
+		out = append(out, relayOffer{srv: srv})
+	}
+	return append(out, n.rs.offered...)
 }
 
 // offerRelays takes the relays the rendezvous handed out.
-func (n *Networking) offerRelays(servers []relayfallback.Server) {
+func (n *Networking) offerRelays(servers []relayOffer) {
 	n.rs.mu.Lock()
 	n.rs.offered = servers
 	n.rs.mu.Unlock()
@@ -50,14 +64,31 @@ func (n *Networking) offerRelays(servers []relayfallback.Server) {
 // backing off, while none does.
 func (n *Networking) relayLoop() {
 	defer n.wg.Done()
-	wait := relayRetryMin
+	retry := relayRetryMin
 	for {
+		if rc := n.relay.Load(); rc != nil && n.relayExpiring() {
+			// Replace it: make way for a new allocation on the same
+			// server from the same socket, which the server would
+			// otherwise refuse as a duplicate.
+			n.relay.Store(nil)
+			n.turn.Store(nil)
+			rc.Close()
+		}
 		if n.relay.Load() == nil {
 			if n.allocate() {
-				wait = relayRetryMin
+				retry = relayRetryMin
 			} else if len(n.relayServers()) > 0 {
-				wait = min(2*wait, relayRetryMax)
+				retry = min(2*retry, relayRetryMax)
 			}
+		}
+		wait := retry
+		if n.relay.Load() != nil {
+			wait = time.Hour
+			n.rs.mu.Lock()
+			if exp := n.rs.expires; !exp.IsZero() {
+				wait = max(time.Until(exp.Add(-relayRenewAhead)), relayRetryMin)
+			}
+			n.rs.mu.Unlock()
 		}
 		t := time.NewTimer(wait)
 		select {
@@ -71,8 +102,19 @@ func (n *Networking) relayLoop() {
 	}
 }
 
+// relayExpiring reports whether the credentials of our allocation end soon.
+func (n *Networking) relayExpiring() bool {
+	n.rs.mu.Lock()
+	defer n.rs.mu.Unlock()
+	return !n.rs.expires.IsZero() && time.Until(n.rs.expires) < relayRenewAhead
+}
+
 func (n *Networking) allocate() bool {
-	for _, srv := range n.relayServers() {
+	for _, o := range n.relayServers() {
+		if !o.expires.IsZero() && time.Until(o.expires) < relayRenewAhead {
+			continue // stale: the rendezvous sends new ones on our next registration
+		}
+		srv := o.srv
 		rc, err := relayfallback.New(relayfallback.Config{
 			Server: srv,
 			Send:   n.writeTo,
@@ -103,6 +145,9 @@ func (n *Networking) allocate() bool {
 			}
 			continue
 		}
+		n.rs.mu.Lock()
+		n.rs.expires = o.expires
+		n.rs.mu.Unlock()
 		n.relay.Store(rc)
 		n.log.Debug("p2p: relayed address", "relay", srv.Addr, "addr", addr)
 		n.announceRelayed(addr)

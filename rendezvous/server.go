@@ -29,7 +29,7 @@ const (
 	maxSweepInterval = time.Second
 	readBufferLen    = 2048
 
-	defaultRelayCredentialTTL  = 10 * time.Minute
+	defaultRelayCredentialTTL  = 12 * time.Hour
 	defaultMaxRelayAllocations = 4096
 )
 
@@ -75,8 +75,9 @@ type ServerConfig struct {
 	// means that the embedded relay makes a random secret of its own.
 	TURNSecret string
 	// RelayCredentialTTL is how long relay credentials stay valid at least;
-	// 0 means 10 minutes. Clients re-register, and get new ones, well
-	// before.
+	// 0 means 12 hours. A TURN allocation is refreshed with the credentials
+	// it was made with, so this bounds an allocation's life: clients make a
+	// new one, with newer credentials, shortly before it ends.
 	RelayCredentialTTL time.Duration
 	// MaxRelayAllocations caps the embedded relay's open allocations, each
 	// of which holds a socket; 0 means 4096.

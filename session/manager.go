@@ -559,7 +559,16 @@ func (m *Manager) OnOffer(o rendezvous.Offer, now time.Time) {
 		ok = false
 	}
 	if ok && s.phase == phaseEstablished {
-		return // a duplicate, or a delayed offer of an older session
+		if o.SessionID == s.remoteID && s.peerPub == o.PublicKey {
+			// The peer's addresses may have changed (a new relayed
+			// address): take them, and look for a pair on them.
+			m.setCandidates(s, o.Addrs, o.Relayed)
+			if s.path.relayed() {
+				m.sendHello(s, nil)
+				m.schedule(s)
+			}
+		}
+		return
 	}
 	switch {
 	case !ok:
@@ -889,8 +898,16 @@ func (m *Manager) RelayReady(now time.Time) {
 	m.lock(now)
 	defer m.mu.Unlock()
 	for _, s := range m.table.Values() {
-		if s.initiated && s.phase == phaseConnecting && !s.peerKnowsUs {
+		connecting := s.initiated && s.phase == phaseConnecting && !s.peerKnowsUs
+		relayed := s.phase == phaseEstablished && s.path.relayed()
+		if connecting || relayed {
+			// The lookup forwards a new offer, with our new relayed
+			// address, to the peer.
 			m.lookup(s)
+			if relayed {
+				s.helloWait = 0
+				m.sendHello(s, nil)
+			}
 			m.schedule(s)
 		}
 	}

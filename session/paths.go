@@ -223,18 +223,18 @@ func (m *Manager) probe(s *session, b []byte) {
 			}
 		}
 	}
-	relay := s.allowRelay && m.env.HasRelay()
+	// Once established on a direct path nothing is probed; on a relayed
+	// one every pair is, the direct ones to move there, the relayed ones
+	// to follow a relay that changed.
+	relay := s.allowRelay && m.env.HasRelay() && (!established || s.path.relayed())
 	for _, c := range s.candidates {
 		if c.kind == candRelay && !s.allowRelay {
-			continue
-		}
-		if established && c.kind == candRelay {
 			continue
 		}
 		if c.kind == candHost || c.kind == candRelay || !m.now.Before(s.directAt) {
 			m.env.WriteTo(b, c.addr)
 		}
-		if relay && !established {
+		if relay {
 			m.env.RelayTo(b, c.addr)
 		}
 	}
