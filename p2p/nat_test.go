@@ -3,136 +3,45 @@ package p2p_test
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"math/rand"
 	"net"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/pion/logging"
 	"github.com/pion/transport/v2"
 	"github.com/pion/transport/v2/vnet"
 
+	"github.com/p2pcompat/p2pcompat/internal/vnetlab"
 	"github.com/p2pcompat/p2pcompat/p2p"
 	"github.com/p2pcompat/p2pcompat/relayfallback"
 	"github.com/p2pcompat/p2pcompat/rendezvous"
 )
 
-// NAT behaviours in RFC 4787 terms: how a router maps and what it lets in.
 var (
-	fullCone       = &vnet.NATType{MappingBehavior: vnet.EndpointIndependent, FilteringBehavior: vnet.EndpointIndependent}
-	restrictedCone = &vnet.NATType{MappingBehavior: vnet.EndpointIndependent, FilteringBehavior: vnet.EndpointAddrDependent}
-	portRestricted = &vnet.NATType{MappingBehavior: vnet.EndpointIndependent, FilteringBehavior: vnet.EndpointAddrPortDependent}
-	symmetric      = &vnet.NATType{MappingBehavior: vnet.EndpointAddrPortDependent, FilteringBehavior: vnet.EndpointAddrPortDependent}
+	fullCone       = vnetlab.FullCone
+	restrictedCone = vnetlab.RestrictedCone
+	portRestricted = vnetlab.PortRestricted
+	symmetric      = vnetlab.Symmetric
 )
 
-// natLab is a simulated internet: a WAN router with the rendezvous on it,
-// and sites, each public or behind a NAT router of its own.
+const labServer = vnetlab.ServerIP
+
+// natLab is a vnetlab.Lab that makes peers.
 type natLab struct {
-	t      *testing.T
-	wan    *vnet.Router
-	server *rendezvous.Server
-	sites  int
-}
-
-const labServer = "198.18.0.2"
-
-// buildMu serialises building topologies: vnet numbers its interfaces with
-// an unguarded package counter. Running them in parallel is safe.
-var buildMu sync.Mutex
-
-func quietLogs() logging.LoggerFactory {
-	lf := logging.NewDefaultLoggerFactory()
-	lf.DefaultLogLevel = logging.LogLevelDisabled
-	return lf
+	*vnetlab.Lab
+	t *testing.T
 }
 
 func newNATLab(t *testing.T, relay bool) *natLab {
-	t.Helper()
-	buildMu.Lock()
-	defer buildMu.Unlock()
-	wan, err := vnet.NewRouter(&vnet.RouterConfig{CIDR: "198.18.0.0/24", LoggerFactory: quietLogs()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srvNet, err := vnet.NewNet(&vnet.NetConfig{StaticIPs: []string{labServer}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := wan.AddNet(srvNet); err != nil {
-		t.Fatal(err)
-	}
-	l := &natLab{t: t, wan: wan}
-	if err := wan.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { wan.Stop() })
-	cfg := rendezvous.ServerConfig{ListenAddr: labServer + ":3478", Net: srvNet}
-	if relay {
-		cfg.RelayIP = labServer
-	}
-	l.server, err = rendezvous.NewServer(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.server.Close() })
-	return l
+	return &natLab{vnetlab.New(t, relay, rendezvous.ServerConfig{}), t}
 }
 
-// site returns the networks of n hosts at a new site: behind a NAT of the
-// given type on one LAN, or public (nat nil).
-func (l *natLab) site(nat *vnet.NATType, n int) []*vnet.Net {
-	l.t.Helper()
-	buildMu.Lock()
-	defer buildMu.Unlock()
-	l.sites++
-	var nets []*vnet.Net
-	if nat == nil {
-		for i := 0; i < n; i++ {
-			nw, err := vnet.NewNet(&vnet.NetConfig{StaticIPs: []string{fmt.Sprintf("198.18.0.%d", 10*l.sites+i)}})
-			if err != nil {
-				l.t.Fatal(err)
-			}
-			if err := l.wan.AddNet(nw); err != nil {
-				l.t.Fatal(err)
-			}
-			nets = append(nets, nw)
-		}
-		return nets
-	}
-	lan, err := vnet.NewRouter(&vnet.RouterConfig{
-		CIDR:          fmt.Sprintf("198.18.%d.0/24", 10+l.sites),
-		StaticIPs:     []string{fmt.Sprintf("198.18.0.%d", 10*l.sites)},
-		NATType:       nat,
-		LoggerFactory: quietLogs(),
-	})
-	if err != nil {
-		l.t.Fatal(err)
-	}
-	for i := 0; i < n; i++ {
-		nw, err := vnet.NewNet(&vnet.NetConfig{})
-		if err != nil {
-			l.t.Fatal(err)
-		}
-		if err := lan.AddNet(nw); err != nil {
-			l.t.Fatal(err)
-		}
-		nets = append(nets, nw)
-	}
-	if err := l.wan.AddRouter(lan); err != nil {
-		l.t.Fatal(err)
-	}
-	if err := lan.Start(); err != nil {
-		l.t.Fatal(err)
-	}
-	l.t.Cleanup(func() { lan.Stop() })
-	return nets
-}
+func (l *natLab) site(nat *vnet.NATType, n int) []*vnet.Net { return l.Site(nat, n) }
 
 func (l *natLab) peer(id p2p.SteamID, nw *vnet.Net, edit ...func(*p2p.Config)) *p2p.Networking {
 	l.t.Helper()
-	cfg := p2p.Config{SteamID: id, AppID: 480, RendezvousAddr: labServer + ":3478", Net: nw, ConnectTimeout: 5 * time.Second}
+	cfg := p2p.Config{SteamID: id, AppID: 480, RendezvousAddr: vnetlab.ServerAddr, Net: nw, ConnectTimeout: 5 * time.Second}
 	for _, e := range edit {
 		e(&cfg)
 	}
@@ -382,7 +291,7 @@ func TestNATMatrixFaults(t *testing.T) {
 		l := newNATLab(t, false)
 		var mu sync.Mutex
 		rng := rand.New(rand.NewSource(7))
-		l.wan.AddChunkFilter(func(vnet.Chunk) bool {
+		l.WAN.AddChunkFilter(func(vnet.Chunk) bool {
 			mu.Lock()
 			defer mu.Unlock()
 			return rng.Float64() >= 0.10

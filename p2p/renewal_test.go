@@ -9,6 +9,7 @@ import (
 
 	"github.com/pion/transport/v2/vnet"
 
+	"github.com/p2pcompat/p2pcompat/internal/vnetlab"
 	"github.com/p2pcompat/p2pcompat/p2p"
 	"github.com/p2pcompat/p2pcompat/rendezvous"
 )
@@ -18,8 +19,8 @@ import (
 // carry on over it. Run in virtual time: an hour passes in milliseconds.
 func TestRelayedSessionOutlivesCredentials(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		buildMu.Lock()
-		wan, err := vnet.NewRouter(&vnet.RouterConfig{CIDR: "198.18.0.0/24", LoggerFactory: quietLogs()})
+		vnetlab.Lock()
+		wan, err := vnet.NewRouter(&vnet.RouterConfig{CIDR: "198.18.0.0/24", LoggerFactory: vnetlab.QuietLogs()})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -31,7 +32,7 @@ func TestRelayedSessionOutlivesCredentials(t *testing.T) {
 				CIDR:          fmt.Sprintf("198.18.%d.0/24", 10*(i+1)),
 				StaticIPs:     []string{fmt.Sprintf("198.18.0.%d", 10*(i+1))},
 				NATType:       symmetric,
-				LoggerFactory: quietLogs(),
+				LoggerFactory: vnetlab.QuietLogs(),
 			})
 			if err != nil {
 				t.Fatal(err)
@@ -41,7 +42,7 @@ func TestRelayedSessionOutlivesCredentials(t *testing.T) {
 			wan.AddRouter(lan)
 			nets = append(nets, nw)
 		}
-		buildMu.Unlock()
+		vnetlab.Unlock()
 		if err := wan.Start(); err != nil {
 			t.Fatal(err)
 		}
