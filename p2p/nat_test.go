@@ -327,3 +327,14 @@ func TestNATMatrixFaults(t *testing.T) {
 		}
 	})
 }
+
+// The socket learns its public address with STUN on the rendezvous port:
+// behind a NAT, the NAT's address, not the host's.
+func TestMappedAddrThroughNAT(t *testing.T) {
+	l := newNATLab(t, false)
+	a := l.peer(1, l.site(portRestricted, 1)[0])
+	got := a.MappedAddr(5 * time.Second)
+	if got.Addr().String() != "198.18.0.10" || got.Port() == 0 {
+		t.Fatalf("MappedAddr = %v, want the NAT's public address 198.18.0.10", got)
+	}
+}

@@ -46,6 +46,8 @@ type Networking struct {
 	relay     atomic.Pointer[relayfallback.Client] // allocated: sessions may use it
 	turn      atomic.Pointer[relayfallback.Client] // the client inbound TURN traffic goes to
 	rs        relaySide
+	stun      stunState
+	server    netip.AddrPort // the rendezvous
 	closed    atomic.Bool
 	closeOnce sync.Once
 	done      chan struct{}
@@ -82,6 +84,8 @@ func New(cfg Config) (*Networking, error) {
 	}
 	n := &Networking{cfg: cfg, log: cfg.Logger, conn: conn, cb: callbacks.New(0), done: make(chan struct{})}
 	n.rs.wake = make(chan struct{}, 1)
+	n.stun.done = make(chan struct{})
+	n.server = server
 	n.udp, _ = conn.(*net.UDPConn)
 	n.mgr = session.NewManager(session.Config{
 		SteamID:           cfg.SteamID,
@@ -134,6 +138,7 @@ func New(cfg Config) (*Networking, error) {
 		}
 		return nil, fmt.Errorf("p2p: register with %s: %w", cfg.RendezvousAddr, err)
 	}
+	n.requestMapping(server)
 	n.log.Debug("p2p: registered", "steamid", uint64(cfg.SteamID), "app", cfg.AppID, "local", conn.LocalAddr())
 	return n, nil
 }
@@ -299,7 +304,10 @@ func (n *Networking) readLoop() {
 		}
 		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
 		b := buf[:sz]
-		if (wire.IsSTUN(b) || wire.IsChannelData(b)) && n.handleTURN(b, from) {
+		if wire.IsSTUN(b) || wire.IsChannelData(b) {
+			if !n.handleTURN(b, from) {
+				n.handleSTUN(b, from)
+			}
 			continue
 		}
 		switch k, _ := wire.Classify(b); k {
