@@ -79,7 +79,8 @@ type session struct {
 	path        pair // the pair data goes on; invalid until one answered
 	allowRelay  bool // AllowP2PPacketRelay as it was when this attempt began
 	openersSent bool
-	directAt    time.Time // full probes to the peer's public addresses from then on
+	peerOpened  bool      // the peer has opened its NAT toward us (see probe)
+	directAt    time.Time // full probes to the peer's public addresses from then on, regardless
 	largestPN   uint64    // newest data packet: its pair is followed
 	engine      *channels.Engine
 
@@ -328,7 +329,7 @@ func (m *Manager) resetAttempt(s *session) {
 	s.started, s.lastHeard = m.now, m.now
 	s.remoteID, s.peerKnowsUs, s.remoteAccepted, s.localAccepted = 0, false, false, false
 	s.path, s.pairs, s.candidates = pair{}, nil, nil
-	s.openersSent, s.directAt, s.largestPN = false, time.Time{}, 0
+	s.openersSent, s.peerOpened, s.directAt, s.largestPN = false, false, time.Time{}, 0
 	s.allowRelay = m.allowRelay // C51: a new attempt takes the current setting
 	s.nextLookup, s.lookupWait, s.nextHello, s.helloWait = time.Time{}, 0, time.Time{}, 0
 	s.requested = time.Time{}
@@ -703,7 +704,7 @@ func (m *Manager) onHandshake(b []byte, from netip.AddrPort, sd side) {
 		// guards, prove the peer alive: a replayed hello must not.
 		s.lastHeard = m.now
 	}
-	if !m.heard(s, sd, from) {
+	if !m.heard(s, sd, from, false) {
 		return // over a relay this session may not use (C52)
 	}
 	if msg.dst == s.localID {
@@ -778,7 +779,7 @@ func (m *Manager) onData(b []byte, from netip.AddrPort, sd side) {
 		// rebinding or a move from relay to direct, the session follows,
 		// and its ID carries the stream across.
 		s.largestPN = pn
-		if !m.heard(s, sd, from) {
+		if !m.heard(s, sd, from, true) {
 			return
 		}
 	} else if p := s.path; !(p.side == sd && p.addr == from) {
@@ -910,5 +911,21 @@ func (m *Manager) RelayReady(now time.Time) {
 			}
 			m.schedule(s)
 		}
+	}
+}
+
+// OnDelivered takes the rendezvous's receipt that target received our offer
+// for session sessionID, and has so opened its NAT toward us.
+func (m *Manager) OnDelivered(target SteamID, sessionID uint64, now time.Time) {
+	m.lock(now)
+	defer m.mu.Unlock()
+	s, ok := m.table.Peek(target)
+	if !ok || s.localID != sessionID || s.peerOpened {
+		return
+	}
+	s.peerOpened = true
+	if s.phase == phaseConnecting || s.phase == phaseEstablished && s.path.relayed() {
+		m.sendHello(s, nil)
+		m.schedule(s)
 	}
 }

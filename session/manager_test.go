@@ -20,6 +20,8 @@ type world struct {
 	byAdr map[netip.AddrPort]*node
 	wire  []datagram
 	drop  func(from, to netip.AddrPort) bool
+	// noReceipts makes the rendezvous send no delivery receipts.
+	noReceipts bool
 }
 
 type datagram struct {
@@ -38,13 +40,16 @@ type node struct {
 	targets []SteamID
 	reqs    []Request
 	fails   []ConnectFail
+	openers int
+	sent    int // datagrams put on the wire at full TTL
 }
 
 func (n *node) WriteTo(b []byte, to netip.AddrPort) {
+	n.sent++
 	n.w.wire = append(n.w.wire, datagram{n.addr, to, append([]byte(nil), b...)})
 }
 
-func (n *node) WriteOpener(b []byte, to netip.AddrPort)  {}
+func (n *node) WriteOpener(b []byte, to netip.AddrPort)  { n.openers++ }
 func (n *node) RelayTo(b []byte, to netip.AddrPort) bool { return false }
 func (n *node) HasRelay() bool                           { return false }
 func (n *node) RelayServer() netip.AddrPort              { return netip.AddrPort{} }
@@ -90,6 +95,9 @@ func (w *world) pump() {
 				}
 				n.m.OnLookup(rendezvous.LookupResult{Target: uint64(target), Status: rendezvous.LookupOK, PublicKey: peer.keys.Public, Addrs: []netip.AddrPort{peer.addr}}, w.now)
 				peer.m.OnOffer(rendezvous.Offer{From: uint64(n.id), PublicKey: n.keys.Public, SessionID: sid, Addrs: []netip.AddrPort{n.addr}}, w.now)
+				if !w.noReceipts {
+					n.m.OnDelivered(target, sid, w.now) // the target opened: its receipt
+				}
 			}
 		}
 		if len(w.wire) > 0 {
@@ -293,4 +301,39 @@ func TestCloseChannelReopensWindow(t *testing.T) {
 		w.advance(time.Second, 20*time.Millisecond)
 	}
 	t.Fatal("data on another channel never arrived after closing the full one")
+}
+
+// Full-TTL probes toward a peer's public address wait until the peer has
+// opened its NAT (the rendezvous's receipt), so that they cannot reach the
+// peer's router first; openers go out at once; without receipts, the
+// fallback sends them after directFallback.
+func TestPublicProbesWaitForPeerOpened(t *testing.T) {
+	w := newWorld(t)
+	w.noReceipts = true
+	a, b := w.add(1, Config{}), w.add(2, Config{})
+	b.m.Accept(1, w.now)
+	a.send(2, "x")
+	w.pump()
+	if a.openers == 0 || b.openers == 0 {
+		t.Fatalf("openers: a %d, b %d; want both sides to open first", a.openers, b.openers)
+	}
+	w.advance(directFallback-200*time.Millisecond, 100*time.Millisecond)
+	if a.sent != 0 || b.sent != 0 {
+		t.Fatalf("full-TTL datagrams before the peer opened: a %d, b %d", a.sent, b.sent)
+	}
+	w.advance(time.Second, 100*time.Millisecond)
+	if got := b.read(); got != "x" {
+		t.Fatalf("after the fallback: read %q", got)
+	}
+
+	// With the receipt, the initiator probes at once, and the responder
+	// only answers.
+	w2 := newWorld(t)
+	c, d := w2.add(1, Config{}), w2.add(2, Config{})
+	d.m.Accept(1, w2.now)
+	c.send(2, "y")
+	w2.pump()
+	if got := d.read(); got != "y" || d.sent == 0 || c.sent == 0 {
+		t.Fatalf("with a receipt: read %q, sent c %d d %d", got, c.sent, d.sent)
+	}
 }

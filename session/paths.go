@@ -48,10 +48,10 @@ func (p pair) relayed() bool { return p.side == sideRelay || p.kind == candRelay
 const (
 	maxCandidates = 8
 	maxPairs      = 24
-	// openerDelay holds back full probes to the peer's public addresses
-	// after the low-TTL openers, so that our own NAT has a mapping toward
-	// the peer before the peer's probes arrive at it (see Env.WriteOpener).
-	openerDelay = 50 * time.Millisecond
+	// directFallback is when full probes to the peer's public addresses
+	// go out even without a sign that the peer has opened its NAT toward
+	// us (see probe): a rendezvous that sends no receipts, or lost ones.
+	directFallback = 3 * time.Second
 )
 
 // pairFresh is how long a pair counts as working after the peer was last
@@ -124,8 +124,9 @@ func (s *session) candidateKind(a netip.AddrPort) (candKind, bool) {
 
 // heard records an authenticated packet from the peer on (sd, from) and
 // returns false if relay is not allowed for this session and the packet
-// came over one, in which case it must be ignored.
-func (m *Manager) heard(s *session, sd side, from netip.AddrPort) bool {
+// came over one, in which case it must be ignored. follow says the packet
+// is the newest data the peer sent: its pair is the one the peer uses now.
+func (m *Manager) heard(s *session, sd side, from netip.AddrPort, follow bool) bool {
 	kind, known := s.candidateKind(from)
 	p := pair{side: sd, addr: from, kind: kind, heard: m.now}
 	if p.relayed() && !s.allowRelay {
@@ -139,7 +140,7 @@ func (m *Manager) heard(s *session, sd side, from netip.AddrPort) bool {
 	for i := range s.pairs {
 		if s.pairs[i].side == sd && s.pairs[i].addr == from {
 			s.pairs[i].heard = m.now
-			m.choosePath(s, &s.pairs[i])
+			m.choosePath(s, &s.pairs[i], follow)
 			return true
 		}
 	}
@@ -155,13 +156,15 @@ func (m *Manager) heard(s *session, sd side, from netip.AddrPort) bool {
 		s.pairs = s.pairs[:len(s.pairs)-1]
 	}
 	s.pairs = append(s.pairs, p)
-	m.choosePath(s, &s.pairs[len(s.pairs)-1])
+	m.choosePath(s, &s.pairs[len(s.pairs)-1], follow)
 	return true
 }
 
 // choosePath makes the best fresh pair the path: direct over relayed; at
-// equal rank the one just heard (the peer moved, or the NAT rebound).
-func (m *Manager) choosePath(s *session, last *pair) {
+// equal rank the current one stays unless the peer's newest data came on
+// the other (the peer moved, or its NAT rebound): hellos arrive on every
+// pair while probing, and following them would flap.
+func (m *Manager) choosePath(s *session, last *pair, follow bool) {
 	fresh := m.now.Add(-m.pairFresh())
 	cur := s.path
 	curOK := false
@@ -179,8 +182,12 @@ func (m *Manager) choosePath(s *session, last *pair) {
 			}
 		}
 		s.path = best
-	case better(*last, cur) || !last.relayed() == !cur.relayed() && last.heard.Equal(m.now):
+	case better(*last, cur) || follow && last.relayed() == cur.relayed():
 		s.path = *last
+	default:
+		if last.side == cur.side && last.addr == cur.addr {
+			s.path.heard = last.heard
+		}
 	}
 }
 
@@ -195,7 +202,7 @@ func (m *Manager) refreshPath(s *session) {
 	}
 	for i := range s.pairs {
 		if s.pairs[i].heard.After(m.now.Add(-m.pairFresh())) {
-			m.choosePath(s, &s.pairs[i])
+			m.choosePath(s, &s.pairs[i], false)
 			return
 		}
 	}
@@ -210,19 +217,29 @@ func (m *Manager) write(b []byte, sd side, to netip.AddrPort) {
 	m.env.WriteTo(b, to)
 }
 
-// probe sends the hello in b on every pair worth trying: all of them while
-// connecting, only the direct ones once a relayed session is established.
+// probe sends the hello in b on every pair worth trying.
+//
+// The peer's public addresses need care. Between two Linux NAT routers, a
+// probe that reaches the peer's router before the peer has sent anything
+// toward us makes that router give the peer's own packets to us another
+// port, which our router then drops: both sides stay blocked. So each side
+// first sends openers, which create its own router's mapping without
+// reaching the peer's; the side that looked the peer up sends full probes
+// only once the rendezvous says the peer received the offer, which the
+// peer acknowledges after sending its openers (peerOpened); the other side
+// only answers probes. directFallback covers a receipt that never comes.
 func (m *Manager) probe(s *session, b []byte) {
 	established := s.phase == phaseEstablished
-	if !s.openersSent {
+	if !s.openersSent && len(s.candidates) > 0 {
 		s.openersSent = true
-		s.directAt = m.now.Add(openerDelay)
+		s.directAt = m.now.Add(directFallback)
 		for _, c := range s.candidates {
 			if c.kind == candSrflx || c.kind == candPrflx {
 				m.env.WriteOpener(b, c.addr)
 			}
 		}
 	}
+	public := s.peerOpened || s.openersSent && !m.now.Before(s.directAt)
 	// Once established on a direct path nothing is probed; on a relayed
 	// one every pair is, the direct ones to move there, the relayed ones
 	// to follow a relay that changed.
@@ -231,7 +248,7 @@ func (m *Manager) probe(s *session, b []byte) {
 		if c.kind == candRelay && !s.allowRelay {
 			continue
 		}
-		if c.kind == candHost || c.kind == candRelay || !m.now.Before(s.directAt) {
+		if c.kind == candHost || c.kind == candRelay || public {
 			m.env.WriteTo(b, c.addr)
 		}
 		if relay {
