@@ -54,6 +54,8 @@ func (e *RefusedError) Error() string {
 func (e *RefusedError) Unwrap() error { return ErrRegistrationRefused }
 
 // Offer is delivered to the target of a lookup: someone wants a session.
+// Once OnOffer has returned, the client sends the server a receipt for it,
+// which the server passes on to the requester (its OnDelivered).
 type Offer struct {
 	From      uint64
 	PublicKey [32]byte
@@ -107,11 +109,17 @@ type ClientConfig struct {
 	// most MaxLocalAddrs, each a usable unicast address with a port. May be nil.
 	LocalAddrs []netip.AddrPort
 	// Send writes on the shared socket. It is called from several
-	// goroutines (the client's own, and those calling Register, Lookup and
-	// Close), never with the client's lock held, and must not keep b.
+	// goroutines (the client's own, and those calling Register, Lookup,
+	// SetRelayed, HandleInbound and Close), never with the client's lock
+	// held, and must not keep b.
 	Send func(b []byte, to netip.AddrPort) error
 	// OnOffer is called from HandleInbound's goroutine; it must not block.
-	// May be nil.
+	// When it has returned, the client sends the server a receipt for the
+	// offer (once per offer received, repeats included, and only then:
+	// never again by itself), which the server passes on to the requester,
+	// whose OnDelivered it calls. Whatever OnOffer sends before it returns
+	// is thus on its way before the requester hears that the offer arrived.
+	// May be nil; offers are acknowledged all the same.
 	OnOffer func(Offer)
 	// OnLookup is called from HandleInbound's goroutine, once per answered
 	// Lookup call (duplicated answers suppressed); it must not block. May be nil.
@@ -127,6 +135,19 @@ type ClientConfig struct {
 	// does. The slice is the callee's. Only a client with a PrivateKey gets
 	// relays. May be nil; Relays gives the same list.
 	OnRelays func([]Relay)
+	// OnDelivered is called when the server reports that target received
+	// the offer with sessionID that a Lookup of this client caused, and
+	// that target's OnOffer has returned. It comes once per receipt the
+	// target sent: again for every copy of the offer the target got, not at
+	// all if the receipt was lost, in which case looking target up again
+	// forwards the offer again and brings another. It is called from
+	// HandleInbound's goroutine, with no lock held; it must not block. The
+	// server vouches for target (a registered user of the same AppID, from
+	// its registered address, authenticated if it authenticates), but not
+	// for the offer having been ours: the caller matches target and
+	// sessionID against the sessions it opened. Once the client shares a
+	// key with the server, only reports MAC'd under it are taken. May be nil.
+	OnDelivered func(target uint64, sessionID uint64)
 	// RetransmitInterval is the first retransmit delay, doubling up to 2s;
 	// 0 means 200ms.
 	RetransmitInterval time.Duration
@@ -502,8 +523,9 @@ func (c *Client) SetRelayed(addrs []netip.AddrPort) {
 // HandleInbound takes a datagram read from the shared socket. It returns
 // true if it was a rendezvous message from the server address (consumed,
 // valid or not), false if it is not for the client. It does not keep b.
-// OnOffer, OnLookup and OnRelays run on the calling goroutine before it
-// returns.
+// OnOffer, OnLookup, OnRelays and OnDelivered run on the calling goroutine
+// before it returns, and the receipt for an offer is sent from it, through
+// ClientConfig.Send, after OnOffer has returned.
 //
 // Once the client shares a key with the server (it has a PrivateKey and has
 // learnt the server's key), it takes only messages MAC'd under that key,
@@ -534,6 +556,8 @@ func (c *Client) HandleInbound(b []byte, from netip.AddrPort) bool {
 		c.onLookupResult(&m, b)
 	case msgOffer:
 		c.onOffer(&m, b)
+	case msgDelivered:
+		c.onDelivered(&m, b)
 	default:
 		c.log.Debug("rendezvous: dropped unexpected message from server", "type", m.typ)
 	}
@@ -706,6 +730,12 @@ func (c *Client) onLookupResult(m *message, b []byte) {
 	}
 }
 
+// onOffer hands an offer, m received as b, to OnOffer, and then sends the
+// server the receipt that tells the requester: only then, so that whatever
+// OnOffer sent (the openers toward the requester) is out before the
+// requester acts on the receipt. A repeated offer is handed over and
+// acknowledged again: the receipt for the first may have been lost, and the
+// requester repeats its lookup to get one.
 func (c *Client) onOffer(m *message, b []byte) {
 	c.mu.Lock()
 	closed := c.closed
@@ -715,10 +745,40 @@ func (c *Client) onOffer(m *message, b []byte) {
 		c.log.Debug("rendezvous: dropped unauthenticated offer", "from", m.steamID, "mac", mac)
 		return
 	}
-	if closed || c.cfg.OnOffer == nil {
+	if closed {
 		return
 	}
-	c.cfg.OnOffer(Offer{From: m.steamID, PublicKey: m.publicKey, SessionID: m.sessionID, Addrs: m.addrs, Relayed: m.relayed})
+	if c.cfg.OnOffer != nil {
+		c.cfg.OnOffer(Offer{From: m.steamID, PublicKey: m.publicKey, SessionID: m.sessionID, Addrs: m.addrs, Relayed: m.relayed})
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	ack := message{typ: msgOfferAck, txID: m.txID, steamID: c.cfg.SteamID, requester: m.steamID, sessionID: m.sessionID}
+	// MAC'd under the key known now, which may be newer than the offer's
+	// if OnOffer took long: the server checks it against what it holds now.
+	ab := c.sealLocked(&ack, offerAckLen)
+	c.mu.Unlock()
+	c.send(ab)
+}
+
+// onDelivered takes the server's report, m received as b, that a target
+// received an offer of ours.
+func (c *Client) onDelivered(m *message, b []byte) {
+	c.mu.Lock()
+	closed := c.closed
+	ok, mac := c.authenticLocked(m, b)
+	c.mu.Unlock()
+	if !ok {
+		c.log.Debug("rendezvous: dropped unauthenticated delivery report", "target", m.target, "mac", mac)
+		return
+	}
+	if closed || c.cfg.OnDelivered == nil {
+		return
+	}
+	c.cfg.OnDelivered(m.target, m.sessionID)
 }
 
 // Close sends a best-effort unregistration and stops the client's

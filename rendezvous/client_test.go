@@ -85,9 +85,25 @@ func (f *fakeNet) nextNewSent(typ msgType, old uint64) sent {
 }
 
 type recorder struct {
-	mu      sync.Mutex
-	offers  []Offer
-	results []LookupResult
+	mu         sync.Mutex
+	offers     []Offer
+	results    []LookupResult
+	deliveries []delivery
+}
+
+// delivery is a call of OnDelivered.
+type delivery struct{ target, sessionID uint64 }
+
+func (r *recorder) delivered(target, sessionID uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.deliveries = append(r.deliveries, delivery{target, sessionID})
+}
+
+func (r *recorder) gotDeliveries() []delivery {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]delivery(nil), r.deliveries...)
 }
 
 func (r *recorder) offer(o Offer) {
@@ -127,6 +143,7 @@ func newFakeClient(t *testing.T, tweak func(*ClientConfig)) (*Client, *fakeNet, 
 		Send:               f.send,
 		OnOffer:            rec.offer,
 		OnLookup:           rec.lookup,
+		OnDelivered:        rec.delivered,
 		RetransmitInterval: time.Millisecond,
 		RefreshInterval:    time.Hour,
 	}

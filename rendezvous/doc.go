@@ -14,7 +14,12 @@
 // address it saw the peer at. A registered peer looks another up: the server
 // answers with the target's key and candidates, or says that the target is
 // not online or runs another AppID, and forwards an Offer carrying the
-// requester's key, candidates and session ID to the target. Every message
+// requester's key, candidates and session ID to the target. Once the
+// target's client has handed the offer to its application (ClientConfig.OnOffer
+// has returned), it sends the server a receipt, which the server passes on to
+// the requester (ClientConfig.OnDelivered): the requester then knows that
+// whatever the target sent from OnOffer, such as the low-TTL packets that
+// open its own NAT toward the requester, is already out. Every message
 // starts with wire.KindRendezvous so that it can be told apart from the other
 // traffic on the shared socket.
 //
@@ -31,8 +36,8 @@
 // client takes nothing from the server's address without it, so that no
 // one who can merely spoof that address can inject offers or lookup results.
 // The server's key itself is trusted on first use (see Client.HandleInbound).
-// Requests are padded to a fixed size, so that no answer is larger than the
-// request it answers.
+// Requests are padded to a fixed size, so that nothing the server sends
+// because of one (an answer, an offer, a delivery report) is larger than it.
 //
 // The server's one UDP port is also a STUN server: it answers Binding
 // requests with the address they came from, so that a peer learns its public

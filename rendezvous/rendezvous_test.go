@@ -138,6 +138,7 @@ func newPeer(t *testing.T, server netip.AddrPort, id uint64, app uint32, opts ..
 		},
 		OnOffer:            p.rec.offer,
 		OnLookup:           p.rec.lookup,
+		OnDelivered:        p.rec.delivered,
 		RetransmitInterval: 20 * time.Millisecond,
 		RefreshInterval:    time.Hour,
 	}
@@ -382,7 +383,7 @@ func TestGarbageDoesNotDisturbServer(t *testing.T) {
 			j[i] = byte(rng.Uint32())
 		}
 		if len(j) > 2 && rng.IntN(2) == 0 {
-			j[0], j[1], j[2] = 0xD0, protocolVersion, byte(rng.IntN(9))
+			j[0], j[1], j[2] = 0xD0, protocolVersion, byte(rng.IntN(11))
 		}
 		junk = append(junk, j)
 	}

@@ -255,6 +255,8 @@ func (t *table) handle(b []byte, from netip.AddrPort, now time.Time, out []datag
 		return t.register(&m, b, from, now, out)
 	case msgLookup:
 		return t.lookup(&m, b, from, now, out)
+	case msgOfferAck:
+		return t.offerAck(&m, b, from, now, out)
 	case msgUnregister:
 		if r := t.regs[m.steamID]; r != nil && r.observed == from && t.authentic(r, &m, b) {
 			t.remove(r)
@@ -491,4 +493,32 @@ func (t *table) lookup(m *message, b []byte, from netip.AddrPort, now time.Time,
 		out = append(out, datagram{b: t.seal(&offer, tgt.sealKey(), maxOfferLen), to: tgt.observed})
 	}
 	return out
+}
+
+// offerAck handles an OFFER_ACK: the target of an offer says it has handed
+// the offer to its application, and the server tells the requester with a
+// DELIVERED. The same rules as for a lookup say who may send one: a
+// registered user, from where it registered, with its key once it has
+// authenticated; so the DELIVERED names as its target the user that really
+// sent the receipt. Nothing is kept: the server does not check that the
+// requester did make that offer (a registered user can only say of itself
+// that it got one), a repeated receipt is passed on again, and a requester
+// gone or under another AppID gets nothing.
+func (t *table) offerAck(m *message, b []byte, from netip.AddrPort, now time.Time, out []datagram) []datagram {
+	tgt := t.live(m.steamID, now)
+	if tgt == nil || tgt.observed != from {
+		t.log.Debug("rendezvous: dropped offer receipt from unregistered source", "steamID", m.steamID, "from", from)
+		return out
+	}
+	if !t.authentic(tgt, m, b) {
+		t.log.Debug("rendezvous: dropped unauthenticated offer receipt", "steamID", m.steamID, "from", from)
+		return out
+	}
+	req := t.live(m.requester, now)
+	if req == nil || req.appID != tgt.appID {
+		t.log.Debug("rendezvous: dropped offer receipt for a requester not online", "steamID", m.steamID, "requester", m.requester)
+		return out
+	}
+	d := message{typ: msgDelivered, txID: m.txID, target: tgt.steamID, sessionID: m.sessionID}
+	return append(out, datagram{b: t.seal(&d, req.sealKey(), maxDeliveredLen), to: req.observed})
 }

@@ -254,7 +254,7 @@ func TestTableIgnoresGarbage(t *testing.T) {
 			b[i] = byte(rng.Uint32())
 		}
 		if len(b) > 2 && rng.IntN(2) == 0 {
-			b[0], b[1], b[2] = 0xD0, protocolVersion, byte(rng.IntN(9))
+			b[0], b[1], b[2] = 0xD0, protocolVersion, byte(rng.IntN(11))
 		}
 		junk = append(junk, b)
 	}
@@ -262,7 +262,7 @@ func TestTableIgnoresGarbage(t *testing.T) {
 	for _, m := range sampleMessages() {
 		b := m.encode(nil)
 		switch m.typ {
-		case msgRegistered, msgRefused, msgLookupResult, msgOffer:
+		case msgRegistered, msgRefused, msgLookupResult, msgOffer, msgDelivered:
 			junk = append(junk, b)
 		}
 		junk = append(junk, b[:len(b)-1])
@@ -699,6 +699,9 @@ func TestTableRequestsNeverAmplify(t *testing.T) {
 		a.lookup(2, 2, 9),                 // likewise, authenticated
 		a.register(regTx.Add(1)),          // refresh
 		a.forged().register(regTx.Add(1)), // wrong MAC
+		offerAckBytes(3, 2, 1, 9),         // a DELIVERED MAC'd for A, caused by a receipt without a MAC
+		a.offerAck(4, 2, 9),               // a DELIVERED for 2
+		a.forged().offerAck(5, 2, 9),      // wrong MAC
 	}
 	for _, req := range reqs {
 		for _, from := range []netip.AddrPort{addrA, addrB, addrC} {

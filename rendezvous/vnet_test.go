@@ -77,8 +77,9 @@ func TestBehindNATOnVirtualNetwork(t *testing.T) {
 				_, err := conn.WriteTo(b, net.UDPAddrFromAddrPort(to))
 				return err
 			},
-			OnOffer:  rec.offer,
-			OnLookup: rec.lookup,
+			OnOffer:     rec.offer,
+			OnLookup:    rec.lookup,
+			OnDelivered: rec.delivered,
 		})
 		noError(t, err, "NewClient")
 		readerDone := make(chan struct{})
@@ -117,6 +118,9 @@ func TestBehindNATOnVirtualNetwork(t *testing.T) {
 	equal(t, peers[0].rec.gotResults()[0].Addrs, []netip.AddrPort{observed[1], peers[1].local}, "B's candidates")
 	eventually(t, func() bool { return len(peers[1].rec.gotOffers()) > 0 }, "the offer")
 	equal(t, peers[1].rec.gotOffers()[0].Addrs, []netip.AddrPort{observed[0], peers[0].local}, "A's candidates")
+	// B's receipt for the offer comes back to A through both NATs' mappings.
+	eventually(t, func() bool { return len(peers[0].rec.gotDeliveries()) > 0 }, "the report that B got the offer")
+	equal(t, peers[0].rec.gotDeliveries()[0], delivery{2, 42}, "the report")
 }
 
 // TestEmbeddedRelayOnVirtualNetwork runs the server with its relay on a

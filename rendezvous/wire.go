@@ -11,7 +11,7 @@ import (
 
 // Message layout, all integers big-endian:
 //
-//	header     kind(1)=0xD0 version(1)=3 type(1) flags(1) txID(8)
+//	header     kind(1)=0xD0 version(1)=4 type(1) flags(1) txID(8)
 //	REGISTER   steamID(8) appID(4) publicKey(32) n(1) addr*n m(1) addr*m zero padding [mac(16)]   to exactly registerLen bytes
 //	REGISTERED serverKey(32) addr k(1) [expiry(8) relay*k] [mac(16)]                               the server's X25519 key, the observed address, relays
 //	REFUSED    reason(1) [mac(16)]
@@ -19,6 +19,8 @@ import (
 //	RESULT     target(8) status(1) [publicKey(32) n(1) addr*n m(1) addr*m] [mac(16)]               key and addrs only for LookupOK
 //	OFFER      from(8) publicKey(32) sessionID(8) n(1) addr*n m(1) addr*m [mac(16)]
 //	UNREGISTER steamID(8) [mac(16)]
+//	OFFER_ACK  steamID(8) requester(8) sessionID(8) zero padding [mac(16)]                         to exactly offerAckLen bytes
+//	DELIVERED  target(8) sessionID(8) [mac(16)]
 //	addr       family(1)=4|6 ip(4|16) port(2)
 //	relay      addr password(20)                                                                   a TURN server and HMAC-SHA1(secret, username)
 //
@@ -30,6 +32,13 @@ import (
 // (unix seconds, 0 < expiry < 1<<63) is present only when k > 0 and is the
 // same for every relay, whose username is "expiry:steamID" (see relay.go).
 //
+// OFFER_ACK is the target's receipt for an OFFER (steamID the sender, the
+// target of the lookup; requester and sessionID those of the offer), sent
+// once the offer has been handed to the application; the server passes it on
+// to the requester as DELIVERED (target the sender of the receipt, as the
+// server knows it). Both carry the offer's txID (the lookup's), passed
+// through; nothing matches on it.
+//
 // flags is 0 or flagMAC; with flagMAC the message ends with a MAC of
 // everything before it (see auth.go), and the padding of a padded message is
 // shorter by the MAC, so that its length does not change. A client MACs what
@@ -38,9 +47,15 @@ import (
 //
 // Every message has exactly one encoding, so that decode followed by encode
 // gives back the same bytes; the fuzz target relies on it.
+//
+// Version 4 added OFFER_ACK and DELIVERED; the other messages are encoded as
+// in version 3. The version changed all the same because the meaning did: a
+// requester may wait for DELIVERED before it probes the target, which only
+// works if the server and the target both take part, so a version 3 server or
+// client, which would silently not, is not spoken to at all.
 
 const (
-	protocolVersion = 3
+	protocolVersion = 4
 	headerLen       = 1 + 1 + 1 + 1 + 8
 
 	// flagMAC marks a message that ends with a MAC.
@@ -72,6 +87,8 @@ const (
 	maxOfferLen         = headerLen + 8 + 32 + 8 + 1 + maxCandidates*maxAddrLen + maxRelayedLen + macLen
 	lookupFixedLen      = headerLen + 8 + 8 + 8
 	maxUnregisterLen    = headerLen + 8 + macLen
+	offerAckFixedLen    = headerLen + 8 + 8 + 8
+	maxDeliveredLen     = headerLen + 8 + 8 + macLen
 	registerPaddedUntil = registerLen - macLen // where the padding of a MAC'd REGISTER ends
 
 	// lookupLen is the size every LOOKUP is padded to. A lookup makes the
@@ -84,9 +101,15 @@ const (
 	// reason: its answer carries the server's key, the observed address and
 	// relay credentials, which the smallest registration would not cover.
 	registerLen = 256
+	// offerAckLen is the size every OFFER_ACK is padded to. An OFFER_ACK
+	// makes the server send a DELIVERED, to the requester rather than to
+	// the sender, MAC'd if the requester authenticates whether or not the
+	// sender does; with the padding the DELIVERED is never larger than the
+	// OFFER_ACK that caused it either.
+	offerAckLen = 64
 
 	// maxMessageLen bounds every message; anything longer is malformed.
-	maxMessageLen = max(lookupLen, registerLen)
+	maxMessageLen = max(lookupLen, registerLen, offerAckLen)
 )
 
 // Compile-time checks that the padding covers the largest answers, and
@@ -99,6 +122,8 @@ var (
 	_ [registerLen - maxRefusedLen]struct{}
 	_ [registerPaddedUntil - maxRegisterBodyLen]struct{}
 	_ [maxMessageLen - maxUnregisterLen]struct{}
+	_ [offerAckLen - maxDeliveredLen]struct{}
+	_ [offerAckLen - macLen - offerAckFixedLen]struct{}
 )
 
 type msgType uint8
@@ -111,6 +136,8 @@ const (
 	msgLookupResult msgType = 5
 	msgOffer        msgType = 6
 	msgUnregister   msgType = 7
+	msgOfferAck     msgType = 8
+	msgDelivered    msgType = 9
 )
 
 func (t msgType) String() string {
@@ -129,6 +156,10 @@ func (t msgType) String() string {
 		return "OFFER"
 	case msgUnregister:
 		return "UNREGISTER"
+	case msgOfferAck:
+		return "OFFER_ACK"
+	case msgDelivered:
+		return "DELIVERED"
 	}
 	return fmt.Sprintf("msgType(%d)", uint8(t))
 }
@@ -187,11 +218,12 @@ var ErrMalformed = errors.New("rendezvous: malformed message")
 type message struct {
 	typ       msgType
 	txID      uint64
-	steamID   uint64 // REGISTER, LOOKUP, UNREGISTER: the sender; OFFER: the requester
+	steamID   uint64 // REGISTER, LOOKUP, UNREGISTER, OFFER_ACK: the sender; OFFER: the requester
 	appID     uint32
 	publicKey [32]byte // REGISTER: the sender's; REGISTERED: the server's; RESULT: the target's; OFFER: the requester's
-	target    uint64
-	sessionID uint64
+	target    uint64   // LOOKUP, RESULT: the looked-up user; DELIVERED: the sender of the OFFER_ACK
+	requester uint64   // OFFER_ACK: the requester of the acknowledged offer
+	sessionID uint64   // LOOKUP, OFFER, OFFER_ACK, DELIVERED
 	status    LookupStatus
 	reason    RefuseReason
 	// REGISTER: local candidates; REGISTERED: the observed address alone;
@@ -319,6 +351,14 @@ func (m *message) encode(b []byte) []byte {
 		b = appendAddrs(b, m.relayed)
 	case msgUnregister:
 		b = binary.BigEndian.AppendUint64(b, m.steamID)
+	case msgOfferAck:
+		b = binary.BigEndian.AppendUint64(b, m.steamID)
+		b = binary.BigEndian.AppendUint64(b, m.requester)
+		b = binary.BigEndian.AppendUint64(b, m.sessionID)
+		b = appendPadding(b, start, offerAckLen, m.hasMAC)
+	case msgDelivered:
+		b = binary.BigEndian.AppendUint64(b, m.target)
+		b = binary.BigEndian.AppendUint64(b, m.sessionID)
 	}
 	if m.hasMAC {
 		b = append(b, m.mac[:]...)
@@ -546,6 +586,17 @@ func decode(b []byte) (message, error) {
 		m.relayed = r.addrs(0, MaxRelayedAddrs)
 	case msgUnregister:
 		m.steamID = r.u64()
+	case msgOfferAck:
+		if len(b) != offerAckLen {
+			return message{}, fmt.Errorf("%w: OFFER_ACK of %d bytes, want %d", ErrMalformed, len(b), offerAckLen)
+		}
+		m.steamID = r.u64()
+		m.requester = r.u64()
+		m.sessionID = r.u64()
+		r.padding()
+	case msgDelivered:
+		m.target = r.u64()
+		m.sessionID = r.u64()
 	default:
 		return message{}, fmt.Errorf("%w: unknown type %d", ErrMalformed, uint8(m.typ))
 	}

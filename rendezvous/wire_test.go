@@ -68,6 +68,11 @@ func sampleMessages() []message {
 		{typ: msgLookupResult, txID: 26, target: 6, status: LookupNotOnline, hasMAC: true, mac: mac16(11)},
 		{typ: msgOffer, txID: 27, steamID: 5, publicKey: key(4), sessionID: 99, addrs: maxAddrs(maxCandidates), relayed: maxAddrs(MaxRelayedAddrs), hasMAC: true, mac: mac16(12)},
 		{typ: msgOffer, txID: 28, steamID: 5, publicKey: key(4), sessionID: 99, addrs: []netip.AddrPort{v4a}, relayed: []netip.AddrPort{v4b}},
+		// 29-: receipts for offers, and the reports of them.
+		{typ: msgOfferAck, txID: 29, steamID: 6, requester: 5, sessionID: 99},
+		{typ: msgOfferAck, txID: 30, steamID: 6, requester: 5, sessionID: 99, hasMAC: true, mac: mac16(13)},
+		{typ: msgDelivered, txID: 31, target: 6, sessionID: 99},
+		{typ: msgDelivered, txID: 32, target: 6, sessionID: 1<<64 - 1, hasMAC: true, mac: mac16(14)},
 	}
 }
 
@@ -144,6 +149,8 @@ func TestRequestsArePadded(t *testing.T) {
 			equal(t, len(b), registerLen, "length of %+v", m)
 		case msgLookup:
 			equal(t, len(b), lookupLen, "length of %+v", m)
+		case msgOfferAck:
+			equal(t, len(b), offerAckLen, "length of %+v", m)
 		}
 	}
 	// The smallest registration still covers the largest answer to it.
@@ -153,6 +160,25 @@ func TestRequestsArePadded(t *testing.T) {
 	equal(t, len(registered), maxRegisteredLen, "largest REGISTERED")
 	if len(registered) > len(reg) || len(refused) > len(reg) {
 		t.Errorf("answers of %d and %d bytes to a %d-byte registration", len(registered), len(refused), len(reg))
+	}
+}
+
+// A DELIVERED goes to the requester, MAC'd if the requester authenticates,
+// whatever the sender of the OFFER_ACK that caused it does; the smallest
+// OFFER_ACK, without a MAC, still covers the largest DELIVERED, with one.
+func TestOfferAckCoversDelivered(t *testing.T) {
+	ack := (&message{typ: msgOfferAck}).encode(nil)
+	macd := (&message{typ: msgOfferAck, steamID: 1<<64 - 1, requester: 1<<64 - 1, sessionID: 1<<64 - 1, hasMAC: true}).encode(nil)
+	delivered := (&message{typ: msgDelivered, target: 1<<64 - 1, sessionID: 1<<64 - 1, hasMAC: true}).encode(nil)
+	equal(t, [2]int{len(ack), len(macd)}, [2]int{offerAckLen, offerAckLen}, "OFFER_ACK lengths, without and with a MAC")
+	equal(t, len(delivered), maxDeliveredLen, "largest DELIVERED")
+	if len(delivered) > len(ack) {
+		t.Errorf("a DELIVERED of %d bytes for a %d-byte OFFER_ACK", len(delivered), len(ack))
+	}
+	for _, m := range sampleMessages() {
+		if n := len(m.encode(nil)); m.typ == msgDelivered && n > len(ack) {
+			t.Errorf("%+v: %d bytes, more than an OFFER_ACK's %d", m, n, len(ack))
+		}
 	}
 }
 
@@ -185,59 +211,73 @@ func TestDecodeRejects(t *testing.T) {
 		return b
 	}
 	cases := map[string][]byte{
-		"empty":                  nil,
-		"kind only":              {0xD0},
-		"wrong kind":             with(valid(0), 0, 0xE0),
-		"wrong version":          with(valid(0), 1, 1),
-		"unknown type":           with(valid(0), 2, 0x7f),
-		"type zero":              with(valid(0), 2, 0),
-		"header only register":   valid(0)[:headerLen],
-		"truncated register":     valid(1)[:len(valid(1))-1],
-		"trailing byte":          append(valid(0), 0),
-		"too many local addrs":   with(valid(0), headerLen+8+4+32, MaxLocalAddrs+1),
-		"address family 5":       with(registered4, regOffset, 5),
-		"port zero":              append(registered4[:relaysAt-2:relaysAt-2], 0, 0, 0),
-		"unspecified address":    append(valid(3)[:regOffset+1:regOffset+1], 0, 0, 0, 0, 1, 1, 0),
-		"multicast address":      append(valid(3)[:regOffset+1:regOffset+1], 224, 0, 0, 1, 1, 1, 0),
-		"mapped under family 6":  append(valid(3)[:regOffset:regOffset], append([]byte{6, 11: 0xff, 12: 0xff, 13: 1, 14: 2, 15: 3, 16: 4}, 1, 1, 0)...),
-		"no relay count":         registered4[:relaysAt],
-		"too many relays":        with(registered4, relaysAt, MaxRelays+1),
-		"relay count, no relay":  with(registered4, relaysAt, 1),
-		"relay expiry zero":      append(registered4[:relaysAt:relaysAt], append([]byte{1, 0, 0, 0, 0, 0, 0, 0, 0, 4, 198, 18, 0, 1, 1, 1}, make([]byte, relayPasswordLen)...)...),
-		"relay expiry 1<<63":     append(registered4[:relaysAt:relaysAt], append([]byte{1, 0x80, 0, 0, 0, 0, 0, 0, 0, 4, 198, 18, 0, 1, 1, 1}, make([]byte, relayPasswordLen)...)...),
-		"relay port zero":        append(registered4[:relaysAt:relaysAt], append([]byte{1, 0, 0, 0, 0, 1, 0, 0, 0, 4, 198, 18, 0, 1, 0, 0}, make([]byte, relayPasswordLen)...)...),
-		"relay short password":   noMAC(registeredRelay)[:len(noMAC(registeredRelay))-1],
-		"relay long password":    append(noMAC(registeredRelay), 0),
-		"too many relayed":       with(valid(18), headerLen+8+4+32+1+MaxLocalAddrs*maxAddrLen, MaxRelayedAddrs+1),
-		"offer too many relayed": with(valid(26), len(valid(26))-macLen-1-MaxRelayedAddrs*maxAddrLen, MaxRelayedAddrs+1),
-		"offer without relayed":  valid(11)[:len(valid(11))-1],
-		"result without relayed": valid(9)[:len(valid(9))-1],
-		"relayed port zero":      append(valid(26)[:len(valid(26))-macLen-2:len(valid(26))-macLen-2], append([]byte{0, 0}, make([]byte, macLen)...)...),
-		"short lookup":           valid(6)[:lookupLen-1],
-		"long lookup":            append(valid(6), 0),
-		"lookup padding":         with(valid(6), lookupLen-1, 1),
-		"unknown status":         with(valid(7), headerLen+8, 3),
-		"not-online with body":   append(valid(7), make([]byte, 32)...),
-		"ok without addresses":   with(valid(9), headerLen+8+1+32, 0),
-		"offer without address":  with(valid(11), headerLen+8+32+8, 0),
-		"offer too many addrs":   with(valid(11), headerLen+8+32+8, maxCandidates+1),
-		"oversized":              make([]byte, maxMessageLen+1),
-		"register padding":       with(valid(0), registerLen-1, 1),
-		"short register":         valid(0)[:registerLen-1],
-		"long register":          append(valid(0), 0),
-		"unknown flag":           with(valid(0), 3, 2),
-		"MAC'd REGISTERED short": valid(20)[:len(valid(20))-1],
-		"MAC'd REGISTERED long":  append(valid(20), 0),
-		"MAC'd OFFER, flag off":  with(valid(26), 3, 0),
-		"MAC'd REFUSED short":    valid(23)[:len(valid(23))-1],
-		"MAC stripped":           with(valid(14), 3, 0), // the MAC lands in the padding
-		"MAC'd padding":          with(valid(14), registerLen-macLen-1, 1),
-		"MAC'd lookup padding":   with(valid(16), lookupLen-macLen-1, 1),
-		"MAC'd long register":    append(valid(14), 0),
-		"MAC'd short lookup":     valid(16)[:lookupLen-1],
-		"MAC'd unregister short": valid(17)[:headerLen+8+macLen-1],
-		"MAC'd unregister long":  append(valid(17), 0),
-		"MAC flag, no MAC":       with(valid(13), 3, flagMAC),
+		"empty":                   nil,
+		"kind only":               {0xD0},
+		"wrong kind":              with(valid(0), 0, 0xE0),
+		"wrong version":           with(valid(0), 1, 1),
+		"unknown type":            with(valid(0), 2, 0x7f),
+		"type zero":               with(valid(0), 2, 0),
+		"header only register":    valid(0)[:headerLen],
+		"truncated register":      valid(1)[:len(valid(1))-1],
+		"trailing byte":           append(valid(0), 0),
+		"too many local addrs":    with(valid(0), headerLen+8+4+32, MaxLocalAddrs+1),
+		"address family 5":        with(registered4, regOffset, 5),
+		"port zero":               append(registered4[:relaysAt-2:relaysAt-2], 0, 0, 0),
+		"unspecified address":     append(valid(3)[:regOffset+1:regOffset+1], 0, 0, 0, 0, 1, 1, 0),
+		"multicast address":       append(valid(3)[:regOffset+1:regOffset+1], 224, 0, 0, 1, 1, 1, 0),
+		"mapped under family 6":   append(valid(3)[:regOffset:regOffset], append([]byte{6, 11: 0xff, 12: 0xff, 13: 1, 14: 2, 15: 3, 16: 4}, 1, 1, 0)...),
+		"no relay count":          registered4[:relaysAt],
+		"too many relays":         with(registered4, relaysAt, MaxRelays+1),
+		"relay count, no relay":   with(registered4, relaysAt, 1),
+		"relay expiry zero":       append(registered4[:relaysAt:relaysAt], append([]byte{1, 0, 0, 0, 0, 0, 0, 0, 0, 4, 198, 18, 0, 1, 1, 1}, make([]byte, relayPasswordLen)...)...),
+		"relay expiry 1<<63":      append(registered4[:relaysAt:relaysAt], append([]byte{1, 0x80, 0, 0, 0, 0, 0, 0, 0, 4, 198, 18, 0, 1, 1, 1}, make([]byte, relayPasswordLen)...)...),
+		"relay port zero":         append(registered4[:relaysAt:relaysAt], append([]byte{1, 0, 0, 0, 0, 1, 0, 0, 0, 4, 198, 18, 0, 1, 0, 0}, make([]byte, relayPasswordLen)...)...),
+		"relay short password":    noMAC(registeredRelay)[:len(noMAC(registeredRelay))-1],
+		"relay long password":     append(noMAC(registeredRelay), 0),
+		"too many relayed":        with(valid(18), headerLen+8+4+32+1+MaxLocalAddrs*maxAddrLen, MaxRelayedAddrs+1),
+		"offer too many relayed":  with(valid(26), len(valid(26))-macLen-1-MaxRelayedAddrs*maxAddrLen, MaxRelayedAddrs+1),
+		"offer without relayed":   valid(11)[:len(valid(11))-1],
+		"result without relayed":  valid(9)[:len(valid(9))-1],
+		"relayed port zero":       append(valid(26)[:len(valid(26))-macLen-2:len(valid(26))-macLen-2], append([]byte{0, 0}, make([]byte, macLen)...)...),
+		"short lookup":            valid(6)[:lookupLen-1],
+		"long lookup":             append(valid(6), 0),
+		"lookup padding":          with(valid(6), lookupLen-1, 1),
+		"unknown status":          with(valid(7), headerLen+8, 3),
+		"not-online with body":    append(valid(7), make([]byte, 32)...),
+		"ok without addresses":    with(valid(9), headerLen+8+1+32, 0),
+		"offer without address":   with(valid(11), headerLen+8+32+8, 0),
+		"offer too many addrs":    with(valid(11), headerLen+8+32+8, maxCandidates+1),
+		"oversized":               make([]byte, maxMessageLen+1),
+		"register padding":        with(valid(0), registerLen-1, 1),
+		"short register":          valid(0)[:registerLen-1],
+		"long register":           append(valid(0), 0),
+		"unknown flag":            with(valid(0), 3, 2),
+		"MAC'd REGISTERED short":  valid(20)[:len(valid(20))-1],
+		"MAC'd REGISTERED long":   append(valid(20), 0),
+		"MAC'd OFFER, flag off":   with(valid(26), 3, 0),
+		"MAC'd REFUSED short":     valid(23)[:len(valid(23))-1],
+		"MAC stripped":            with(valid(14), 3, 0), // the MAC lands in the padding
+		"MAC'd padding":           with(valid(14), registerLen-macLen-1, 1),
+		"MAC'd lookup padding":    with(valid(16), lookupLen-macLen-1, 1),
+		"MAC'd long register":     append(valid(14), 0),
+		"MAC'd short lookup":      valid(16)[:lookupLen-1],
+		"MAC'd unregister short":  valid(17)[:headerLen+8+macLen-1],
+		"MAC'd unregister long":   append(valid(17), 0),
+		"MAC flag, no MAC":        with(valid(13), 3, flagMAC),
+		"short offer ack":         valid(28)[:offerAckLen-1],
+		"long offer ack":          append(valid(28), 0),
+		"offer ack padding":       with(valid(28), offerAckLen-1, 1),
+		"MAC'd offer ack padding": with(valid(29), offerAckLen-macLen-1, 1),
+		"MAC'd short offer ack":   valid(29)[:offerAckLen-1],
+		"MAC'd long offer ack":    append(valid(29), 0),
+		"offer ack MAC stripped":  with(valid(29), 3, 0), // the MAC lands in the padding
+		"offer ack as DELIVERED":  with(valid(28), 2, byte(msgDelivered)),
+		"short delivered":         valid(30)[:headerLen+8+8-1],
+		"long delivered":          append(valid(30), 0),
+		"MAC'd delivered short":   valid(31)[:len(valid(31))-1],
+		"MAC'd delivered long":    append(valid(31), 0),
+		"delivered MAC stripped":  with(valid(31), 3, 0),
+		"delivered as OFFER_ACK":  with(valid(30), 2, byte(msgOfferAck)),
 	}
 	for name, b := range cases {
 		if m, err := decode(b); err == nil {
