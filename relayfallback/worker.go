@@ -353,6 +353,19 @@ func (c *Client) permitBatches(ips []*peerIP, attrs []stun.Setter, settle bool) 
 		} else {
 			err = net.ErrClosed
 		}
+		if err != nil && j-i > 1 && !c.stopping() {
+			// A server refuses a whole request for one peer it will not
+			// relay to (its own address, a private one): ask for each
+			// peer alone, so that the others still get theirs.
+			for k := i; k < j; k++ {
+				var one []*peerIP
+				if settle {
+					one = ips[k : k+1]
+				}
+				c.permitBatches(one, attrs[k:k+1], settle)
+			}
+			continue
+		}
 		if settle {
 			c.mu.Lock()
 			for _, ip := range ips[i:j] {
