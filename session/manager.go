@@ -33,8 +33,8 @@ type Env interface {
 	// toward the peer before the peer's first probe reaches our NAT: a
 	// Linux NAT that saw that probe first would give our own probes a
 	// different port, which the peer's NAT then filters. Where the TTL
-	// cannot be set it may send nothing.
-	WriteOpener(b []byte, to netip.AddrPort)
+	// cannot be set it sends nothing and returns false.
+	WriteOpener(b []byte, to netip.AddrPort) bool
 	// RelayTo sends b to the peer address through our TURN allocation;
 	// false if we have none.
 	RelayTo(b []byte, to netip.AddrPort) bool
@@ -42,8 +42,10 @@ type Env interface {
 	HasRelay() bool
 	// RelayServer is the address of our TURN server (zero: none).
 	RelayServer() netip.AddrPort
-	// Permit lets the given peer addresses reach our relayed address.
+	// Permit lets the given peer addresses reach our relayed address;
+	// Revoke withdraws that.
 	Permit(addrs []netip.AddrPort)
+	Revoke(addrs []netip.AddrPort)
 	// Lookup asks the rendezvous for target and has it forward our offer
 	// carrying sessionID; the answer comes back through OnLookup.
 	Lookup(target SteamID, sessionID uint64)
@@ -70,19 +72,21 @@ type session struct {
 	localID  uint64 // the ID our peer puts in data packets to us
 	remoteID uint64 // the ID we put in data packets to the peer; 0 until known
 
-	peerPub     [32]byte
-	pair        *seal.PairKey
-	keys        *seal.SessionKeys
-	replay      seal.ReplayWindow
-	candidates  []candidate
-	pairs       []pair
-	path        pair // the pair data goes on; invalid until one answered
-	allowRelay  bool // AllowP2PPacketRelay as it was when this attempt began
-	openersSent bool
-	peerOpened  bool      // the peer has opened its NAT toward us (see probe)
-	directAt    time.Time // full probes to the peer's public addresses from then on, regardless
-	largestPN   uint64    // newest data packet: its pair is followed
-	engine      *channels.Engine
+	peerPub    [32]byte
+	pair       *seal.PairKey
+	keys       *seal.SessionKeys
+	replay     seal.ReplayWindow
+	candidates []candidate
+	pairs      []pair
+	path       pair      // the pair data goes on; invalid until one answered
+	allowRelay bool      // AllowP2PPacketRelay as it was when this attempt began
+	tokenKey   [16]byte  // makes the probe tokens of this session (see token)
+	noOpeners  bool      // openers cannot be sent here (see probe)
+	hunting    bool      // the path went stale: probing every pair for a new one
+	peerOpened bool      // the peer has opened its NAT toward us (see probe)
+	directAt   time.Time // full probes to the peer's public addresses from then on, regardless
+	largestPN  uint64    // newest data packet: its pair is followed
+	engine     *channels.Engine
 
 	localAccepted  bool // we accepted, by Accept or by sending (C32, C33)
 	remoteAccepted bool // the peer said it accepts us
@@ -189,6 +193,7 @@ func (m *Manager) remove(s *session) {
 // newSession makes the table entry for remote; the LRU may evict another.
 func (m *Manager) newSession(remote SteamID) *session {
 	s := &session{remote: remote, started: m.now, lastHeard: m.now, channels: make(map[int]struct{}), allowRelay: m.allowRelay}
+	_, _ = rand.Read(s.tokenKey[:])
 	m.assignID(s)
 	m.table.Add(remote, s)
 	m.applyPreAccept(s)
@@ -253,6 +258,7 @@ func (m *Manager) accept(s *session) {
 	}
 	s.localAccepted = true
 	m.setPending(s, false)
+	m.permit(s)
 	if !s.initiated {
 		s.started = m.now // the connect timeout runs from the accept
 	}
@@ -329,7 +335,7 @@ func (m *Manager) resetAttempt(s *session) {
 	s.started, s.lastHeard = m.now, m.now
 	s.remoteID, s.peerKnowsUs, s.remoteAccepted, s.localAccepted = 0, false, false, false
 	s.path, s.pairs, s.candidates = pair{}, nil, nil
-	s.openersSent, s.peerOpened, s.directAt, s.largestPN = false, false, time.Time{}, 0
+	s.peerOpened, s.directAt, s.largestPN = false, time.Time{}, 0
 	s.allowRelay = m.allowRelay // C51: a new attempt takes the current setting
 	s.nextLookup, s.lookupWait, s.nextHello, s.helloWait = time.Time{}, 0, time.Time{}, 0
 	s.requested = time.Time{}
@@ -420,6 +426,7 @@ func (m *Manager) free(s *session, notify, dropUnread bool) {
 		body := hsBody{typ: hsClose, src: s.localID, dst: s.remoteID}
 		m.writeHandshake(s, body, nil)
 	}
+	m.revoke(s)
 	s.freed = true
 	s.engine = nil
 	m.setPending(s, false)
@@ -457,6 +464,7 @@ func (m *Manager) fail(s *session, err SessionError) {
 		// Tell the peer, so that it does not hold on to half a session.
 		m.writeHandshake(s, hsBody{typ: hsClose, src: s.localID, dst: s.remoteID}, nil)
 	}
+	m.revoke(s)
 	s.phase = phaseFailed
 	s.lastError = err
 	s.engine = nil // C35: what was queued is dropped
@@ -704,7 +712,16 @@ func (m *Manager) onHandshake(b []byte, from netip.AddrPort, sd side) {
 		// guards, prove the peer alive: a replayed hello must not.
 		s.lastHeard = m.now
 	}
-	if !m.heard(s, sd, from, false) {
+	if sd == sideDirect && m.kindOf(s, from) == candPrflx && msg.flags&flagWantReply != 0 {
+		m.learnPrflx(s, from)
+	}
+	if msg.flags&flagReply != 0 {
+		// An answer to our probe proves the pair, if it echoes the token
+		// we made for that very pair.
+		if msg.token != s.token(sd, from) || !m.heard(s, sd, from, false) {
+			return
+		}
+	} else if p := (pair{side: sd, kind: m.kindOf(s, from)}); p.relayed() && !s.allowRelay {
 		return // over a relay this session may not use (C52)
 	}
 	if msg.dst == s.localID {
@@ -715,7 +732,7 @@ func (m *Manager) onHandshake(b []byte, from netip.AddrPort, sd side) {
 		m.postRequest(s) // C30
 	}
 	if msg.flags&flagWantReply != 0 {
-		m.replyHello(s, pair{side: sd, addr: from})
+		m.replyHello(s, pair{side: sd, addr: from}, msg.token)
 	}
 	m.maybeEstablish(s)
 	m.schedule(s)
@@ -783,7 +800,7 @@ func (m *Manager) onData(b []byte, from netip.AddrPort, sd side) {
 			return
 		}
 	} else if p := s.path; !(p.side == sd && p.addr == from) {
-		if kind, _ := s.candidateKind(from); (pair{side: sd, kind: kind}).relayed() && !s.allowRelay {
+		if (pair{side: sd, kind: m.kindOf(s, from)}).relayed() && !s.allowRelay {
 			return
 		}
 	}
@@ -810,12 +827,12 @@ func (m *Manager) onData(b []byte, from netip.AddrPort, sd side) {
 // replyHello answers a hello that asked for one, on the pair it came on.
 // A reply never asks for a reply itself, or two connecting peers would
 // answer each other forever.
-func (m *Manager) replyHello(s *session, to pair) {
-	flags := byte(0)
+func (m *Manager) replyHello(s *session, to pair, token uint64) {
+	flags := flagReply
 	if s.localAccepted {
 		flags |= flagAccepted
 	}
-	m.writeHandshake(s, hsBody{typ: hsHello, src: s.localID, dst: s.remoteID, flags: flags}, &to)
+	m.writeHandshake(s, hsBody{typ: hsHello, src: s.localID, dst: s.remoteID, flags: flags, token: token}, &to)
 }
 
 // sendHello sends a hello on one pair, or probes every pair worth trying.
@@ -829,15 +846,22 @@ func (m *Manager) sendHello(s *session, to *pair) {
 	if s.localAccepted {
 		flags |= flagAccepted
 	}
-	if s.phase != phaseEstablished || s.path.relayed() {
+	probing := s.phase != phaseEstablished || s.path.relayed() || m.pathStale(s)
+	if probing {
 		flags |= flagWantReply
 	}
 	body := hsBody{typ: hsHello, src: s.localID, dst: s.remoteID, flags: flags}
 	if to != nil {
+		if probing {
+			body.token = s.token(to.side, to.addr)
+		}
 		m.writeHandshake(s, body, to)
 		return
 	}
-	m.probe(s, m.sealHandshake(s, body))
+	m.probe(s, func(sd side, addr netip.AddrPort) []byte {
+		body.token = s.token(sd, addr)
+		return m.sealHandshake(s, body)
+	})
 	if s.helloWait == 0 {
 		s.helloWait = helloFirst
 	} else if s.helloWait < helloMax {
@@ -870,8 +894,8 @@ func (m *Manager) writeHandshake(s *session, body hsBody, to *pair) {
 
 // flush sends whatever the engine has due.
 func (m *Manager) flush(s *session) {
-	if s.phase != phaseEstablished || s.engine == nil || s.keys == nil {
-		return
+	if s.phase != phaseEstablished || s.engine == nil || s.keys == nil || !s.path.valid() {
+		return // without a path the engine keeps it all until one is found
 	}
 	for {
 		pn, payload, ok := s.engine.NextPacket(m.pbuf, m.now)
@@ -899,6 +923,8 @@ func (m *Manager) RelayReady(now time.Time) {
 	m.lock(now)
 	defer m.mu.Unlock()
 	for _, s := range m.table.Values() {
+		m.permit(s) // a new allocation starts with no permissions
+		m.prunePairs(s, func(p pair) bool { return p.side == sideRelay })
 		connecting := s.initiated && s.phase == phaseConnecting && !s.peerKnowsUs
 		relayed := s.phase == phaseEstablished && s.path.relayed()
 		if connecting || relayed {

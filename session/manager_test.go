@@ -49,11 +49,12 @@ func (n *node) WriteTo(b []byte, to netip.AddrPort) {
 	n.w.wire = append(n.w.wire, datagram{n.addr, to, append([]byte(nil), b...)})
 }
 
-func (n *node) WriteOpener(b []byte, to netip.AddrPort)  { n.openers++ }
-func (n *node) RelayTo(b []byte, to netip.AddrPort) bool { return false }
-func (n *node) HasRelay() bool                           { return false }
-func (n *node) RelayServer() netip.AddrPort              { return netip.AddrPort{} }
-func (n *node) Permit([]netip.AddrPort)                  {}
+func (n *node) WriteOpener(b []byte, to netip.AddrPort) bool { n.openers++; return true }
+func (n *node) RelayTo(b []byte, to netip.AddrPort) bool     { return false }
+func (n *node) HasRelay() bool                               { return false }
+func (n *node) RelayServer() netip.AddrPort                  { return netip.AddrPort{} }
+func (n *node) Revoke([]netip.AddrPort)                      {}
+func (n *node) Permit([]netip.AddrPort)                      {}
 
 func (n *node) Lookup(target SteamID, sid uint64) {
 	n.targets = append(n.targets, target)

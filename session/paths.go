@@ -1,6 +1,8 @@
 package session
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
 	"net/netip"
 	"time"
 )
@@ -31,15 +33,16 @@ const (
 )
 
 type candidate struct {
-	addr netip.AddrPort
-	kind candKind
+	addr   netip.AddrPort
+	kind   candKind
+	opened bool // an opener went to it (see probe)
 }
 
 type pair struct {
 	side  side
 	addr  netip.AddrPort
 	kind  candKind
-	heard time.Time // last authenticated packet on this pair
+	heard time.Time // last time the pair proved to work both ways
 }
 
 func (p pair) valid() bool   { return p.addr.IsValid() }
@@ -47,6 +50,7 @@ func (p pair) relayed() bool { return p.side == sideRelay || p.kind == candRelay
 
 const (
 	maxCandidates = 8
+	maxPrflx      = 4
 	maxPairs      = 24
 	// directFallback is when full probes to the peer's public addresses
 	// go out even without a sign that the peer has opened its NAT toward
@@ -54,9 +58,14 @@ const (
 	directFallback = 3 * time.Second
 )
 
-// pairFresh is how long a pair counts as working after the peer was last
-// heard on it.
+// pairFresh is how long a pair counts as working after it last proved so.
 func (m *Manager) pairFresh() time.Duration { return 3 * m.cfg.KeepaliveInterval }
+
+// pathStale reports a path that has not proved itself for two keepalives:
+// time to look for another.
+func (m *Manager) pathStale(s *session) bool {
+	return !s.path.valid() || s.path.heard.Before(m.now.Add(-2*m.cfg.KeepaliveInterval))
+}
 
 func unmap(a netip.AddrPort) netip.AddrPort { return netip.AddrPortFrom(a.Addr().Unmap(), a.Port()) }
 
@@ -66,18 +75,6 @@ func unmap(a netip.AddrPort) netip.AddrPort { return netip.AddrPortFrom(a.Addr()
 func (m *Manager) setCandidates(s *session, addrs, relayed []netip.AddrPort) {
 	old := s.candidates
 	s.candidates = make([]candidate, 0, len(addrs)+len(relayed))
-	add := func(a netip.AddrPort, k candKind) {
-		a = unmap(a)
-		if !a.IsValid() || a.Port() == 0 || len(s.candidates) >= maxCandidates {
-			return
-		}
-		for _, c := range s.candidates {
-			if c.addr == a {
-				return
-			}
-		}
-		s.candidates = append(s.candidates, candidate{a, k})
-	}
 	for i, a := range addrs {
 		// The rendezvous lists the address it saw first; an address the
 		// peer also bound is a host address (same host, same LAN).
@@ -85,22 +82,130 @@ func (m *Manager) setCandidates(s *session, addrs, relayed []netip.AddrPort) {
 		if i == 0 && !containsAddr(addrs[1:], a) && !a.Addr().IsLoopback() {
 			k = candSrflx
 		}
-		add(a, k)
+		s.addCandidate(a, k)
 	}
 	for _, a := range relayed {
-		add(a, candRelay)
+		s.addCandidate(a, candRelay)
 	}
+	// Pairs on a relayed address the peer no longer announces died with
+	// its allocation.
+	m.prunePairs(s, func(p pair) bool { return p.kind == candRelay && !containsAddr(relayed, p.addr) })
 	for _, c := range old {
 		if c.kind == candPrflx {
-			add(c.addr, candPrflx)
+			s.addCandidate(c.addr, candPrflx)
+		}
+		for i := range s.candidates {
+			if s.candidates[i].addr == c.addr {
+				s.candidates[i].opened = s.candidates[i].opened || c.opened
+			}
 		}
 	}
-	if len(s.candidates) > 0 {
-		addrs := make([]netip.AddrPort, 0, len(s.candidates))
-		for _, c := range s.candidates {
+	m.permit(s)
+}
+
+func (s *session) addCandidate(a netip.AddrPort, k candKind) {
+	a = unmap(a)
+	if !a.IsValid() || a.Port() == 0 || len(s.candidates) >= maxCandidates {
+		return
+	}
+	for _, c := range s.candidates {
+		if c.addr == a {
+			return
+		}
+	}
+	s.candidates = append(s.candidates, candidate{addr: a, kind: k})
+}
+
+// learnPrflx adds an address the peer's probe came from that nobody
+// announced: a symmetric NAT's port for us. Answering there is what opens
+// it. The oldest such address makes way, so unauthenticated noise cannot
+// fill the list; only authenticated probes get here.
+func (m *Manager) learnPrflx(s *session, a netip.AddrPort) {
+	n := 0
+	for _, c := range s.candidates {
+		if c.addr == a {
+			return
+		}
+		if c.kind == candPrflx {
+			n++
+		}
+	}
+	if n >= maxPrflx || len(s.candidates) >= maxCandidates {
+		for i, c := range s.candidates {
+			if c.kind == candPrflx {
+				s.candidates = append(s.candidates[:i], s.candidates[i+1:]...)
+				break
+			}
+		}
+	}
+	s.addCandidate(a, m.kindOf(s, a))
+	m.permit(s)
+}
+
+// kindOf classifies a peer address: announced ones as announced; others
+// as peer-reflexive, unless they sit on a relay (the peer's allocation,
+// not yet announced), which counts as relayed (C50, C52).
+func (m *Manager) kindOf(s *session, a netip.AddrPort) candKind {
+	for _, c := range s.candidates {
+		if c.addr == a {
+			return c.kind
+		}
+	}
+	if r := m.env.RelayServer(); r.IsValid() && r.Addr() == a.Addr() {
+		return candRelay
+	}
+	for _, c := range s.candidates {
+		if c.kind == candRelay && c.addr.Addr() == a.Addr() {
+			return candRelay
+		}
+	}
+	return candPrflx
+}
+
+// permit lets the peer's public and relayed addresses reach our relayed
+// address; only for a session the game wants and that may be relayed, so
+// that strangers hold none of the relay's permissions. Host addresses are
+// left out: they are only of use on a LAN, and a relay may refuse them.
+func (m *Manager) permit(s *session) {
+	if !s.localAccepted || !s.allowRelay || !m.env.HasRelay() {
+		return
+	}
+	// The relay's own address is left out too: a relay does not relay to
+	// itself, and may refuse the request that names it.
+	own := m.env.RelayServer().Addr()
+	var addrs []netip.AddrPort
+	for _, c := range s.candidates {
+		if c.kind != candHost && c.addr.Addr() != own {
 			addrs = append(addrs, c.addr)
 		}
-		m.env.Permit(addrs) // so that the peer reaches our relayed address
+	}
+	if len(addrs) > 0 {
+		m.env.Permit(addrs)
+	}
+}
+
+// revoke withdraws the relay permissions of a session that ends, except
+// for addresses another session still uses (two players behind one NAT).
+func (m *Manager) revoke(s *session) {
+	if !m.env.HasRelay() {
+		return
+	}
+	inUse := map[netip.Addr]bool{}
+	for _, o := range m.table.Values() {
+		if o != s && o.localAccepted {
+			for _, c := range o.candidates {
+				inUse[c.addr.Addr()] = true
+			}
+		}
+	}
+	var addrs []netip.AddrPort
+	for _, c := range s.candidates {
+		if c.kind != candHost && !inUse[c.addr.Addr()] {
+			addrs = append(addrs, c.addr)
+		}
+	}
+	if len(addrs) > 0 {
+		m.env.Revoke(addrs)
 	}
 }
 
@@ -113,39 +218,39 @@ func containsAddr(list []netip.AddrPort, a netip.AddrPort) bool {
 	return false
 }
 
-func (s *session) candidateKind(a netip.AddrPort) (candKind, bool) {
-	for _, c := range s.candidates {
-		if c.addr == a {
-			return c.kind, true
-		}
-	}
-	return candPrflx, false
+// token is what we put in a probe on one pair and expect back in the
+// answer: only an answer from that very address proves the pair. A hello
+// replayed from elsewhere carries a token made for another address.
+func (s *session) token(sd side, a netip.AddrPort) uint64 {
+	h := sha256.New()
+	h.Write(s.tokenKey[:])
+	b := a.Addr().As16()
+	h.Write([]byte{byte(sd), byte(a.Port() >> 8), byte(a.Port())})
+	h.Write(b[:])
+	var sum [sha256.Size]byte
+	return binary.BigEndian.Uint64(h.Sum(sum[:0]))
 }
 
-// heard records an authenticated packet from the peer on (sd, from) and
-// returns false if relay is not allowed for this session and the packet
-// came over one, in which case it must be ignored. follow says the packet
-// is the newest data the peer sent: its pair is the one the peer uses now.
+// heard records that the pair (sd, from) works both ways: the answer to
+// one of our probes on it, or the peer's data on it. It returns false if
+// the pair is relayed and this session may not use a relay, in which case
+// the packet must be ignored. follow says the packet is the newest data
+// the peer sent: its pair is the one the peer uses now.
 func (m *Manager) heard(s *session, sd side, from netip.AddrPort, follow bool) bool {
-	kind, known := s.candidateKind(from)
+	kind := m.kindOf(s, from)
 	p := pair{side: sd, addr: from, kind: kind, heard: m.now}
 	if p.relayed() && !s.allowRelay {
 		return false
 	}
-	if !known && sd == sideDirect && len(s.candidates) < maxCandidates {
-		// A peer-reflexive address: the peer's NAT gave it a port nobody
-		// announced (a symmetric NAT). Answering there is what opens it.
-		s.candidates = append(s.candidates, candidate{from, candPrflx})
-	}
 	for i := range s.pairs {
 		if s.pairs[i].side == sd && s.pairs[i].addr == from {
-			s.pairs[i].heard = m.now
+			s.pairs[i].heard, s.pairs[i].kind = m.now, kind
 			m.choosePath(s, &s.pairs[i], follow)
 			return true
 		}
 	}
 	if len(s.pairs) >= maxPairs {
-		// Forget the pair heard least recently.
+		// Forget the pair that proved itself least recently.
 		old := 0
 		for i := range s.pairs {
 			if s.pairs[i].heard.Before(s.pairs[old].heard) {
@@ -160,10 +265,31 @@ func (m *Manager) heard(s *session, sd side, from netip.AddrPort, follow bool) b
 	return true
 }
 
+// prunePairs forgets the pairs that died; if the path was one of them,
+// the best fresh pair left takes over (none: probing finds one).
+func (m *Manager) prunePairs(s *session, dead func(pair) bool) {
+	kept := s.pairs[:0]
+	for _, p := range s.pairs {
+		if !dead(p) {
+			kept = append(kept, p)
+		}
+	}
+	s.pairs = kept
+	if !s.path.valid() || !dead(s.path) {
+		return
+	}
+	s.path = pair{}
+	fresh := m.now.Add(-m.pairFresh())
+	for _, p := range s.pairs {
+		if p.heard.After(fresh) && (!s.path.valid() || better(p, s.path)) {
+			s.path = p
+		}
+	}
+}
+
 // choosePath makes the best fresh pair the path: direct over relayed; at
 // equal rank the current one stays unless the peer's newest data came on
-// the other (the peer moved, or its NAT rebound): hellos arrive on every
-// pair while probing, and following them would flap.
+// the other (the peer moved, or its NAT rebound).
 func (m *Manager) choosePath(s *session, last *pair, follow bool) {
 	fresh := m.now.Add(-m.pairFresh())
 	cur := s.path
@@ -194,7 +320,7 @@ func (m *Manager) choosePath(s *session, last *pair, follow bool) {
 // better ranks pairs: a direct one beats a relayed one.
 func better(a, b pair) bool { return !a.relayed() && b.relayed() }
 
-// refreshPath drops a path the peer has not been heard on for a while in
+// refreshPath drops a path that has not proved itself for a while in
 // favour of a fresh pair, if there is one.
 func (m *Manager) refreshPath(s *session) {
 	if !s.path.valid() || !s.path.heard.Before(m.now.Add(-m.pairFresh())) {
@@ -217,42 +343,50 @@ func (m *Manager) write(b []byte, sd side, to netip.AddrPort) {
 	m.env.WriteTo(b, to)
 }
 
-// probe sends the hello in b on every pair worth trying.
+// probe sends a hello, made by mk for each pair, on every pair worth
+// trying.
 //
 // The peer's public addresses need care. Between two Linux NAT routers, a
 // probe that reaches the peer's router before the peer has sent anything
 // toward us makes that router give the peer's own packets to us another
 // port, which our router then drops: both sides stay blocked. So each side
-// first sends openers, which create its own router's mapping without
-// reaching the peer's; the side that looked the peer up sends full probes
-// only once the rendezvous says the peer received the offer, which the
-// peer acknowledges after sending its openers (peerOpened); the other side
-// only answers probes. directFallback covers a receipt that never comes.
-func (m *Manager) probe(s *session, b []byte) {
+// first sends an opener to each public address, which creates its own
+// router's mapping without reaching the peer's; the side that looked the
+// peer up sends full probes only once the rendezvous says the peer
+// received the offer, which the peer acknowledges after sending its
+// openers (peerOpened); the other side only answers probes. Where no
+// opener can be sent (no TTL control) nothing is gained by waiting.
+// directFallback covers a receipt that never comes.
+func (m *Manager) probe(s *session, mk func(sd side, to netip.AddrPort) []byte) {
 	established := s.phase == phaseEstablished
-	if !s.openersSent && len(s.candidates) > 0 {
-		s.openersSent = true
+	if s.directAt.IsZero() && len(s.candidates) > 0 {
 		s.directAt = m.now.Add(directFallback)
-		for _, c := range s.candidates {
-			if c.kind == candSrflx || c.kind == candPrflx {
-				m.env.WriteOpener(b, c.addr)
-			}
-		}
 	}
-	public := s.peerOpened || s.openersSent && !m.now.Before(s.directAt)
-	// Once established on a direct path nothing is probed; on a relayed
-	// one every pair is, the direct ones to move there, the relayed ones
-	// to follow a relay that changed.
-	relay := s.allowRelay && m.env.HasRelay() && (!established || s.path.relayed())
-	for _, c := range s.candidates {
+	public := s.peerOpened || !s.directAt.IsZero() && !m.now.Before(s.directAt)
+	// Once established on a working direct path nothing is probed; on a
+	// relayed or silent one every pair is.
+	relay := s.allowRelay && m.env.HasRelay() && (!established || s.path.relayed() || m.pathStale(s))
+	for i := range s.candidates {
+		c := &s.candidates[i]
 		if c.kind == candRelay && !s.allowRelay {
 			continue
 		}
-		if c.kind == candHost || c.kind == candRelay || public {
-			m.env.WriteTo(b, c.addr)
+		switch c.kind {
+		case candHost, candRelay:
+			m.env.WriteTo(mk(sideDirect, c.addr), c.addr)
+		default:
+			if !c.opened {
+				c.opened = true
+				if !m.env.WriteOpener(mk(sideDirect, c.addr), c.addr) {
+					s.noOpeners = true
+				}
+			}
+			if public || s.noOpeners {
+				m.env.WriteTo(mk(sideDirect, c.addr), c.addr)
+			}
 		}
-		if relay {
-			m.env.RelayTo(b, c.addr)
+		if relay && c.kind != candHost {
+			m.env.RelayTo(mk(sideRelay, c.addr), c.addr)
 		}
 	}
 }

@@ -82,8 +82,8 @@ func (m *Manager) sessionDeadline(s *session) time.Time {
 			min(s.nextHello)
 		}
 	case phaseEstablished:
-		if s.path.relayed() {
-			min(s.nextHello) // still looking for a direct pair
+		if s.path.relayed() || m.pathStale(s) {
+			min(s.nextHello) // looking for a direct pair, or any working one
 		}
 		min(s.engine.Deadline())
 		min(s.lastSent.Add(m.cfg.KeepaliveInterval))
@@ -212,7 +212,20 @@ func (m *Manager) tick(s *session) {
 			return
 		}
 		m.refreshPath(s)
-		if s.path.relayed() && !s.nextHello.IsZero() && !now.Before(s.nextHello) {
+		switch stale := m.pathStale(s); {
+		case stale && !s.hunting:
+			// The path went quiet or died (a NAT rebinding, a move, a
+			// relay allocation replaced): probe every pair again, the
+			// relay's too, and ask the rendezvous for the peer's
+			// addresses as they are now.
+			s.hunting = true
+			s.helloWait = 0
+			s.nextHello = now
+			m.lookup(s)
+		case !stale:
+			s.hunting = false
+		}
+		if (s.path.relayed() || m.pathStale(s)) && !s.nextHello.IsZero() && !now.Before(s.nextHello) {
 			m.sendHello(s, nil)
 		}
 		if d := s.engine.Deadline(); !d.IsZero() && !now.Before(d) {
