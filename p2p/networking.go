@@ -110,6 +110,9 @@ func New(cfg Config) (*Networking, error) {
 		Send:       n.writeTo,
 		OnOffer:    func(o rendezvous.Offer) { n.mgr.OnOffer(o, time.Now()) },
 		OnLookup:   func(r rendezvous.LookupResult) { n.mgr.OnLookup(r, time.Now()) },
+		OnDelivered: func(target, sessionID uint64) {
+			n.mgr.OnDelivered(session.SteamID(target), sessionID, time.Now())
+		},
 		OnRelays: func(rs []rendezvous.Relay) {
 			servers := make([]relayOffer, len(rs))
 			for i, r := range rs {
@@ -243,14 +246,18 @@ func (e *env) WriteTo(b []byte, to netip.AddrPort) {
 
 // WriteOpener sends b with the opener TTL: through our own NAT, not as far
 // as the peer's (see session.Env).
-func (e *env) WriteOpener(b []byte, to netip.AddrPort) {
+func (e *env) WriteOpener(b []byte, to netip.AddrPort) bool {
 	n := (*Networking)(e)
 	if n.udp == nil {
-		return // a simulated network has no TTL; the probes that follow suffice
+		return false // a simulated network has no TTL
 	}
-	if err := ttl.WriteTo(n.udp, b, to, n.cfg.OpenerTTL); err != nil && !n.closed.Load() {
-		n.log.Debug("p2p: opener not sent", "to", to, "err", err)
+	if err := ttl.WriteTo(n.udp, b, to, n.cfg.OpenerTTL); err != nil {
+		if !n.closed.Load() {
+			n.log.Debug("p2p: opener not sent", "to", to, "err", err)
+		}
+		return false
 	}
+	return true
 }
 
 func (e *env) RelayTo(b []byte, to netip.AddrPort) bool {
@@ -270,6 +277,12 @@ func (e *env) RelayServer() netip.AddrPort {
 func (e *env) Permit(addrs []netip.AddrPort) {
 	if r := (*Networking)(e).relay.Load(); r != nil {
 		r.Permit(addrs...)
+	}
+}
+
+func (e *env) Revoke(addrs []netip.AddrPort) {
+	if r := (*Networking)(e).relay.Load(); r != nil {
+		r.Revoke(addrs...)
 	}
 }
 

@@ -23,6 +23,7 @@ const (
 	// allocation is replaced: the TURN server refreshes an allocation only
 	// with valid credentials.
 	relayRenewAhead = 2 * time.Minute
+	relayRenewPause = time.Second
 	relayRetryMin   = 2 * time.Second
 	relayRetryMax   = time.Minute
 )
@@ -69,10 +70,22 @@ func (n *Networking) relayLoop() {
 		if rc := n.relay.Load(); rc != nil && n.relayExpiring() {
 			// Replace it: make way for a new allocation on the same
 			// server from the same socket, which the server would
-			// otherwise refuse as a duplicate.
+			// otherwise refuse as a duplicate. The client keeps
+			// receiving until Close has its deallocation answered.
 			n.relay.Store(nil)
-			n.turn.Store(nil)
 			rc.Close()
+			n.turn.CompareAndSwap(rc, nil)
+			// A server may still be tearing the old allocation down, by
+			// its 5-tuple, which the new one shares (pion's server does
+			// so from the old relay socket's reader): give it a moment,
+			// or the late teardown takes the new allocation with it.
+			t := time.NewTimer(relayRenewPause)
+			select {
+			case <-t.C:
+			case <-n.done:
+				t.Stop()
+				return
+			}
 		}
 		if n.relay.Load() == nil {
 			if n.allocate() {
@@ -96,6 +109,7 @@ func (n *Networking) relayLoop() {
 		case <-t.C:
 		case <-n.done:
 			t.Stop()
+			n.closeRelay() // one finished between Close's and ours
 			return
 		}
 		t.Stop()
@@ -111,6 +125,9 @@ func (n *Networking) relayExpiring() bool {
 
 func (n *Networking) allocate() bool {
 	for _, o := range n.relayServers() {
+		if n.closed.Load() {
+			return false
+		}
 		if !o.expires.IsZero() && time.Until(o.expires) < relayRenewAhead {
 			continue // stale: the rendezvous sends new ones on our next registration
 		}
@@ -138,8 +155,8 @@ func (n *Networking) allocate() bool {
 		addr, err := rc.Allocate(ctx)
 		cancel()
 		if err != nil {
-			n.turn.Store(nil)
 			rc.Close()
+			n.turn.CompareAndSwap(rc, nil)
 			if !n.closed.Load() {
 				n.log.Warn("p2p: relay allocation failed", "relay", srv.Addr, "err", err)
 			}
