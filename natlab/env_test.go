@@ -19,7 +19,10 @@ import (
 type labEnv struct {
 	iptables string // the iptables command whose backend works here
 	delay    string // "netem" or "nfqueue": how links get their delay
-	notes    []string
+	// nfqueueOK: the NFQUEUE target works (the late-offer scenarios hold
+	// one flow with it, whatever makes the link delays)
+	nfqueueOK bool
+	notes     []string
 }
 
 // strict says a missing tool is a failure, not a skip: CI installs them
@@ -95,6 +98,7 @@ func requireLab(t *testing.T) labEnv {
 	// NFQUEUE program that holds each packet for the link's delay.
 	_, netemErr := probe.run("probe", 10*time.Second, "tc", "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms")
 	_, nfqErr := probe.run("probe", 10*time.Second, env.iptables, "-A", "FORWARD", "-o", "lo", "-j", "NFQUEUE", "--queue-num", "1")
+	env.nfqueueOK = nfqErr == nil
 	switch want := os.Getenv("NATLAB_DELAY"); {
 	case want == "netem" && netemErr != nil:
 		missing("natlab: NATLAB_DELAY=netem, but tc netem does not work here: %v", netemErr)

@@ -90,6 +90,11 @@ func (l *lab) oneShot(t *testing.T, ns, name string, timeout time.Duration, v an
 	return p.jsonLine(v)
 }
 
+// peerFlags are extra labpeer flags for both peers of every scenario run
+// (NATLAB_PEER_FLAGS), e.g. -v for the library's debug log, or
+// -opener-ttl 64 to have the openers reach the peer's router.
+func peerFlags() []string { return strings.Fields(os.Getenv("NATLAB_PEER_FLAGS")) }
+
 func runs() int {
 	if n, err := strconv.Atoi(os.Getenv("NATLAB_RUNS")); err == nil && n > 0 {
 		return n
@@ -104,6 +109,9 @@ func TestNATLab(t *testing.T) {
 		l.prefix, env.iptables, env.delay, linkDelay["to-pub"], linkDelay["to-a"], linkDelay["to-b"])
 	for _, n := range env.notes {
 		t.Logf("natlab: note: %s", n)
+	}
+	if f := peerFlags(); len(f) > 0 {
+		t.Logf("natlab: NATLAB_PEER_FLAGS: both peers of every scenario run with %q", f)
 	}
 
 	// The harness first: if these fail, a scenario's failure would say
@@ -126,11 +134,15 @@ func TestNATLab(t *testing.T) {
 	if len(rows) == 0 {
 		return
 	}
-	t.Logf("natlab: results (NATLAB_RUNS=%d, delays %s, race=%v), ready for NATLAB.md:\n"+
+	ready := "ready for NATLAB.md"
+	if f := peerFlags(); len(f) > 0 {
+		ready = fmt.Sprintf("NOT for NATLAB.md: NATLAB_PEER_FLAGS %q", f)
+	}
+	t.Logf("natlab: results (NATLAB_RUNS=%d, delays %s, race=%v), %s:\n"+
 		"| Scenario | Expected path | Path taken by A (runs) | Runs as expected | Median time to first echo* | Min - max* |\n"+
 		"|---|---|---|---|---|---|\n%s",
-		runs(), env.delay, raceEnabled, strings.Join(rows, "\n")+
-			"\n* over the runs that went as expected; for the no-relay scenario, the time to P2PSessionConnectFail")
+		runs(), env.delay, raceEnabled, ready, strings.Join(rows, "\n")+
+			"\n* over the runs that went as expected; for symmetric-symmetric-no-relay, the time to P2PSessionConnectFail")
 }
 
 // testTopology: the core is a dead end for anything outside the lab, and
@@ -283,8 +295,12 @@ type scenario struct {
 	server         []string // p2pcompat-server flags besides -listen
 	relayA, relayB bool     // AllowP2PPacketRelay on each side
 	connectTimeout time.Duration
-	expected       string                         // the path, for the results table
-	check          func(a, b peerReport) []string // what is wrong with a run
+	// lateOffer > 0 holds the rendezvous's datagrams to natB that much
+	// longer in the core: B learns of A (the forwarded offer) that long
+	// after A learned of B (see trap_test.go).
+	lateOffer time.Duration
+	expected  string                         // the path, for the results table
+	check     func(a, b peerReport) []string // what is wrong with a run
 }
 
 func (l *lab) scenarios() []scenario {
@@ -293,6 +309,23 @@ func (l *lab) scenarios() []scenario {
 		// The embedded relay is there, and must not be the path that stays.
 		name: "cone-cone", nat: cone, server: embedded, relayA: true, relayB: true,
 		connectTimeout: 10 * time.Second, expected: "direct",
+		check: func(a, b peerReport) []string {
+			return slices.Concat(expectOK(a, b), expectPath("A", a, false, natBWAN), expectPath("B", b, false, natAWAN))
+		},
+	}, {
+		// The trap of issue 3, provoked: A's full probes reach natB long
+		// before B has sent anything toward A. The embedded relay opens
+		// the session meanwhile; cone-to-cone must still end direct.
+		name: "cone-cone-late-offer", nat: cone, server: embedded, relayA: true, relayB: true,
+		connectTimeout: 10 * time.Second, lateOffer: lateOfferDelay, expected: "direct (offer to B 400 ms late)",
+		check: func(a, b peerReport) []string {
+			return slices.Concat(expectOK(a, b), expectPath("A", a, false, natBWAN), expectPath("B", b, false, natAWAN))
+		},
+	}, {
+		// The same with no relay to fall back on: it must open direct,
+		// not time out.
+		name: "cone-cone-late-offer-no-relay", nat: cone, server: embedded, relayA: false, relayB: false,
+		connectTimeout: 10 * time.Second, lateOffer: lateOfferDelay, expected: "direct (offer to B 400 ms late), no relay",
 		check: func(a, b peerReport) []string {
 			return slices.Concat(expectOK(a, b), expectPath("A", a, false, natBWAN), expectPath("B", b, false, natAWAN))
 		},
@@ -370,26 +403,60 @@ func (l *lab) runScenario(t *testing.T, index int, sc scenario) string {
 	}
 	defer srv.stop(5 * time.Second)
 
+	var hold *lateOffer
+	if sc.lateOffer > 0 {
+		if hold, err = l.holdServerToB(t, sc.lateOffer); err != nil {
+			t.Error(err)
+			return row("not run: "+err.Error(), 0, runs(), nil)
+		}
+		t.Logf("late offer: %s", hold.note)
+	}
+
 	var times []float64
 	taken := map[string]int{}
 	good := 0
 	for i := 0; i < runs(); i++ {
 		l.flushConntrack(t)
 		idA := 76561198000000000 + uint64(index)*1000 + uint64(i)*2
-		a, b, err := l.runPair(t, sc, idA, idA+1)
+		held := 0
+		if hold != nil {
+			if held, err = hold.packets(); err != nil {
+				t.Errorf("run %d: %v", i+1, err)
+			}
+		}
+		a, b, bReady, err := l.runPair(t, sc, idA, idA+1)
 		if err != nil {
 			t.Errorf("run %d: %v", i+1, err)
 			taken["harness error"]++
+			l.logConntrack(t, i+1, true)
 			continue
 		}
+		if hold != nil {
+			// The lab's side of the bargain: the offer did go through the
+			// hold, and B's registration (answered through it too) was late.
+			n, err := hold.packets()
+			t.Logf("run %d: late offer: %d datagrams from the server to B held; B registered after %v", i+1, n-held, bReady.Round(time.Millisecond))
+			if err != nil || n-held == 0 || bReady < sc.lateOffer {
+				t.Errorf("run %d: the late offer is not in place: %d datagrams held (%v), B registered after %v (want at least %v)", i+1, n-held, err, bReady, sc.lateOffer)
+				taken["harness error"]++
+				continue
+			}
+		}
 		taken[a.path()]++
-		t.Logf("run %d: A %s: first echo %.1f ms, second %.1f ms, elapsed %.1f ms; B %s, echoed %d",
-			i+1, a.path(), a.FirstEchoMs, a.SecondEchoMs, a.ElapsedMs, b.path(), b.Echoed)
+		t.Logf("run %d: A %s: first echo %.1f ms, second %.1f ms, elapsed %.1f ms; B %s, echoed %d, registered after %v",
+			i+1, a.path(), a.FirstEchoMs, a.SecondEchoMs, a.ElapsedMs, b.path(), b.Echoed, bReady.Round(time.Millisecond))
 		t.Logf("run %d: A path log %s", i+1, joinRaw(a.PathLog))
 		t.Logf("run %d: B path log %s", i+1, joinRaw(b.PathLog))
 		bad := sc.check(a, b)
 		for _, e := range bad {
 			t.Errorf("run %d: %s", i+1, e)
+		}
+		if len(bad) > 0 {
+			// Whether the routers show the trap of issue 3 (cone), and
+			// their tables as they were when the run ended.
+			l.logConntrack(t, i+1, true)
+		} else if sc.lateOffer > 0 {
+			l.logConntrack(t, i+1, false)
 		}
 		if len(bad) == 0 {
 			good++
@@ -411,29 +478,33 @@ func (l *lab) runScenario(t *testing.T, index int, sc scenario) string {
 }
 
 // runPair starts B (the echo side) behind natB, waits for its registration,
-// then runs A behind natA to the end, then stops B.
-func (l *lab) runPair(t *testing.T, sc scenario, idA, idB uint64) (a, b peerReport, err error) {
+// then runs A behind natA to the end, then stops B. bReady is how long B
+// took to register.
+func (l *lab) runPair(t *testing.T, sc scenario, idA, idB uint64) (a, b peerReport, bReady time.Duration, err error) {
 	common := []string{"-app", "480", "-rendezvous", serverIP + ":" + serverPort,
 		"-connect-timeout", sc.connectTimeout.String()}
 	aTimeout := sc.connectTimeout + 15*time.Second
+	started := time.Now()
 	pb := l.start(t, "hostB", "labpeer B", append([]string{l.binary("labpeer"), "-echo",
 		"-id", fmt.Sprint(idB), "-peer", fmt.Sprint(idA), "-relay=" + strconv.FormatBool(sc.relayB),
-		"-timeout", (aTimeout + 30*time.Second).String()}, common...)...)
+		"-timeout", (aTimeout + 30*time.Second).String()}, slices.Concat(common, peerFlags())...)...)
 	if err := pb.waitOutput("labpeer: ready", 20*time.Second); err != nil {
-		return a, b, fmt.Errorf("B did not register: %w", err)
+		return a, b, 0, fmt.Errorf("B did not register: %w", err)
 	}
+	bReady = time.Since(started)
 	pa := l.start(t, "hostA", "labpeer A", append([]string{l.binary("labpeer"),
 		"-id", fmt.Sprint(idA), "-peer", fmt.Sprint(idB), "-relay=" + strconv.FormatBool(sc.relayA),
-		"-timeout", aTimeout.String()}, common...)...)
+		"-timeout", aTimeout.String()}, slices.Concat(common, peerFlags())...)...)
 	waitErr := pa.wait(aTimeout + 20*time.Second)
 	if err := pa.jsonLine(&a); err != nil {
-		return a, b, fmt.Errorf("A: %v (%v)", err, waitErr)
+		pb.stop(5 * time.Second)
+		return a, b, bReady, fmt.Errorf("A: %v (%v)", err, waitErr)
 	}
 	pb.stop(5 * time.Second)
 	if err := pb.jsonLine(&b); err != nil {
-		return a, b, fmt.Errorf("B: %v", err)
+		return a, b, bReady, fmt.Errorf("B: %v", err)
 	}
-	return a, b, nil
+	return a, b, bReady, nil
 }
 
 func median(sorted []float64) float64 {

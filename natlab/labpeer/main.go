@@ -67,6 +67,7 @@ func main() {
 	echo := flag.Bool("echo", false, "be the echoing side")
 	settle := flag.Duration("settle", 2*time.Second, "after the first echo, how long to wait for a better path before the second message")
 	listen := flag.String("listen", "", "Config.ListenAddr")
+	openerTTL := flag.Int("opener-ttl", 0, "Config.OpenerTTL (0: the library default)")
 	verbose := flag.Bool("v", false, "library debug logs on stderr")
 	flag.Parse()
 
@@ -85,6 +86,7 @@ func main() {
 		RendezvousAddr: *rendezvous,
 		ListenAddr:     *listen,
 		ConnectTimeout: *connectTimeout,
+		OpenerTTL:      *openerTTL,
 		Logger:         logger,
 	})
 	if err != nil {
