@@ -94,7 +94,13 @@ func (n *Networking) relayLoop() {
 				retry = min(2*retry, relayRetryMax)
 			}
 		}
-		wait := retry
+		// Sleep until something is due: a retry while relays fail, the
+		// renewal of the one we hold; with no relay to try, until the
+		// rendezvous offers one (wake).
+		wait := time.Hour
+		if len(n.relayServers()) > 0 {
+			wait = retry
+		}
 		if n.relay.Load() != nil {
 			wait = time.Hour
 			n.rs.mu.Lock()
@@ -102,6 +108,9 @@ func (n *Networking) relayLoop() {
 				wait = max(time.Until(exp.Add(-relayRenewAhead)), relayRetryMin)
 			}
 			n.rs.mu.Unlock()
+		}
+		if n.retryMapping() {
+			wait = min(wait, stunRetry) // the STUN answer is still missing
 		}
 		t := time.NewTimer(wait)
 		select {

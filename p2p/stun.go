@@ -12,8 +12,15 @@ import (
 // request to the rendezvous port, and so the mapping that peers punch to
 // is the one this very socket has.
 
+// STUN requests go again every stunRetry until answered, stunTries times.
+const (
+	stunRetry = time.Second
+	stunTries = 8
+)
+
 type stunState struct {
 	mu     sync.Mutex
+	tries  int
 	tx     [stun.TransactionIDSize]byte
 	mapped netip.AddrPort
 	done   chan struct{} // closed at the first answer
@@ -27,6 +34,7 @@ func (n *Networking) requestMapping(server netip.AddrPort) {
 	}
 	n.stun.mu.Lock()
 	n.stun.tx = m.TransactionID
+	n.stun.tries++
 	n.stun.mu.Unlock()
 	if err := n.writeTo(m.Raw, server); err != nil {
 		n.log.Debug("p2p: STUN request not sent", "err", err)
@@ -79,4 +87,16 @@ func (n *Networking) MappedAddr(timeout time.Duration) netip.AddrPort {
 	n.stun.mu.Lock()
 	defer n.stun.mu.Unlock()
 	return n.stun.mapped
+}
+
+// retryMapping sends the Binding request again while it is unanswered and
+// tries remain; it reports whether it did.
+func (n *Networking) retryMapping() bool {
+	n.stun.mu.Lock()
+	again := !n.stun.mapped.IsValid() && n.stun.tries > 0 && n.stun.tries < stunTries
+	n.stun.mu.Unlock()
+	if again {
+		n.requestMapping(n.server)
+	}
+	return again
 }
