@@ -458,3 +458,34 @@ func TestRevokeStartsOver(t *testing.T) {
 		t.Fatalf("peer got (%q, %v)", d.b, d.from)
 	}
 }
+
+// After Revoke the server keeps the channel binding until it lapses and
+// keeps sending ChannelData on its number: a peer permitted again must
+// still be heard, and written to on the same channel.
+func TestRevokedPeerPermittedAgainIsStillHeard(t *testing.T) {
+	_, addr := startTURN(t)
+	h := newHarness(t, addr, testPass)
+	relayed := h.allocate()
+	peer := peerSocket(t)
+	h.client.Permit(addrOf(peer))
+	if err := h.client.WriteTo([]byte("bind"), addrOf(peer)); err != nil {
+		t.Fatal(err)
+	}
+	readPeer(t, peer)
+	wait(t, h.bindOK, "channel binding")
+	h.client.Revoke(addrOf(peer))
+	h.client.Permit(addrOf(peer))
+	if err := h.client.WriteTo([]byte("again"), addrOf(peer)); err != nil {
+		t.Fatal(err)
+	}
+	if d := readPeer(t, peer); string(d.b) != "again" {
+		t.Fatalf("peer got %q", d.b)
+	}
+	// The server relays the peer's answer as ChannelData on the old number.
+	if _, err := peer.WriteToUDPAddrPort([]byte("answer"), relayed); err != nil {
+		t.Fatal(err)
+	}
+	if d := nextData(t, h.data, "the answer"); string(d.b) != "answer" || d.from != addrOf(peer) {
+		t.Fatalf("got (%q, %v)", d.b, d.from)
+	}
+}

@@ -53,6 +53,11 @@ type channel struct {
 	state  bindState
 	// boundAt is the last successful bind; failedAt the last failed one.
 	boundAt, failedAt time.Time
+	// revokedAt: Revoke stopped renewing it. The server keeps the binding
+	// until it lapses and may still send ChannelData on its number, so
+	// the number stays known until then, and is reused if the peer is
+	// permitted again (the server would refuse another number for it).
+	revokedAt time.Time
 }
 
 type queuedWrite struct {
@@ -65,6 +70,9 @@ const (
 	// bindRefreshAge: a binding lives 10 minutes on the server; renewed at
 	// the first two-minute tick after this age, it never lapses.
 	bindRefreshAge = 5 * time.Minute
+	// bindLifetime is how long a server keeps a binding that is not
+	// refreshed (RFC 8656 §12).
+	bindLifetime = 10 * time.Minute
 	// bindRetryBackoff: after a refused ChannelBind, datagrams go as Send
 	// indications and the bind is tried again after this long.
 	bindRetryBackoff = 30 * time.Second
@@ -132,6 +140,13 @@ func (c *Client) WriteTo(b []byte, peer netip.AddrPort) error {
 // whether a binding was just created, for the worker to make. c.mu is held.
 func (c *Client) channelFor(peer netip.AddrPort) (number uint16, created bool) {
 	if ch := c.chans[peer]; ch != nil {
+		if !ch.revokedAt.IsZero() {
+			ch.revokedAt = time.Time{}
+			if ch.state == bindBound && time.Since(ch.boundAt) >= bindLifetime {
+				ch.state = bindNone // lapsed on the server: bind the same number again
+				return 0, true
+			}
+		}
 		if ch.state == bindBound {
 			return ch.number, false
 		}
@@ -229,8 +244,7 @@ func (c *Client) Revoke(peers ...netip.AddrPort) {
 		delete(c.ips, addr)
 		for ap, ch := range c.chans {
 			if ap.Addr() == addr {
-				delete(c.chans, ap)
-				delete(c.byNumber, ch.number)
+				ch.revokedAt = time.Now()
 			}
 		}
 	}
@@ -479,7 +493,14 @@ func (c *Client) renew() {
 			attrs = append(attrs, peerAddress(netip.AddrPortFrom(addr, ip.port)))
 		}
 	}
-	for _, ch := range c.chans {
+	for ap, ch := range c.chans {
+		if !ch.revokedAt.IsZero() {
+			if now.Sub(ch.boundAt) >= bindLifetime || ch.state != bindBound {
+				delete(c.chans, ap) // lapsed on the server too: forget it
+				delete(c.byNumber, ch.number)
+			}
+			continue
+		}
 		if ch.state == bindBound && now.Sub(ch.boundAt) >= bindRefreshAge {
 			old = append(old, ch)
 		}

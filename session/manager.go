@@ -602,9 +602,13 @@ func (m *Manager) OnOffer(o rendezvous.Offer, now time.Time) {
 		return
 	}
 	if s.remoteID != o.SessionID {
+		// The peer's new attempt: ours follows it, under the relay
+		// setting of now (C51).
 		s.remoteID = o.SessionID
 		s.keys = nil
 		s.peerKnowsUs = false
+		s.allowRelay = m.allowRelay
+		s.started = now // its connect timeout starts with it
 	}
 	m.setCandidates(s, o.Addrs, o.Relayed)
 	if s.phase == phaseLookup {
