@@ -46,6 +46,11 @@ type Config struct {
 	OpenerTTL int
 	// Logger receives the library's logs; nil discards them.
 	Logger *slog.Logger
+	// ForceRelay keeps our IP address from every peer: we are only ever
+	// reached through a relay, and the rendezvous shows peers none of our
+	// own addresses. Sessions then wait for our relay allocation, and
+	// AllowP2PPacketRelay(false) cannot turn relaying off.
+	ForceRelay bool
 	// Relays are TURN servers of our own, tried before those the rendezvous
 	// hands out; sessions use a relay when no direct path opens (C51).
 	Relays []relayfallback.Server

@@ -94,6 +94,7 @@ func New(cfg Config) (*Networking, error) {
 		KeepaliveInterval: cfg.KeepaliveInterval,
 		RequestRepeat:     cfg.SessionRequestRepeat,
 		MaxSessions:       cfg.MaxSessions,
+		ForceRelay:        cfg.ForceRelay,
 		Engine: channels.Config{
 			SendBufferSize: cfg.SendBufferSize,
 			RecvWindow:     cfg.RecvBufferSize,
@@ -106,7 +107,7 @@ func New(cfg Config) (*Networking, error) {
 		PublicKey:  keys.Public,
 		PrivateKey: keys.Private,
 		Server:     server,
-		LocalAddrs: localAddrs(cfg, conn.LocalAddr()),
+		LocalAddrs: hostCandidates(cfg, conn.LocalAddr()),
 		Send:       n.writeTo,
 		OnOffer:    func(o rendezvous.Offer) { n.mgr.OnOffer(o, time.Now()) },
 		OnLookup:   func(r rendezvous.LookupResult) { n.mgr.OnLookup(r, time.Now()) },
@@ -162,6 +163,15 @@ func resolve(cfg Config) (netip.AddrPort, error) {
 	}
 	ap := ua.AddrPort()
 	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
+}
+
+// hostCandidates is what we announce of our own addresses: nothing under
+// ForceRelay.
+func hostCandidates(cfg Config, a net.Addr) []netip.AddrPort {
+	if cfg.ForceRelay {
+		return nil
+	}
+	return localAddrs(cfg, a)
 }
 
 // maxHostCandidates is how many of our own addresses we announce.

@@ -14,7 +14,11 @@ type Config struct {
 	KeepaliveInterval time.Duration // 0 means min(5 s, ConnectTimeout/4)
 	RequestRepeat     time.Duration // C31; 0 means 10 s
 	MaxSessions       int           // C42; 0 means 4096
-	Engine            channels.Config
+	// ForceRelay keeps our address from peers: nothing is sent to a peer
+	// from our socket, only through our TURN allocation, and only pairs on
+	// it count. Relaying is then allowed whatever AllowP2PPacketRelay says.
+	ForceRelay bool
+	Engine     channels.Config
 }
 
 func (c Config) withDefaults() Config {

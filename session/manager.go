@@ -725,8 +725,8 @@ func (m *Manager) onHandshake(b []byte, from netip.AddrPort, sd side) {
 		if msg.token != s.token(sd, from) || !m.heard(s, sd, from, false) {
 			return
 		}
-	} else if p := (pair{side: sd, kind: m.kindOf(s, from)}); p.relayed() && !s.allowRelay {
-		return // over a relay this session may not use (C52)
+	} else if !m.usable(s, pair{side: sd, kind: m.kindOf(s, from)}) {
+		return // over a relay this session may not use (C52), or direct under ForceRelay
 	}
 	if msg.dst == s.localID {
 		s.peerKnowsUs = true
@@ -804,7 +804,7 @@ func (m *Manager) onData(b []byte, from netip.AddrPort, sd side) {
 			return
 		}
 	} else if p := s.path; !(p.side == sd && p.addr == from) {
-		if (pair{side: sd, kind: m.kindOf(s, from)}).relayed() && !s.allowRelay {
+		if !m.usable(s, pair{side: sd, kind: m.kindOf(s, from)}) {
 			return
 		}
 	}
@@ -889,6 +889,10 @@ func (m *Manager) writeHandshake(s *session, body hsBody, to *pair) {
 		m.write(out, to.side, to.addr)
 	case s.path.valid():
 		m.write(out, s.path.side, s.path.addr)
+	case m.cfg.ForceRelay:
+		for _, c := range s.candidates {
+			m.env.RelayTo(out, c.addr)
+		}
 	default:
 		for _, c := range s.candidates {
 			m.env.WriteTo(out, c.addr)
@@ -917,7 +921,7 @@ func (m *Manager) flush(s *session) {
 // afterwards and to existing ones when they start a new attempt (C51).
 func (m *Manager) SetAllowRelay(allow bool) {
 	m.mu.Lock()
-	m.allowRelay = allow
+	m.allowRelay = allow || m.cfg.ForceRelay
 	m.mu.Unlock()
 }
 

@@ -239,7 +239,7 @@ func (s *session) token(sd side, a netip.AddrPort) uint64 {
 func (m *Manager) heard(s *session, sd side, from netip.AddrPort, follow bool) bool {
 	kind := m.kindOf(s, from)
 	p := pair{side: sd, addr: from, kind: kind, heard: m.now}
-	if p.relayed() && !s.allowRelay {
+	if !m.usable(s, p) {
 		return false
 	}
 	for i := range s.pairs {
@@ -317,6 +317,17 @@ func (m *Manager) choosePath(s *session, last *pair, follow bool) {
 	}
 }
 
+// usable says whether this session may use pair p: relayed ones only with
+// relay allowed; with ForceRelay only those on our own allocation, since
+// anything we send from our socket, even to the peer's relay, tells the
+// peer our address.
+func (m *Manager) usable(s *session, p pair) bool {
+	if m.cfg.ForceRelay {
+		return p.side == sideRelay
+	}
+	return !p.relayed() || s.allowRelay
+}
+
 // better ranks pairs: a direct one beats a relayed one.
 func better(a, b pair) bool { return !a.relayed() && b.relayed() }
 
@@ -366,6 +377,15 @@ func (m *Manager) probe(s *session, mk func(sd side, to netip.AddrPort) []byte) 
 	// Once established on a working direct path nothing is probed; on a
 	// relayed or silent one every pair is.
 	relay := s.allowRelay && m.env.HasRelay() && (!established || s.path.relayed() || m.pathStale(s))
+	if m.cfg.ForceRelay {
+		// Only through our allocation, to every address of the peer.
+		if m.env.HasRelay() {
+			for _, c := range s.candidates {
+				m.env.RelayTo(mk(sideRelay, c.addr), c.addr)
+			}
+		}
+		return
+	}
 	for i := range s.candidates {
 		c := &s.candidates[i]
 		if c.kind == candRelay && !s.allowRelay {
