@@ -51,7 +51,18 @@ func TestCapturedTrafficIsSealedAndBoundToItsSession(t *testing.T) {
 	receive(t, b, 0)
 	// Unreliable: not waited for (it may be lost); it is on the wire either way.
 	a.SendP2PPacket(2, secret, p2p.P2PSendUnreliable, 5)
-	a.SendP2PPacket(2, big, p2p.P2PSendReliable, 1)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		// A maximal message needs an empty queue (C07).
+		if st, _ := a.GetP2PSessionState(2); st.BytesQueuedForSend == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("queue never drained")
+		}
+	}
+	if err := a.Send(2, big, p2p.P2PSendReliable, 1); err != nil {
+		t.Fatal(err)
+	}
 	if p := receive(t, b, 1); !bytes.Equal(p.Data, big) {
 		t.Fatal("big message corrupted")
 	}
