@@ -83,6 +83,7 @@ type session struct {
 	tokenKey   [16]byte  // makes the probe tokens of this session (see token)
 	noOpeners  bool      // openers cannot be sent here (see probe)
 	hunting    bool      // the path went stale: probing every pair for a new one
+	challenged time.Time // last probe to an unproven address data came from
 	peerOpened bool      // the peer has opened its NAT toward us (see probe)
 	directAt   time.Time // full probes to the peer's public addresses from then on, regardless
 	largestPN  uint64    // newest data packet: its pair is followed
@@ -798,9 +799,19 @@ func (m *Manager) onData(b []byte, from netip.AddrPort, sd side) {
 	if pn > s.largestPN {
 		// The newest packet names the pair the peer uses now: after a NAT
 		// rebinding or a move from relay to direct, the session follows,
-		// and its ID carries the stream across.
+		// and its ID carries the stream across. Once established, only to
+		// a pair already proven: a new address is first asked to echo a
+		// token, so that a captured packet replayed from elsewhere, ahead
+		// of the original, cannot steer the session.
 		s.largestPN = pn
-		if !m.heard(s, sd, from, true) {
+		switch {
+		case s.phase != phaseEstablished || m.proven(s, sd, from):
+			if !m.heard(s, sd, from, true) {
+				return
+			}
+		case m.usable(s, pair{side: sd, kind: m.kindOf(s, from)}):
+			m.challenge(s, pair{side: sd, addr: from})
+		default:
 			return
 		}
 	} else if p := s.path; !(p.side == sd && p.addr == from) {
@@ -962,4 +973,30 @@ func (m *Manager) OnDelivered(target SteamID, sessionID uint64, now time.Time) {
 		m.sendHello(s, nil)
 		m.schedule(s)
 	}
+}
+
+// proven reports whether (sd, addr) is a pair that has shown it works.
+func (m *Manager) proven(s *session, sd side, addr netip.AddrPort) bool {
+	for _, p := range s.pairs {
+		if p.side == sd && p.addr == addr {
+			return true
+		}
+	}
+	return false
+}
+
+// challenge probes an address data came from that no pair has proven yet;
+// its answer proves the pair, and the next data then moves the path there.
+// At most one such probe per session every 100 ms, so that replayed
+// packets cannot make us a reflector.
+func (m *Manager) challenge(s *session, to pair) {
+	if m.now.Sub(s.challenged) < 100*time.Millisecond {
+		return
+	}
+	s.challenged = m.now
+	flags := flagWantReply
+	if s.localAccepted {
+		flags |= flagAccepted
+	}
+	m.writeHandshake(s, hsBody{typ: hsHello, src: s.localID, dst: s.remoteID, flags: flags, token: s.token(to.side, to.addr)}, &to)
 }

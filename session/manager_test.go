@@ -338,3 +338,57 @@ func TestPublicProbesWaitForPeerOpened(t *testing.T) {
 		t.Fatalf("with a receipt: read %q, sent c %d d %d", got, c.sent, d.sent)
 	}
 }
+
+// Data from an address no pair has proven does not move an established
+// session's path at once: a captured packet replayed from elsewhere, ahead
+// of the original, steers nothing. A real move (the peer's NAT rebinding)
+// is followed once the new address has echoed a probe.
+func TestPathMovesOnlyToProvenAddresses(t *testing.T) {
+	w := newWorld(t)
+	a, b := w.add(1, Config{}), w.add(2, Config{})
+	b.m.Accept(1, w.now)
+	a.send(2, "open")
+	w.advance(200*time.Millisecond, 10*time.Millisecond)
+	if b.read() != "open" {
+		t.Fatal("no session")
+	}
+	path := func() netip.AddrPort {
+		b.m.mu.Lock()
+		defer b.m.mu.Unlock()
+		s, _ := b.m.table.Peek(1)
+		return s.path.addr
+	}
+	// A's next data packet, captured and replayed from a stranger first.
+	a.send(2, "next")
+	var captured datagram
+	for i, d := range w.wire {
+		if d.from == a.addr && d.b[0] == 0xE1 {
+			captured = d
+			w.wire = append(w.wire[:i], w.wire[i+1:]...)
+			break
+		}
+	}
+	stranger := netip.MustParseAddrPort("198.18.9.9:999")
+	b.m.HandlePacket(captured.b, stranger, false, w.now)
+	if got := path(); got != a.addr {
+		t.Fatalf("a replay from %v moved the path to %v", stranger, got)
+	}
+	if got := b.read(); got != "next" {
+		t.Fatalf("the replayed packet's data: %q", got)
+	}
+	w.pump()
+
+	// A's NAT rebinds: A now shows up from a new port.
+	moved := netip.AddrPortFrom(a.addr.Addr(), a.addr.Port()+1000)
+	delete(w.byAdr, a.addr)
+	a.addr = moved
+	w.byAdr[moved] = a
+	a.send(2, "after the move")
+	w.advance(time.Second, 10*time.Millisecond)
+	if got := path(); got != moved {
+		t.Fatalf("after the rebinding the path is %v, want %v", got, moved)
+	}
+	if got := b.read(); got != "after the move" {
+		t.Fatalf("read %q", got)
+	}
+}
