@@ -59,18 +59,26 @@ func (e *RefusedError) Unwrap() error { return ErrRegistrationRefused }
 type Offer struct {
 	From      uint64
 	PublicKey [32]byte
-	SessionID uint64           // the requester's session ID, passed through verbatim
-	Addrs     []netip.AddrPort // requester's candidates: the address the server saw it at first, then its advertised local ones
-	Relayed   []netip.AddrPort // requester's addresses on TURN relays (its SetRelayed), at most MaxRelayedAddrs; may be nil
+	SessionID uint64 // the requester's session ID, passed through verbatim
+	// Addrs are the requester's candidates: the address the server saw it
+	// at first, then its advertised local ones; nil if the requester hides
+	// its address (ClientConfig.HideAddress), and is then reachable through
+	// Relayed alone.
+	Addrs   []netip.AddrPort
+	Relayed []netip.AddrPort // requester's addresses on TURN relays (its SetRelayed), at most MaxRelayedAddrs; may be nil
 }
 
 // LookupResult is the server's answer to Lookup.
 type LookupResult struct {
 	Target    uint64
 	Status    LookupStatus
-	PublicKey [32]byte         // zero unless LookupOK
-	Addrs     []netip.AddrPort // target's candidates (server-observed first), nil unless LookupOK
-	Relayed   []netip.AddrPort // target's addresses on TURN relays, at most MaxRelayedAddrs; nil unless LookupOK, may be nil then
+	PublicKey [32]byte // zero unless LookupOK
+	// Addrs are the target's candidates (server-observed first); nil unless
+	// LookupOK, and nil then too if the target hides its address
+	// (ClientConfig.HideAddress), and is then reachable through Relayed
+	// alone.
+	Addrs   []netip.AddrPort
+	Relayed []netip.AddrPort // target's addresses on TURN relays, at most MaxRelayedAddrs; nil unless LookupOK, may be nil then
 }
 
 // Relay is a TURN server and credentials for it, handed out by the
@@ -108,6 +116,19 @@ type ClientConfig struct {
 	// LocalAddrs are advertised candidates besides the observed one; at
 	// most MaxLocalAddrs, each a usable unicast address with a port. May be nil.
 	LocalAddrs []netip.AddrPort
+	// Token is the registration token that the game's back end made for
+	// this SteamID and AppID (IssueToken), in its text form; required by a
+	// server with a ServerConfig.Secret, which refuses a registration
+	// without a valid one (Register then fails with a *RefusedError whose
+	// Reason says why). "" sends none. SetToken replaces it.
+	Token string
+	// HideAddress asks the server never to reveal this client's addresses,
+	// the one it observes and LocalAddrs, to anyone: offers and lookup
+	// results about it carry its relayed addresses alone (SetRelayed), so
+	// that peers reach it only through a relay. LocalAddrs are then not
+	// even sent. The client itself still learns its observed address
+	// (Register, Observed).
+	HideAddress bool
 	// Send writes on the shared socket. It is called from several
 	// goroutines (the client's own, and those calling Register, Lookup,
 	// SetRelayed, HandleInbound and Close), never with the client's lock
@@ -179,6 +200,9 @@ func (c ClientConfig) withDefaults() (ClientConfig, error) {
 		local = append(local, a)
 	}
 	c.LocalAddrs = local
+	if _, err := decodeToken(c.Token); err != nil {
+		return c, fmt.Errorf("%w: ClientConfig.Token: %w", ErrInvalidConfig, err)
+	}
 	if c.PrivateKey != ([32]byte{}) {
 		priv, err := ecdh.X25519().NewPrivateKey(c.PrivateKey[:])
 		if err != nil {
@@ -260,6 +284,7 @@ type Client struct {
 	priv      *ecdh.PrivateKey // nil: cfg.PrivateKey is zero, nothing is authenticated
 
 	mu         sync.Mutex
+	token      []byte   // decoded; nil: none
 	keyed      bool     // macKey is shared with the server whose public key is serverPub
 	serverPub  [32]byte // learnt from REGISTERED
 	macKey     [32]byte
@@ -309,6 +334,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		// withDefaults has checked it.
 		c.priv, _ = ecdh.X25519().NewPrivateKey(cfg.PrivateKey[:])
 	}
+	c.token, _ = decodeToken(cfg.Token) // checked too
 	go c.loop()
 	return c, nil
 }
@@ -338,13 +364,18 @@ func (c *Client) sealLocked(m *message, size int) []byte {
 
 func (c *Client) registerMsgLocked(r *regAttempt) []byte {
 	m := message{
-		typ:       msgRegister,
-		txID:      r.txID,
-		steamID:   c.cfg.SteamID,
-		appID:     c.cfg.AppID,
-		publicKey: c.cfg.PublicKey,
-		addrs:     c.cfg.LocalAddrs,
-		relayed:   c.relayed,
+		typ:         msgRegister,
+		txID:        r.txID,
+		steamID:     c.cfg.SteamID,
+		appID:       c.cfg.AppID,
+		publicKey:   c.cfg.PublicKey,
+		addrs:       c.cfg.LocalAddrs,
+		relayed:     c.relayed,
+		hideAddress: c.cfg.HideAddress,
+		token:       c.token,
+	}
+	if c.cfg.HideAddress {
+		m.addrs = nil
 	}
 	return c.sealLocked(&m, registerLen)
 }
@@ -479,6 +510,22 @@ func (c *Client) Relays() []Relay {
 	return slices.Clone(c.relays)
 }
 
+// SetToken replaces the registration token (ClientConfig.Token) that every
+// registration from now on carries, retransmissions of one in flight
+// included; a client whose token is about to expire is given a new one
+// this way, before its next refresh. It fails, changing nothing, for a
+// token that cannot be decoded.
+func (c *Client) SetToken(token string) error {
+	b, err := decodeToken(token)
+	if err != nil {
+		return fmt.Errorf("rendezvous: SetToken: %w", err)
+	}
+	c.mu.Lock()
+	c.token = b
+	c.mu.Unlock()
+	return nil
+}
+
 // SetRelayed sets the addresses this client holds on TURN relays, which
 // every registration from now on advertises and which the server passes on
 // in offers and lookup results. Unusable addresses are dropped, repeats
@@ -535,7 +582,8 @@ func (c *Client) SetRelayed(addrs []netip.AddrPort) {
 // restarted server tells its new key, and how the first REGISTERED tells
 // the first key. Both are trusted on first use: whoever answers first, in
 // the server's name, a registration it has seen, is taken for the server
-// (tokens that prove the server's identity are for later), so an attacker
+// (nothing proves the server's identity: a registration token proves the
+// player's), so an attacker
 // who can see our registrations and answer before the server can still
 // pose as it; one who cannot see them would have to guess a txID.
 func (c *Client) HandleInbound(b []byte, from netip.AddrPort) bool {

@@ -51,4 +51,27 @@
 // relays advertises their addresses (Client.SetRelayed), and the server
 // passes them on in offers and lookup results (Offer.Relayed,
 // LookupResult.Relayed).
+//
+// Without Steam to vouch for SteamIDs, the server can demand a registration
+// token (ServerConfig.Secret): the game's back end makes one per player
+// under a secret it shares with the server (IssueToken), the client sends
+// it in every registration (ClientConfig.Token), and the server refuses a
+// registration whose token is missing, not its own, expired, or made for
+// another SteamID or AppID, saying which (RefuseToken*; see token.go).
+//
+// What the server tells about users is kept to what their peers need. With
+// ServerConfig.HidePresence, a lookup of a user who is offline or in
+// another game is not answered at all, so that only players of the same
+// game learn who is online. A client with ClientConfig.HideAddress is never
+// described to anyone by the address the server sees it at nor by its
+// local ones: offers and lookup results about it carry its relayed
+// addresses alone, so that peers reach it through a relay only. The
+// embedded relay, in turn, lets an allocation reach only the player's
+// contacts, the users it looked up or was offered by (see relay.go), so
+// that credentials handed to a player do not make the relay a way to reach
+// anyone else.
+//
+// Every datagram the server receives counts against a token bucket of its
+// source address before anything else looks at it; what is over it is
+// dropped (ServerConfig.RateLimit and RelayRateLimit; see ratelimit.go).
 package rendezvous

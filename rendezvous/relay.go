@@ -152,14 +152,15 @@ func (ri *relayIssuer) issue(steamID uint64, now time.Time) (expiry uint64, out 
 }
 
 // turnAuthHandler checks credentials of the shared-secret scheme under
-// secret, refusing expired ones, as coturn does with use-auth-secret.
-func turnAuthHandler(secret []byte, log *slog.Logger) turn.AuthHandler {
+// secret, refusing expired ones, as coturn does with use-auth-secret. It
+// tells users whose credentials each source uses.
+func turnAuthHandler(secret []byte, log *slog.Logger, users *relayUsers) turn.AuthHandler {
 	return func(username, realm string, src net.Addr) ([]byte, bool) {
 		if realm != turnRealm {
 			log.Debug("rendezvous: relay refused a foreign realm", "realm", realm, "from", src)
 			return nil, false
 		}
-		expiry, _, ok := parseTURNUsername(username)
+		expiry, steamID, ok := parseTURNUsername(username)
 		if !ok {
 			log.Debug("rendezvous: relay refused a malformed username", "username", username, "from", src)
 			return nil, false
@@ -168,33 +169,134 @@ func turnAuthHandler(secret []byte, log *slog.Logger) turn.AuthHandler {
 			log.Debug("rendezvous: relay refused expired credentials", "username", username, "from", src)
 			return nil, false
 		}
+		if ap, ok := udpAddrPort(src); ok {
+			users.set(ap, steamID)
+		}
 		return turn.GenerateAuthKey(username, realm, turnPassword(secret, username)), true
 	}
 }
 
-// turnPermissions decides which peers an allocation of the embedded relay
-// may exchange datagrams with. Players are on the internet, so the relay
-// relays to public addresses only: not into the server's own host
-// (loopback) or private network, which a player could otherwise reach
-// through it, unless the relay itself is advertised there (a test, or a LAN
-// party's server).
+// relayable says whether the embedded relay, advertised at relayIP, may
+// relay to ip at all. Players are on the internet, so the relay relays to
+// public addresses only: not into the server's own host (loopback) or
+// private network, which a player could otherwise reach through it, unless
+// the relay itself is advertised there (a test, or a LAN party's server).
+func relayable(relayIP, ip netip.Addr) bool {
+	ip = ip.Unmap()
+	switch {
+	case !ip.IsValid():
+		return false
+	case ip.IsLoopback():
+		return relayIP.IsLoopback()
+	case !ip.IsGlobalUnicast():
+		return false
+	case ip.IsPrivate():
+		return relayIP.IsPrivate() || relayIP.IsLoopback()
+	}
+	return true
+}
+
+// turnPermissions is relayable as a permission handler: the policy on
+// addresses alone.
 func turnPermissions(relayIP netip.Addr) turn.PermissionHandler {
 	return func(_ net.Addr, peer net.IP) bool {
 		ip, ok := netip.AddrFromSlice(peer)
+		return ok && relayable(relayIP, ip)
+	}
+}
+
+// contactPermissions decides which peers an allocation of the embedded
+// relay may exchange datagrams with: besides the policy of relayable, only
+// the contacts of the player it belongs to, the users that player looked
+// up or was offered by (see table.addContacts), so that the relay cannot be
+// used to reach strangers. The player is the one whose credentials the
+// request for the permission (a CreatePermission or a ChannelBind) carried,
+// registered from the address the request came from: the rendezvous
+// traffic and the relay's share the client's socket, and so its NAT
+// mapping.
+//
+// pion's server authenticates a request (calling turnAuthHandler, which
+// notes the username's SteamID against the source) and then grants its
+// permissions, on the one goroutine that reads its socket; so what users
+// says of the source when a permission is asked for is the SteamID of that
+// very request, whose MESSAGE-INTEGRITY has verified by then. Permissions
+// last five minutes and are renewed by asking again, checked again.
+//
+// External TURN servers (ServerConfig.TURN) apply their own policy, which
+// this server has no say in (coturn: its allowed-peer-ip and
+// denied-peer-ip options).
+func contactPermissions(relayIP netip.Addr, users *relayUsers, tab *table, log *slog.Logger) turn.PermissionHandler {
+	return func(client net.Addr, peer net.IP) bool {
+		ip, ok := netip.AddrFromSlice(peer)
+		if !ok || !relayable(relayIP, ip) {
+			log.Debug("rendezvous: relay refused a permission to a non-public address", "client", client, "peer", peer)
+			return false
+		}
+		src, ok := udpAddrPort(client)
 		if !ok {
 			return false
 		}
-		ip = ip.Unmap()
-		switch {
-		case ip.IsLoopback():
-			return relayIP.IsLoopback()
-		case !ip.IsGlobalUnicast():
+		id, ok := users.get(src)
+		if !ok || !tab.permits(id, src, ip.Unmap(), time.Now()) {
+			log.Debug("rendezvous: relay refused a permission to a stranger", "client", client, "steamID", id, "peer", peer)
 			return false
-		case ip.IsPrivate():
-			return relayIP.IsPrivate() || relayIP.IsLoopback()
 		}
 		return true
 	}
+}
+
+// udpAddrPort is the canonical address of a, a *net.UDPAddr.
+func udpAddrPort(a net.Addr) (netip.AddrPort, bool) {
+	ua, ok := a.(*net.UDPAddr)
+	if !ok {
+		return netip.AddrPort{}, false
+	}
+	return canonical(ua.AddrPort()), true
+}
+
+// relayUsers remembers, per source address, the SteamID in the credentials
+// of the latest request the embedded relay authenticated from it, for the
+// permission handler. It holds at most max sources, forgetting the longest
+// known first.
+type relayUsers struct {
+	mu   sync.Mutex
+	max  int
+	ids  map[netip.AddrPort]uint64
+	ring []netip.AddrPort // a ring once it holds max sources; next is the oldest
+	next int
+}
+
+// maxRelayUsers bounds relayUsers. A permission is asked for right after
+// the request it comes with is authenticated, so the bound only has to
+// cover the sources authenticated meanwhile.
+const maxRelayUsers = 4096
+
+func newRelayUsers(max int) *relayUsers {
+	return &relayUsers{max: max, ids: make(map[netip.AddrPort]uint64)}
+}
+
+func (u *relayUsers) set(src netip.AddrPort, steamID uint64) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if _, ok := u.ids[src]; ok {
+		u.ids[src] = steamID
+		return
+	}
+	if len(u.ring) < u.max {
+		u.ring = append(u.ring, src)
+	} else {
+		delete(u.ids, u.ring[u.next])
+		u.ring[u.next] = src
+		u.next = (u.next + 1) % u.max
+	}
+	u.ids[src] = steamID
+}
+
+func (u *relayUsers) get(src netip.AddrPort) (uint64, bool) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	id, ok := u.ids[src]
+	return id, ok
 }
 
 // relaySockets is the embedded relay's RelayAddressGenerator: pion's

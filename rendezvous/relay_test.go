@@ -157,6 +157,27 @@ func allocate(t *testing.T, c *turn.Client) net.PacketConn {
 	return relayed
 }
 
+// sharedTURNClient is a pion TURN client on p's socket, for the relay r,
+// as the peer library runs one: the rendezvous client and the relay see
+// the same address, and what the rendezvous client does not take goes to
+// the TURN client.
+func (p *peer) sharedTURNClient(t *testing.T, r Relay) *turn.Client {
+	t.Helper()
+	c, err := turn.NewClient(&turn.ClientConfig{
+		TURNServerAddr: r.Addr.String(),
+		Conn:           p.conn,
+		Username:       r.Username,
+		Password:       r.Password,
+		RTO:            50 * time.Millisecond,
+		LoggerFactory:  quietPion(),
+	})
+	noError(t, err, "turn client")
+	f := func(b []byte, from netip.AddrPort) { c.HandleInbound(b, udpAddr(from)) }
+	p.other.Store(&f)
+	t.Cleanup(c.Close)
+	return c
+}
+
 // relayRoundTrip sends a datagram each way between relayed and a plain
 // loopback socket, through the relay.
 func relayRoundTrip(t *testing.T, relayed net.PacketConn) {
@@ -196,12 +217,17 @@ func TestEmbeddedRelay(t *testing.T) {
 	}
 
 	// The relay runs on the rendezvous port, behind the same credentials.
-	c, conn := turnClient(t, r.Addr, r.Username, r.Password)
+	c := a.sharedTURNClient(t, r)
 	mapped, err := c.SendBindingRequestTo(udpAddr(r.Addr))
 	noError(t, err, "binding through pion's TURN client")
-	equal(t, mapped.String(), conn.LocalAddr().String(), "XOR-MAPPED-ADDRESS for pion's TURN client")
+	equal(t, mapped.String(), a.addr.String(), "XOR-MAPPED-ADDRESS for pion's TURN client")
 	relayed := allocate(t, c)
 	equal(t, relayed.LocalAddr().(*net.UDPAddr).IP.String(), "127.0.0.1", "relayed address")
+	// A relays to the users it has met only: B, on loopback, once A has
+	// looked it up.
+	b := newPeer(t, srv, 2, 480, keyed(t))
+	b.register(t)
+	equal(t, a.lookup(t, 2, 0xab).Status, LookupOK, "A's lookup of B")
 	relayRoundTrip(t, relayed)
 	equal(t, s.turn.AllocationCount(), 1, "allocations")
 

@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -40,6 +41,11 @@ type peer struct {
 	// dupInbound, if set, says whether to hand a received datagram to the
 	// client twice.
 	dupInbound func() bool
+	// other, if set, is handed what the client does not take, as the peer
+	// library hands it to its TURN client.
+	other atomic.Pointer[func(b []byte, from netip.AddrPort)]
+	// tap, if set, records every datagram the peer receives.
+	tap        *captured
 	readerDone chan struct{}
 }
 
@@ -160,7 +166,17 @@ func (p *peer) read() {
 		if err != nil {
 			return
 		}
-		p.client.HandleInbound(buf[:n], from)
+		if p.tap != nil {
+			p.tap.mu.Lock()
+			p.tap.b = append(p.tap.b, bytes.Clone(buf[:n]))
+			p.tap.mu.Unlock()
+		}
+		if !p.client.HandleInbound(buf[:n], from) {
+			if f := p.other.Load(); f != nil {
+				(*f)(buf[:n], from)
+			}
+			continue
+		}
 		if p.dupInbound != nil && p.dupInbound() {
 			p.client.HandleInbound(buf[:n], from)
 		}

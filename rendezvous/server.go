@@ -1,6 +1,7 @@
 package rendezvous
 
 import (
+	"bytes"
 	"crypto/ecdh"
 	"crypto/rand"
 	"encoding/hex"
@@ -8,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/netip"
 	"strconv"
@@ -60,15 +62,19 @@ type ServerConfig struct {
 	// its one UDP port, and is the public IPv4 address its allocations
 	// advertise: the address players reach the server at. Clients learn the
 	// relay, at RelayIP and the server's port, with credentials, from the
-	// answers to their authenticated registrations. "" means no embedded
-	// relay.
+	// answers to their authenticated registrations. An allocation on it
+	// reaches only the player's contacts, the users it looked up or was
+	// offered by, at public addresses unless RelayIP itself is loopback or
+	// private (see contactPermissions). "" means no embedded relay.
 	RelayIP string
 	// TURN lists external TURN servers, "host:port" each (IPv4), that
 	// accept coturn's shared-secret credentials under TURNSecret (coturn
 	// with use-auth-secret and static-auth-secret=TURNSecret). Clients are
 	// handed credentials for them too: at most MaxRelays relays each, the
 	// embedded one first, external ones spread over the users. Names are
-	// resolved once, by NewServer.
+	// resolved once, by NewServer. Which peers their allocations may reach
+	// is their own policy (coturn's allowed-peer-ip and denied-peer-ip),
+	// not limited to contacts as the embedded relay's are.
 	TURN []string
 	// TURNSecret is the secret shared with the TURN servers of TURN, which
 	// the embedded relay then uses too. Required with TURN; "" otherwise
@@ -83,7 +89,48 @@ type ServerConfig struct {
 	// of which holds a socket; 0 means 4096.
 	MaxRelayAllocations int
 
+	// Secret, when not empty, makes the server admit only registrations
+	// that carry a token made under it (IssueToken) for exactly their
+	// SteamID and AppID and not expired (see token.go); the others are
+	// refused with RefuseTokenMissing, RefuseTokenInvalid,
+	// RefuseTokenExpired, RefuseTokenWrongID or RefuseTokenWrongApp. Empty:
+	// an open server, where anyone may register under any SteamID, which
+	// NewServer logs as a warning.
+	Secret []byte
+	// HidePresence: a lookup of a user who is not online, or is online
+	// under another AppID, gets no answer at all, so that nobody learns
+	// who is online in which game but the players of the same game; the
+	// requester sees its lookup time out, as on Steam. Lookups of users
+	// online under the requester's AppID are answered as always.
+	HidePresence bool
+
+	// RateLimit is how many messages per second the server takes from one
+	// source (an IPv4 address, an IPv6 /64): rendezvous messages, STUN
+	// Binding requests and TURN requests. More are dropped silently (see
+	// ratelimit.go). 0 means 50; negative means no limit.
+	RateLimit float64
+	// RateBurst is how many messages one source may send at once, beyond
+	// RateLimit; 0 means 100, or twice RateLimit if that is more.
+	RateBurst int
+	// RelayRateLimit is how many datagrams per second one source may send
+	// through the embedded relay (TURN ChannelData and Send indications),
+	// which count apart from messages. 0 means 5000; negative means no
+	// limit.
+	RelayRateLimit float64
+	// RelayRateBurst is RateBurst for relay data; 0 means 10000, or twice
+	// RelayRateLimit if that is more.
+	RelayRateBurst int
+
 	Logger *slog.Logger // nil: discard
+}
+
+// rateParams turns a rate and burst of the configuration, defaults
+// applied, into a bucket's.
+func rateParamsOf(rate float64, burst int) rateParams {
+	if rate < 0 {
+		return rateParams{}
+	}
+	return rateParams{rate: rate, burst: float64(burst)}
 }
 
 func (c ServerConfig) withDefaults() (ServerConfig, error) {
@@ -134,7 +181,39 @@ func (c ServerConfig) withDefaults() (ServerConfig, error) {
 	if c.MaxRelayAllocations == 0 {
 		c.MaxRelayAllocations = defaultMaxRelayAllocations
 	}
+	c.Secret = bytes.Clone(c.Secret)
+	var err error
+	if c.RateLimit, c.RateBurst, err = rateDefaults("Rate", c.RateLimit, c.RateBurst, defaultRateLimit, defaultRateBurst); err != nil {
+		return c, err
+	}
+	if c.RelayRateLimit, c.RelayRateBurst, err = rateDefaults("RelayRate", c.RelayRateLimit, c.RelayRateBurst, defaultRelayRateLimit, defaultRelayRateBurst); err != nil {
+		return c, err
+	}
 	return c, nil
+}
+
+// rateDefaults checks a rate and burst of the configuration, named
+// prefix+"Limit" and prefix+"Burst", and fills in their defaults.
+func rateDefaults(prefix string, rate float64, burst int, defRate float64, defBurst int) (float64, int, error) {
+	if math.IsNaN(rate) || math.IsInf(rate, 0) {
+		return rate, burst, fmt.Errorf("%w: ServerConfig.%sLimit is %v", ErrInvalidConfig, prefix, rate)
+	}
+	if burst < 0 {
+		return rate, burst, fmt.Errorf("%w: ServerConfig.%sBurst is negative (%d)", ErrInvalidConfig, prefix, burst)
+	}
+	if rate < 0 {
+		return -1, burst, nil
+	}
+	if rate == 0 {
+		rate = defRate
+	}
+	if burst == 0 {
+		burst = defBurst
+		if r := 2 * rate; r > float64(burst) {
+			burst = int(min(math.Ceil(r), math.MaxInt32))
+		}
+	}
+	return rate, burst, nil
 }
 
 // resolveTURN resolves the external relays once, to the IPv4 addresses that
@@ -169,6 +248,7 @@ type Server struct {
 	tab  *table
 	log  *slog.Logger
 	stun stunResponder // the reader's
+	rate *rateLimiter  // the reader's
 
 	// The embedded relay, if any: pion's TURN server, reading from
 	// turnConn what the reader hands it.
@@ -215,10 +295,17 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		conn:       conn,
 		tab:        newTable(priv, cfg.RegistrationTTL, cfg.MaxRegistrations, cfg.AllowedApps, cfg.Logger),
 		log:        cfg.Logger,
+		rate:       newRateLimiter(rateParamsOf(cfg.RateLimit, cfg.RateBurst), rateParamsOf(cfg.RelayRateLimit, cfg.RelayRateBurst), maxRateSources),
 		sweepEvery: max(min(cfg.RegistrationTTL/2, maxSweepInterval), time.Millisecond),
 		done:       make(chan struct{}),
 	}
 	s.udp, _ = conn.(*net.UDPConn)
+	if len(cfg.Secret) > 0 {
+		s.tab.tokens = newTokenChecker(cfg.Secret)
+	} else {
+		s.log.Warn("rendezvous: no registration secret (ServerConfig.Secret): anyone may register under any SteamID")
+	}
+	s.tab.hidePresence = cfg.HidePresence
 	if cfg.RelayIP != "" || len(external) > 0 {
 		if err := s.startRelays(&cfg, external); err != nil {
 			conn.Close()
@@ -228,7 +315,8 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	s.wg.Add(2)
 	go s.readLoop()
 	go s.sweepLoop()
-	s.log.Debug("rendezvous: serving", "addr", conn.LocalAddr(), "relay", cfg.RelayIP, "turn", len(external))
+	s.log.Debug("rendezvous: serving", "addr", conn.LocalAddr(), "relay", cfg.RelayIP, "turn", len(external),
+		"tokens", s.tab.tokens != nil, "hidePresence", cfg.HidePresence, "rateLimit", cfg.RateLimit, "relayRateLimit", cfg.RelayRateLimit)
 	return s, nil
 }
 
@@ -261,9 +349,11 @@ func (s *Server) startRelays(cfg *ServerConfig, external []netip.AddrPort) error
 			bind = ip.Unmap().String()
 		}
 		s.turnConn = newTurnConn(s)
+		users := newRelayUsers(maxRelayUsers)
+		s.tab.relayable = func(ip netip.Addr) bool { return relayable(relayIP, ip) }
 		ts, err := turn.NewServer(turn.ServerConfig{
 			Realm:         turnRealm,
-			AuthHandler:   turnAuthHandler(secret, s.log),
+			AuthHandler:   turnAuthHandler(secret, s.log, users),
 			LoggerFactory: pionLogs{s.log},
 			PacketConnConfigs: []turn.PacketConnConfig{{
 				PacketConn: s.turnConn,
@@ -275,7 +365,7 @@ func (s *Server) startRelays(cfg *ServerConfig, external []netip.AddrPort) error
 					},
 					max: int64(cfg.MaxRelayAllocations),
 				},
-				PermissionHandler: turnPermissions(relayIP),
+				PermissionHandler: contactPermissions(relayIP, users, s.tab, s.log),
 			}},
 		})
 		if err != nil {
@@ -365,9 +455,17 @@ func (s *Server) readLoop() {
 			continue
 		}
 		b := buf[:n]
+		now := time.Now()
+		// Counted before anything looks at it; what is of no protocol we
+		// speak, or from a source that sends nothing legitimate, is
+		// dropped below uncounted.
+		if class, ok := s.classify(b); ok && validCandidate(canonical(from)) && !s.rate.allow(canonical(from), class, now) {
+			s.log.Debug("rendezvous: over the rate limit, dropped datagram", "from", from, "len", n)
+			continue
+		}
 		switch {
 		case n > 0 && b[0] == byte(wire.KindRendezvous):
-			out = s.tab.handle(b, from, time.Now(), out[:0])
+			out = s.tab.handle(b, from, now, out[:0])
 			for i, d := range out {
 				if err := s.writeTo(d.b, d.to); err != nil {
 					s.log.Debug("rendezvous: write failed", "to", d.to, "err", err)
@@ -392,6 +490,27 @@ func (s *Server) readLoop() {
 			s.log.Debug("rendezvous: dropped datagram of unknown kind", "from", from, "len", n)
 		}
 	}
+}
+
+// classify says which rate limit b counts against, and false if the server
+// will not look at it anyway.
+func (s *Server) classify(b []byte) (rateClass, bool) {
+	switch {
+	case len(b) > 0 && b[0] == byte(wire.KindRendezvous):
+		return rateMessage, true
+	case isSTUN(b) && isBindingRequest(b):
+		return rateMessage, true
+	case s.turnConn == nil:
+		return 0, false
+	case isSTUN(b) && isIndication(b):
+		// Send indications: data for a peer.
+		return rateRelayData, true
+	case isSTUN(b):
+		return rateMessage, true
+	case isChannelData(b):
+		return rateRelayData, true
+	}
+	return 0, false
 }
 
 func (s *Server) sweepLoop() {

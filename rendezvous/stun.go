@@ -38,6 +38,12 @@ func isBindingRequest(b []byte) bool {
 	return binary.BigEndian.Uint16(b[0:2]) == stun.BindingRequest.Value()
 }
 
+// isIndication reports whether b, which isSTUN, is an indication: class
+// bits C1 (0x0100) clear and C0 (0x0010) set (RFC 8489 section 5).
+func isIndication(b []byte) bool {
+	return binary.BigEndian.Uint16(b[0:2])&0x0110 == 0x0010
+}
+
 // stunResponder answers STUN Binding requests (RFC 8489) with the address
 // they came from. It reuses its messages, so it belongs to one goroutine,
 // the server's reader.

@@ -5,6 +5,7 @@ import (
 	"crypto/ecdh"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 )
@@ -29,7 +30,23 @@ type registration struct {
 	// (hasKey) and kept until publicKey changes.
 	macKey [32]byte
 	hasKey bool
+	// hidden: the user asked that its observed and local addresses never
+	// be revealed to anyone (ClientConfig.HideAddress); offers and lookup
+	// results about it carry its relayed addresses alone.
+	hidden bool
+	// contacts are the IPs of the users this one looked up or was offered
+	// by, as it was told them, the most recent last, at most maxContacts:
+	// the peers its allocations on the embedded relay may reach (see
+	// table.permits). Kept only while an embedded relay runs, and only IPs
+	// that the relay would relay to at all; forgotten when the key changes
+	// (another instance).
+	contacts []netip.Addr
 }
+
+// maxContacts bounds a registration's contacts. A peer announces a few
+// addresses (observed, local, relayed), which share IPs more often than
+// not, so this covers a few dozen peers met recently.
+const maxContacts = 64
 
 // sealKey is the key to MAC what is sent to r under, nil while r is not
 // authenticated (its holder may not know the server's key yet).
@@ -41,11 +58,26 @@ func (r *registration) sealKey() *[32]byte {
 }
 
 // candidates lists where r can be reached, the observed address first
-// because it is the one most likely to work from elsewhere.
+// because it is the one most likely to work from elsewhere; nil if r hides
+// its addresses, since this is what others are told.
 func (r *registration) candidates() []netip.AddrPort {
+	if r.hidden {
+		return nil
+	}
 	out := make([]netip.AddrPort, 0, 1+len(r.local))
 	out = append(out, r.observed)
 	return append(out, r.local...)
+}
+
+// addContact makes ip r's most recent contact, forgetting the oldest if r
+// has maxContacts already.
+func (r *registration) addContact(ip netip.Addr) {
+	if i := slices.Index(r.contacts, ip); i >= 0 {
+		r.contacts = slices.Delete(r.contacts, i, i+1)
+	} else if len(r.contacts) >= maxContacts {
+		r.contacts = slices.Delete(r.contacts, 0, 1)
+	}
+	r.contacts = append(r.contacts, ip)
 }
 
 // datagram is something the server has to send.
@@ -64,8 +96,18 @@ type table struct {
 	priv    *ecdh.PrivateKey // the server's key pair
 	pub     [32]byte
 	// relays issues relay credentials to authenticated registrations; nil:
-	// the server knows no relays. Set before the table is used.
+	// the server knows no relays. Set before the table is used, as are the
+	// fields up to mu.
 	relays *relayIssuer
+	// tokens checks the token of every registration; nil: registrations
+	// need none (an open server).
+	tokens *tokenChecker
+	// hidePresence: a lookup of a user who is not online, or is online
+	// under another AppID, gets no answer at all.
+	hidePresence bool
+	// relayable, set while an embedded relay runs, says whether it would
+	// relay to an IP at all; the table then keeps contacts among those.
+	relayable func(netip.Addr) bool
 
 	mu      sync.Mutex
 	regs    map[uint64]*registration
@@ -326,6 +368,13 @@ func (t *table) registered(m *message, from netip.AddrPort, key *[32]byte, now t
 // Every answer to a verified registration, REFUSED included, is MAC'd, so
 // that a client that has authenticated can drop whatever claims to come
 // from the server without a MAC.
+//
+// With a secret (t.tokens), a registration, verified or without a MAC, is
+// refused unless its token admits it (see token.go), before its other
+// fields are looked at and without changing anything: a refused refresh leaves the
+// registration to lapse at its expiry. Only a MAC'd registration that does
+// not verify is answered regardless, with the server's key alone, which
+// commits nothing and is public anyway.
 func (t *table) register(m *message, b []byte, from netip.AddrPort, now time.Time, out []datagram) []datagram {
 	if m.steamID == 0 || m.publicKey == ([32]byte{}) {
 		t.log.Debug("rendezvous: refused invalid registration", "steamID", m.steamID, "from", from)
@@ -345,6 +394,12 @@ func (t *table) register(m *message, b []byte, from netip.AddrPort, now time.Tim
 			return t.registered(m, from, nil, now, out)
 		}
 		sealKey = &key
+	}
+	if t.tokens != nil {
+		if reason, ok := t.tokens.check(m.token, m.steamID, m.appID, now); !ok {
+			t.log.Debug("rendezvous: refused registration token", "steamID", m.steamID, "appID", m.appID, "reason", reason, "from", from)
+			return t.refuse(m, from, reason, sealKey, out)
+		}
 	}
 	if t.allowed != nil {
 		if _, ok := t.allowed[m.appID]; !ok {
@@ -411,6 +466,7 @@ func (t *table) register(m *message, b []byte, from netip.AddrPort, now time.Tim
 		r.publicKey = m.publicKey
 		r.authed, r.hasKey = false, false
 		r.lastTx = m.txID
+		r.contacts = r.contacts[:0]
 	}
 	if m.hasMAC {
 		if !r.authed || m.txID > r.lastTx {
@@ -424,6 +480,7 @@ func (t *table) register(m *message, b []byte, from netip.AddrPort, now time.Tim
 	}
 	r.appID = m.appID
 	r.observed = from
+	r.hidden = m.hideAddress
 	r.local = r.local[:0]
 	for _, a := range m.addrs {
 		a = canonical(a)
@@ -439,6 +496,38 @@ func (t *table) register(m *message, b []byte, from netip.AddrPort, now time.Tim
 	}
 	r.expires = now.Add(t.ttl)
 	return t.registered(m, from, sealKey, now, out)
+}
+
+// addContacts makes the addresses of `of` that r is told about (in a
+// lookup result or an offer) r's most recent contacts.
+func (t *table) addContacts(r, of *registration) {
+	if t.relayable == nil {
+		return
+	}
+	add := func(ap netip.AddrPort) {
+		if ip := ap.Addr(); t.relayable(ip) {
+			r.addContact(ip)
+		}
+	}
+	if !of.hidden {
+		add(of.observed)
+		for _, a := range of.local {
+			add(a)
+		}
+	}
+	for _, a := range of.relayed {
+		add(a)
+	}
+}
+
+// permits says whether the embedded relay may let an allocation of
+// steamID's, made from client, exchange datagrams with peer: steamID is
+// registered from client, and peer is one of its contacts.
+func (t *table) permits(steamID uint64, client netip.AddrPort, peer netip.Addr, now time.Time) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	r := t.live(steamID, now)
+	return r != nil && r.observed == client && slices.Contains(r.contacts, peer)
 }
 
 func containsAddr(s []netip.AddrPort, a netip.AddrPort) bool {
@@ -477,8 +566,17 @@ func (t *table) lookup(m *message, b []byte, from netip.AddrPort, now time.Time,
 		res.addrs = tgt.candidates()
 		res.relayed = tgt.relayed
 	}
+	if res.status != LookupOK && t.hidePresence {
+		// Whether someone is online, and in which game, is for the users
+		// of the same game only: to anyone else the target does not
+		// answer, as on Steam.
+		t.log.Debug("rendezvous: lookup unanswered to hide presence", "steamID", m.steamID, "target", m.target)
+		return out
+	}
 	out = append(out, datagram{b: t.seal(&res, req.sealKey(), maxResultLen), to: from})
 	if res.status == LookupOK {
+		t.addContacts(req, tgt)
+		t.addContacts(tgt, req)
 		// No state is kept about the offer: a retransmitted lookup forwards
 		// it again, and the target recognises repeats by session ID.
 		offer := message{

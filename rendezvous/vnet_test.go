@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -160,52 +161,20 @@ func TestEmbeddedRelayOnVirtualNetwork(t *testing.T) {
 	t.Cleanup(func() { s.Close() })
 	srv := netip.MustParseAddrPort("198.18.0.10:3478")
 
-	// The rendezvous client, behind the NAT.
-	conn, err := clientNet.ListenPacket("udp4", "0.0.0.0:0")
-	noError(t, err, "listen")
-	kp := newKeyPair(t)
-	relaysCh := make(chan []Relay, 4)
-	c, err := NewClient(ClientConfig{
-		SteamID: 1, AppID: 480, PublicKey: kp.pub, PrivateKey: kp.priv, Server: srv,
-		Send: func(b []byte, to netip.AddrPort) error {
-			_, err := conn.WriteTo(b, net.UDPAddrFromAddrPort(to))
-			return err
-		},
-		OnRelays: func(r []Relay) { relaysCh <- r },
-	})
-	noError(t, err, "NewClient")
-	readerDone := make(chan struct{})
-	go func() {
-		defer close(readerDone)
-		buf := make([]byte, 2048)
-		for {
-			n, from, err := conn.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			c.HandleInbound(buf[:n], from.(*net.UDPAddr).AddrPort())
-		}
-	}()
-	t.Cleanup(func() {
-		c.Close()
-		conn.Close()
-		<-readerDone
-	})
+	// The rendezvous client, behind the NAT, shares its socket with a TURN
+	// client, as a peer does: the relay sees the address the rendezvous
+	// does.
+	a := newVnetClient(t, clientNet, srv, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), eventuallyWithin)
 	defer cancel()
-	_, err = c.Register(ctx)
+	_, err = a.c.Register(ctx)
 	noError(t, err, "Register")
-	relays := await(t, relaysCh, "relays")
+	relays := await(t, a.relays, "relays")
 	equal(t, len(relays), 1, "relays")
 	equal(t, relays[0].Addr, srv, "the embedded relay")
-
-	// A TURN client behind the same NAT allocates with those credentials.
-	tconn, err := clientNet.ListenPacket("udp4", "0.0.0.0:0")
-	noError(t, err, "listen")
-	t.Cleanup(func() { tconn.Close() })
 	tc, err := turn.NewClient(&turn.ClientConfig{
 		TURNServerAddr: relays[0].Addr.String(),
-		Conn:           tconn,
+		Conn:           a.conn,
 		Username:       relays[0].Username,
 		Password:       relays[0].Password,
 		Net:            clientNet,
@@ -213,16 +182,30 @@ func TestEmbeddedRelayOnVirtualNetwork(t *testing.T) {
 	})
 	noError(t, err, "turn client")
 	t.Cleanup(tc.Close)
-	noError(t, tc.Listen(), "turn listen")
+	a.other.Store(tc)
 	relayed, err := tc.Allocate()
 	noError(t, err, "allocate")
 	t.Cleanup(func() { relayed.Close() })
 	equal(t, relayed.LocalAddr().(*net.UDPAddr).IP.String(), "198.18.0.10", "relayed address")
 
-	// The public host and the client exchange datagrams through it.
+	// The public host is a stranger until A looks it up.
+	host := newVnetClient(t, peerNet, srv, 2)
+	_, err = host.c.Register(ctx)
+	noError(t, err, "Register the host")
 	pconn, err := peerNet.ListenPacket("udp4", "198.18.0.30:4000")
 	noError(t, err, "listen")
 	t.Cleanup(func() { pconn.Close() })
+	if err := tc.CreatePermission(pconn.LocalAddr()); err == nil {
+		t.Fatal("the relay permitted a stranger")
+	}
+	a.c.Lookup(2, 7)
+	equal(t, await(t, a.results, "A's lookup of the host").Status, LookupOK, "A's lookup of the host")
+	noError(t, tc.CreatePermission(pconn.LocalAddr()), "permission for a contact")
+	if err := tc.CreatePermission(&net.UDPAddr{IP: net.IPv4(198, 18, 0, 31), Port: 4000}); err == nil {
+		t.Fatal("the relay permitted a stranger next to a contact")
+	}
+
+	// The public host and the client exchange datagrams through it.
 	_, err = relayed.WriteTo([]byte("out"), pconn.LocalAddr())
 	noError(t, err, "write through the relay")
 	buf := make([]byte, 1500)
@@ -236,4 +219,54 @@ func TestEmbeddedRelayOnVirtualNetwork(t *testing.T) {
 	n, from, err = relayed.ReadFrom(buf)
 	noError(t, err, "read through the relay")
 	equal(t, [2]string{string(buf[:n]), from.String()}, [2]string{"in", "198.18.0.30:4000"}, "datagram through the relay, and its source")
+}
+
+// vnetClient is a keyed rendezvous client on a vnet network, with its
+// reader, which hands what the client does not take to other's TURN client.
+type vnetClient struct {
+	c       *Client
+	conn    net.PacketConn
+	relays  chan []Relay
+	results chan LookupResult
+	other   atomic.Pointer[turn.Client]
+}
+
+func newVnetClient(t *testing.T, nw *vnet.Net, srv netip.AddrPort, id uint64) *vnetClient {
+	t.Helper()
+	conn, err := nw.ListenPacket("udp4", "0.0.0.0:0")
+	noError(t, err, "listen")
+	kp := newKeyPair(t)
+	v := &vnetClient{conn: conn, relays: make(chan []Relay, 4), results: make(chan LookupResult, 4)}
+	v.c, err = NewClient(ClientConfig{
+		SteamID: id, AppID: 480, PublicKey: kp.pub, PrivateKey: kp.priv, Server: srv,
+		Send: func(b []byte, to netip.AddrPort) error {
+			_, err := conn.WriteTo(b, net.UDPAddrFromAddrPort(to))
+			return err
+		},
+		OnRelays: func(r []Relay) { v.relays <- r },
+		OnLookup: func(r LookupResult) { v.results <- r },
+	})
+	noError(t, err, "NewClient")
+	readerDone := make(chan struct{})
+	go func() {
+		defer close(readerDone)
+		buf := make([]byte, 2048)
+		for {
+			n, from, err := conn.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			if !v.c.HandleInbound(buf[:n], from.(*net.UDPAddr).AddrPort()) {
+				if tc := v.other.Load(); tc != nil {
+					tc.HandleInbound(buf[:n], from)
+				}
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		v.c.Close()
+		conn.Close()
+		<-readerDone
+	})
+	return v
 }

@@ -1,6 +1,7 @@
 package rendezvous
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -11,8 +12,9 @@ import (
 
 // Message layout, all integers big-endian:
 //
-//	header     kind(1)=0xD0 version(1)=4 type(1) flags(1) txID(8)
-//	REGISTER   steamID(8) appID(4) publicKey(32) n(1) addr*n m(1) addr*m zero padding [mac(16)]   to exactly registerLen bytes
+//	header     kind(1)=0xD0 version(1)=5 type(1) flags(1) txID(8)
+//	REGISTER   steamID(8) appID(4) publicKey(32) n(1) addr*n m(1) addr*m options(1) t(1) token(t)
+//	           zero padding [mac(16)]                                                              to exactly registerLen bytes
 //	REGISTERED serverKey(32) addr k(1) [expiry(8) relay*k] [mac(16)]                               the server's X25519 key, the observed address, relays
 //	REFUSED    reason(1) [mac(16)]
 //	LOOKUP     steamID(8) target(8) sessionID(8) zero padding [mac(16)]                            to exactly lookupLen bytes
@@ -26,9 +28,14 @@ import (
 //
 // In REGISTER, the n addrs are local candidates (n <= MaxLocalAddrs) and the
 // m addrs relayed ones, addresses the sender holds on TURN relays (m <=
-// MaxRelayedAddrs). In RESULT and OFFER, the n addrs are candidates, the
-// observed address first (1 <= n <= maxCandidates), and the m addrs relayed
-// ones (m <= MaxRelayedAddrs). In REGISTERED, k <= MaxRelays; the expiry
+// MaxRelayedAddrs). options is a bit set: optHideAddress asks the server
+// never to reveal the sender's observed and local addresses; the other bits
+// are zero. t is 0 (no token) or tokenLen, and token is the registration
+// token (see token.go) in its decoded form. In RESULT and OFFER, the n addrs
+// are candidates, the observed address first (n <= maxCandidates), and the
+// m addrs relayed ones (m <= MaxRelayedAddrs); n is 0 exactly when the user
+// they are about hides its address, and is at least 1 otherwise (the
+// server always knows where it saw a user). In REGISTERED, k <= MaxRelays; the expiry
 // (unix seconds, 0 < expiry < 1<<63) is present only when k > 0 and is the
 // same for every relay, whose username is "expiry:steamID" (see relay.go).
 //
@@ -53,9 +60,13 @@ import (
 // requester may wait for DELIVERED before it probes the target, which only
 // works if the server and the target both take part, so a version 3 server or
 // client, which would silently not, is not spoken to at all.
+//
+// Version 5 added options and the token to REGISTER, which grew to 304
+// bytes, the refusal reasons about tokens, and RESULT and OFFER without
+// candidates (a user that hides its address).
 
 const (
-	protocolVersion = 4
+	protocolVersion = 5
 	headerLen       = 1 + 1 + 1 + 1 + 8
 
 	// flagMAC marks a message that ends with a MAC.
@@ -80,7 +91,7 @@ const (
 	// coturn's shared-secret scheme before its base64 encoding.
 	relayPasswordLen    = 20
 	maxRelayedLen       = 1 + MaxRelayedAddrs*maxAddrLen
-	maxRegisterBodyLen  = headerLen + 8 + 4 + 32 + 1 + MaxLocalAddrs*maxAddrLen + maxRelayedLen
+	maxRegisterBodyLen  = headerLen + 8 + 4 + 32 + 1 + MaxLocalAddrs*maxAddrLen + maxRelayedLen + 1 + 1 + tokenLen
 	maxRegisteredLen    = headerLen + 32 + maxAddrLen + 1 + 8 + MaxRelays*(maxAddrLen+relayPasswordLen) + macLen
 	maxRefusedLen       = headerLen + 1 + macLen
 	maxResultLen        = headerLen + 8 + 1 + 32 + 1 + maxCandidates*maxAddrLen + maxRelayedLen + macLen
@@ -100,7 +111,9 @@ const (
 	// registerLen is the size every REGISTER is padded to, for the same
 	// reason: its answer carries the server's key, the observed address and
 	// relay credentials, which the smallest registration would not cover.
-	registerLen = 256
+	// It also leaves room for the largest registration, with a token and a
+	// MAC.
+	registerLen = 304
 	// offerAckLen is the size every OFFER_ACK is padded to. An OFFER_ACK
 	// makes the server send a DELIVERED, to the requester rather than to
 	// the sender, MAC'd if the requester authenticates whether or not the
@@ -138,6 +151,13 @@ const (
 	msgUnregister   msgType = 7
 	msgOfferAck     msgType = 8
 	msgDelivered    msgType = 9
+)
+
+// REGISTER options.
+const (
+	// optHideAddress: never reveal the sender's observed or local
+	// addresses to anyone.
+	optHideAddress = 1
 )
 
 func (t msgType) String() string {
@@ -196,6 +216,19 @@ const (
 	RefuseNoRightsToApp RefuseReason = 2
 	// RefuseServerFull: the registration table is at its cap.
 	RefuseServerFull RefuseReason = 3
+	// RefuseTokenMissing: the server admits only registrations with a
+	// token (ServerConfig.Secret), and this one carried none.
+	RefuseTokenMissing RefuseReason = 4
+	// RefuseTokenInvalid: the token is unknown to the server: not made
+	// under its secret (a wrong MAC), or not a token at all.
+	RefuseTokenInvalid RefuseReason = 5
+	// RefuseTokenExpired: the token was valid, but is past its expiry (by
+	// more than TokenClockSkew).
+	RefuseTokenExpired RefuseReason = 6
+	// RefuseTokenWrongID: the token was made for another SteamID.
+	RefuseTokenWrongID RefuseReason = 7
+	// RefuseTokenWrongApp: the token was made for another AppID.
+	RefuseTokenWrongApp RefuseReason = 8
 )
 
 func (r RefuseReason) String() string {
@@ -206,6 +239,16 @@ func (r RefuseReason) String() string {
 		return "no rights to app"
 	case RefuseServerFull:
 		return "server full"
+	case RefuseTokenMissing:
+		return "token missing"
+	case RefuseTokenInvalid:
+		return "token invalid"
+	case RefuseTokenExpired:
+		return "token expired"
+	case RefuseTokenWrongID:
+		return "token for another SteamID"
+	case RefuseTokenWrongApp:
+		return "token for another AppID"
 	}
 	return fmt.Sprintf("RefuseReason(%d)", uint8(r))
 }
@@ -235,6 +278,10 @@ type message struct {
 	// REGISTERED: the relays and their passwords, valid until expiry.
 	expiry uint64
 	relays []relayCred
+	// REGISTER: the sender asks that its observed and local addresses stay
+	// hidden (optHideAddress), and its token, nil or tokenLen bytes.
+	hideAddress bool
+	token       []byte
 	// hasMAC: the message ends with mac. encode writes mac as it is; sign
 	// fills it in afterwards.
 	hasMAC bool
@@ -316,6 +363,12 @@ func (m *message) encode(b []byte) []byte {
 		b = append(b, m.publicKey[:]...)
 		b = appendAddrs(b, m.addrs)
 		b = appendAddrs(b, m.relayed)
+		var opts byte
+		if m.hideAddress {
+			opts |= optHideAddress
+		}
+		b = append(b, opts, byte(len(m.token)))
+		b = append(b, m.token...)
 		b = appendPadding(b, start, registerLen, m.hasMAC)
 	case msgRegistered:
 		b = append(b, m.publicKey[:]...)
@@ -551,6 +604,20 @@ func decode(b []byte) (message, error) {
 		m.publicKey = r.key()
 		m.addrs = r.addrs(0, MaxLocalAddrs)
 		m.relayed = r.addrs(0, MaxRelayedAddrs)
+		if opts := r.u8(); opts&^optHideAddress != 0 {
+			r.fail("options %#x", opts)
+		} else {
+			m.hideAddress = opts&optHideAddress != 0
+		}
+		switch t := int(r.u8()); t {
+		case 0:
+		case tokenLen:
+			if p := r.take(tokenLen); p != nil {
+				m.token = bytes.Clone(p)
+			}
+		default:
+			r.fail("token of %d bytes, want 0 or %d", t, tokenLen)
+		}
 		r.padding()
 	case msgRegistered:
 		m.publicKey = r.key()
@@ -572,7 +639,7 @@ func decode(b []byte) (message, error) {
 		switch m.status {
 		case LookupOK:
 			m.publicKey = r.key()
-			m.addrs = r.addrs(1, maxCandidates)
+			m.addrs = r.addrs(0, maxCandidates)
 			m.relayed = r.addrs(0, MaxRelayedAddrs)
 		case LookupNotOnline, LookupOtherApp:
 		default:
@@ -582,7 +649,7 @@ func decode(b []byte) (message, error) {
 		m.steamID = r.u64()
 		m.publicKey = r.key()
 		m.sessionID = r.u64()
-		m.addrs = r.addrs(1, maxCandidates)
+		m.addrs = r.addrs(0, maxCandidates)
 		m.relayed = r.addrs(0, MaxRelayedAddrs)
 	case msgUnregister:
 		m.steamID = r.u64()

@@ -73,7 +73,24 @@ func sampleMessages() []message {
 		{typ: msgOfferAck, txID: 30, steamID: 6, requester: 5, sessionID: 99, hasMAC: true, mac: mac16(13)},
 		{typ: msgDelivered, txID: 31, target: 6, sessionID: 99},
 		{typ: msgDelivered, txID: 32, target: 6, sessionID: 1<<64 - 1, hasMAC: true, mac: mac16(14)},
+		// 33-: tokens, hidden addresses.
+		{typ: msgRegister, txID: 33, steamID: 5, appID: 730, publicKey: key(2), token: tok52(1)},
+		{typ: msgRegister, txID: 34, steamID: 5, appID: 730, publicKey: key(2), addrs: maxAddrs(MaxLocalAddrs), relayed: maxAddrs(MaxRelayedAddrs), hideAddress: true, token: tok52(2), hasMAC: true, mac: mac16(15)},
+		{typ: msgRegister, txID: 35, steamID: 5, appID: 730, publicKey: key(2), relayed: []netip.AddrPort{v4a}, hideAddress: true},
+		{typ: msgRefused, txID: 36, reason: RefuseTokenWrongApp, hasMAC: true, mac: mac16(16)},
+		{typ: msgLookupResult, txID: 37, target: 6, status: LookupOK, publicKey: key(3), relayed: []netip.AddrPort{v4a}, hasMAC: true, mac: mac16(17)},
+		{typ: msgLookupResult, txID: 38, target: 6, status: LookupOK, publicKey: key(3)},
+		{typ: msgOffer, txID: 39, steamID: 5, publicKey: key(4), sessionID: 99, relayed: maxAddrs(MaxRelayedAddrs), hasMAC: true, mac: mac16(18)},
 	}
+}
+
+// tok52 is a decoded token's worth of bytes.
+func tok52(b byte) []byte {
+	t := make([]byte, tokenLen)
+	for i := range t {
+		t[i] = b + byte(i)
+	}
+	return t
 }
 
 // pw20 is a relay password to test with.
@@ -153,6 +170,13 @@ func TestRequestsArePadded(t *testing.T) {
 			equal(t, len(b), offerAckLen, "length of %+v", m)
 		}
 	}
+	// The largest registration, MAC'd, fits.
+	largest := message{typ: msgRegister, addrs: maxAddrs(MaxLocalAddrs), relayed: maxAddrs(MaxRelayedAddrs), token: tok52(0), hideAddress: true, hasMAC: true}
+	b := largest.encode(nil)
+	equal(t, len(b), registerLen, "largest REGISTER")
+	got, err := decode(b)
+	noError(t, err, "decode the largest REGISTER")
+	equal(t, got, largest, "the largest REGISTER, decoded")
 	// The smallest registration still covers the largest answer to it.
 	reg := (&message{typ: msgRegister, publicKey: key(1)}).encode(nil)
 	registered := (&message{typ: msgRegistered, publicKey: key(2), addrs: maxAddrs(1), expiry: 1, relays: maxRelays(MaxRelays), hasMAC: true}).encode(nil)
@@ -244,8 +268,14 @@ func TestDecodeRejects(t *testing.T) {
 		"lookup padding":          with(valid(6), lookupLen-1, 1),
 		"unknown status":          with(valid(7), headerLen+8, 3),
 		"not-online with body":    append(valid(7), make([]byte, 32)...),
-		"ok without addresses":    with(valid(9), headerLen+8+1+32, 0),
-		"offer without address":   with(valid(11), headerLen+8+32+8, 0),
+		"ok addrs cut short":      with(valid(9), headerLen+8+1+32, 1),
+		"offer addrs cut short":   with(valid(12), headerLen+8+32+8, 1),
+		"unknown option":          with(valid(0), headerLen+8+4+32+1+1, 2),
+		"token of 1 byte":         with(valid(0), headerLen+8+4+32+1+1+1, 1),
+		"token of 51 bytes":       with(valid(0), headerLen+8+4+32+1+1+1, tokenLen-1),
+		"token of 53 bytes":       with(valid(32), headerLen+8+4+32+1+1+1, tokenLen+1),
+		"token of 255 bytes":      with(valid(32), headerLen+8+4+32+1+1+1, 255),
+		"token, no room":          with(valid(33), headerLen+8+4+32+1+MaxLocalAddrs*maxAddrLen+1+MaxRelayedAddrs*maxAddrLen+1, 255),
 		"offer too many addrs":    with(valid(11), headerLen+8+32+8, maxCandidates+1),
 		"oversized":               make([]byte, maxMessageLen+1),
 		"register padding":        with(valid(0), registerLen-1, 1),

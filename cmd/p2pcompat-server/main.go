@@ -4,6 +4,8 @@
 //
 //	p2pcompat-server [-listen ADDR] [-apps 480,730] [-relay-ip IP]
 //	                 [-turn HOST:PORT[,HOST:PORT...]]... [-turn-secret SECRET]
+//	                 [-secret-file PATH] [-hide-presence]
+//	                 [-rate-limit N] [-rate-burst N]
 //
 // -relay-ip is the public IPv4 address that allocations on the embedded
 // relay advertise, the address players reach this server at. -turn lists
@@ -13,10 +15,21 @@
 // Clients learn every relay, with short-lived credentials, when they
 // register.
 //
+// -secret-file names a file whose content (a trailing newline trimmed) is
+// the secret that registration tokens are made under: the game's back end
+// mints a token per player with rendezvous.IssueToken and the same secret,
+// and the server then admits only registrations with a valid token for
+// exactly their SteamID and AppID. Without it the server is open: anyone
+// may register under any SteamID (it says so in its log). -hide-presence
+// leaves lookups of users who are offline or in another game unanswered,
+// as on Steam. -rate-limit and -rate-burst bound the messages the server
+// takes from one source address (per second, and at once).
+//
 // It serves until SIGINT or SIGTERM and logs to stderr.
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -60,7 +73,8 @@ func run(ctx context.Context, args []string, stderr io.Writer, started func(*ren
 		}
 		return 1
 	}
-	log.Info("rendezvous server listening", "addr", srv.Addr().String(), "apps", cfg.AllowedApps, "relay_ip", cfg.RelayIP, "turn", cfg.TURN)
+	log.Info("rendezvous server listening", "addr", srv.Addr().String(), "apps", cfg.AllowedApps, "relay_ip", cfg.RelayIP, "turn", cfg.TURN,
+		"tokens", len(cfg.Secret) > 0, "hide_presence", cfg.HidePresence)
 	if started != nil {
 		started(srv)
 	}
@@ -84,6 +98,10 @@ func parseFlags(args []string, output io.Writer) (rendezvous.ServerConfig, error
 	fs.StringVar(&cfg.RelayIP, "relay-ip", "", "public IPv4 `address` that allocations on the embedded TURN relay advertise; empty: no embedded relay")
 	fs.Var((*addrList)(&cfg.TURN), "turn", "external TURN server `host:port` to hand out credentials for; repeatable, or comma-separated")
 	fs.StringVar(&cfg.TURNSecret, "turn-secret", "", "`secret` shared with the -turn servers (coturn's static-auth-secret); the embedded relay uses it too")
+	secretFile := fs.String("secret-file", "", "`path` of a file holding the secret registration tokens are made under; empty: an open server, which admits anyone under any SteamID")
+	fs.BoolVar(&cfg.HidePresence, "hide-presence", false, "leave lookups of users who are offline or in another game unanswered")
+	fs.Float64Var(&cfg.RateLimit, "rate-limit", 0, "messages per `second` taken from one source address; 0: 50, negative: no limit")
+	fs.IntVar(&cfg.RateBurst, "rate-burst", 0, "messages one source address may send at `once`; 0: 100, or twice -rate-limit")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -102,7 +120,33 @@ func parseFlags(args []string, output io.Writer) (rendezvous.ServerConfig, error
 		fmt.Fprintln(output, err)
 		return cfg, err
 	}
+	if *secretFile != "" {
+		if cfg.Secret, err = readSecret(*secretFile); err != nil {
+			fmt.Fprintf(output, "-secret-file: %v\n", err)
+			return cfg, err
+		}
+	}
+	if cfg.RateBurst < 0 {
+		err := errors.New("-rate-burst is negative")
+		fmt.Fprintln(output, err)
+		return cfg, err
+	}
 	return cfg, nil
+}
+
+// readSecret reads the secret in path: its content, without a trailing
+// newline, which must leave something.
+func readSecret(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	b = bytes.TrimSuffix(b, []byte("\n"))
+	b = bytes.TrimSuffix(b, []byte("\r"))
+	if len(b) == 0 {
+		return nil, fmt.Errorf("%s is empty", path)
+	}
+	return b, nil
 }
 
 // addrList is a repeatable flag of comma-separated addresses.
