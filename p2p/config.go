@@ -12,9 +12,13 @@ import (
 // Config configures a Networking. The zero value of every field but SteamID
 // and RendezvousAddr is a working default; New fills defaults into a copy.
 type Config struct {
-	SteamID        SteamID       // who we are; required, non-zero
-	AppID          uint32        // which game; sessions only open within one AppID
-	RendezvousAddr string        // host:port of the rendezvous server (UDP); required
+	SteamID        SteamID // who we are; required, non-zero
+	AppID          uint32  // which game; sessions only open within one AppID
+	RendezvousAddr string  // host:port of the rendezvous server (UDP); required
+	// Token is the registration token the game's back end issued for this
+	// SteamID and AppID (rendezvous.IssueToken); required by a rendezvous
+	// that has a secret, ignored by an open one.
+	Token          string
 	ListenAddr     string        // local UDP address; "" means ":0"
 	ConnectTimeout time.Duration // 0 means 20 s (C35, C41)
 	MaxSessions    int           // LRU capacity; 0 means 4096 (C42)

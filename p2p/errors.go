@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	"github.com/p2pcompat/p2pcompat/channels"
+	"github.com/p2pcompat/p2pcompat/rendezvous"
 	"github.com/p2pcompat/p2pcompat/session"
 )
 
@@ -20,6 +21,26 @@ var (
 // ErrNoRightsToApp is returned by New when the rendezvous refuses our
 // registration for the AppID: the P2PSessionErrorNoRightsToApp of COMPAT C37.
 var ErrNoRightsToApp = errors.New("p2p: no rights to app")
+
+// RefusedError is why the rendezvous refused our registration; New returns
+// an error with one in its chain (errors.As). Its Reason is one of the
+// Refuse constants.
+type RefusedError = rendezvous.RefusedError
+
+// RefuseReason says why a registration was refused.
+type RefuseReason = rendezvous.RefuseReason
+
+// The reasons a rendezvous refuses a registration.
+const (
+	RefuseInvalid       = rendezvous.RefuseInvalid
+	RefuseNoRightsToApp = rendezvous.RefuseNoRightsToApp
+	RefuseServerFull    = rendezvous.RefuseServerFull
+	RefuseTokenMissing  = rendezvous.RefuseTokenMissing  // the server wants a Config.Token
+	RefuseTokenInvalid  = rendezvous.RefuseTokenInvalid  // not made under the server's secret
+	RefuseTokenExpired  = rendezvous.RefuseTokenExpired  // past its expiry
+	RefuseTokenWrongID  = rendezvous.RefuseTokenWrongID  // made for another SteamID
+	RefuseTokenWrongApp = rendezvous.RefuseTokenWrongApp // made for another AppID
+)
 
 // ConfigError names the Config field that New rejected.
 type ConfigError struct {

@@ -102,15 +102,17 @@ func New(cfg Config) (*Networking, error) {
 		},
 	}, keys, (*env)(n), n.cb)
 	n.rv, err = rendezvous.NewClient(rendezvous.ClientConfig{
-		SteamID:    uint64(cfg.SteamID),
-		AppID:      cfg.AppID,
-		PublicKey:  keys.Public,
-		PrivateKey: keys.Private,
-		Server:     server,
-		LocalAddrs: hostCandidates(cfg, conn.LocalAddr()),
-		Send:       n.writeTo,
-		OnOffer:    func(o rendezvous.Offer) { n.mgr.OnOffer(o, time.Now()) },
-		OnLookup:   func(r rendezvous.LookupResult) { n.mgr.OnLookup(r, time.Now()) },
+		SteamID:     uint64(cfg.SteamID),
+		AppID:       cfg.AppID,
+		PublicKey:   keys.Public,
+		PrivateKey:  keys.Private,
+		Server:      server,
+		LocalAddrs:  hostCandidates(cfg, conn.LocalAddr()),
+		Token:       cfg.Token,
+		HideAddress: cfg.ForceRelay,
+		Send:        n.writeTo,
+		OnOffer:     func(o rendezvous.Offer) { n.mgr.OnOffer(o, time.Now()) },
+		OnLookup:    func(r rendezvous.LookupResult) { n.mgr.OnLookup(r, time.Now()) },
 		OnDelivered: func(target, sessionID uint64) {
 			n.mgr.OnDelivered(session.SteamID(target), sessionID, time.Now())
 		},
