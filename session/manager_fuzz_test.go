@@ -8,7 +8,6 @@ import (
 
 	"github.com/p2pcompat/p2pcompat/internal/seal"
 	"github.com/p2pcompat/p2pcompat/internal/wire"
-	"github.com/p2pcompat/p2pcompat/rendezvous"
 )
 
 // The shapes FuzzHandlePacket gives its bytes, chosen by the low two bits
@@ -38,49 +37,6 @@ var fuzzStranger = netip.MustParseAddrPort("198.18.200.7:40000")
 type fuzzCapture struct {
 	data      []byte // a data packet carrying "captured" on channel 0
 	handshake []byte // a hello
-}
-
-// pumpRecording is world.pump that also shows rec every datagram before
-// it is delivered.
-func (w *world) pumpRecording(rec func(datagram)) {
-	for i := 0; i < 100000; i++ {
-		busy := false
-		for _, n := range w.nodes {
-			for len(n.targets) > 0 {
-				busy = true
-				target, sid := n.targets[0], n.lookups[0]
-				n.targets, n.lookups = n.targets[1:], n.lookups[1:]
-				peer := w.nodes[target]
-				if peer == nil {
-					n.m.OnLookup(rendezvous.LookupResult{Target: uint64(target), Status: rendezvous.LookupNotOnline}, w.now)
-					continue
-				}
-				n.m.OnLookup(rendezvous.LookupResult{Target: uint64(target), Status: rendezvous.LookupOK, PublicKey: peer.keys.Public, Addrs: []netip.AddrPort{peer.addr}}, w.now)
-				peer.m.OnOffer(rendezvous.Offer{From: uint64(n.id), PublicKey: n.keys.Public, SessionID: sid, Addrs: []netip.AddrPort{n.addr}}, w.now)
-				if !w.noReceipts {
-					n.m.OnDelivered(target, sid, w.now)
-				}
-			}
-		}
-		if len(w.wire) > 0 {
-			busy = true
-			d := w.wire[0]
-			w.wire = w.wire[1:]
-			if rec != nil {
-				rec(d)
-			}
-			if to := w.byAdr[d.to]; to != nil && (w.drop == nil || !w.drop(d.from, d.to)) {
-				to.m.HandlePacket(d.b, d.from, false, w.now)
-			}
-		}
-		if !busy {
-			for _, n := range w.nodes {
-				n.cb.Run()
-			}
-			return
-		}
-	}
-	w.t.Fatal("the network never went quiet")
 }
 
 // fuzzPair makes a world where A (1) and B (2) have an established

@@ -81,7 +81,11 @@ func (w *world) add(id SteamID, cfg Config) *node {
 }
 
 // pump delivers packets and answers lookups until the network is quiet.
-func (w *world) pump() {
+func (w *world) pump() { w.pumpRecording(nil) }
+
+// pumpRecording is world.pump that also shows rec every datagram before
+// it is delivered.
+func (w *world) pumpRecording(rec func(datagram)) {
 	for i := 0; i < 100000; i++ {
 		busy := false
 		for _, n := range w.nodes {
@@ -97,7 +101,7 @@ func (w *world) pump() {
 				n.m.OnLookup(rendezvous.LookupResult{Target: uint64(target), Status: rendezvous.LookupOK, PublicKey: peer.keys.Public, Addrs: []netip.AddrPort{peer.addr}}, w.now)
 				peer.m.OnOffer(rendezvous.Offer{From: uint64(n.id), PublicKey: n.keys.Public, SessionID: sid, Addrs: []netip.AddrPort{n.addr}}, w.now)
 				if !w.noReceipts {
-					n.m.OnDelivered(target, sid, w.now) // the target opened: its receipt
+					n.m.OnDelivered(target, sid, w.now)
 				}
 			}
 		}
@@ -105,6 +109,9 @@ func (w *world) pump() {
 			busy = true
 			d := w.wire[0]
 			w.wire = w.wire[1:]
+			if rec != nil {
+				rec(d)
+			}
 			if to := w.byAdr[d.to]; to != nil && (w.drop == nil || !w.drop(d.from, d.to)) {
 				to.m.HandlePacket(d.b, d.from, false, w.now)
 			}
