@@ -133,6 +133,7 @@ type Manager struct {
 	preAccepted map[SteamID]struct{}
 
 	queues     map[int]*recvQueue
+	spare      []*recvQueue // empty queues for reuse (see newQueue)
 	waiters    map[int]chan struct{}
 	selfUnread int
 
@@ -447,7 +448,7 @@ func (m *Manager) dropUnread(remote SteamID, channel int, oneChannel bool) {
 			m.consumed(p) // dropped unread is read as far as the window goes
 		}
 		if q.len() == 0 {
-			delete(m.queues, ch)
+			m.dropQueue(ch, q)
 		}
 	}
 }

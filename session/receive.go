@@ -9,7 +9,7 @@ import (
 func (m *Manager) push(ch int, p inPacket) {
 	q := m.queues[ch]
 	if q == nil {
-		q = &recvQueue{}
+		q = m.newQueue()
 		m.queues[ch] = q
 	}
 	q.push(p)
@@ -41,7 +41,7 @@ func (m *Manager) Read(channel int, now time.Time) (data []byte, remote SteamID,
 	}
 	p := q.pop()
 	if q.len() == 0 {
-		delete(m.queues, channel)
+		m.dropQueue(channel, q)
 	}
 	m.consumed(p)
 	return p.data, p.remote, true
@@ -108,4 +108,26 @@ func (m *Manager) Len() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.table.Len()
+}
+
+// Empty queues are kept aside for reuse rather than in the map, so that a
+// channel that empties and fills on every packet allocates nothing, while
+// a peer cycling through many channels cannot grow the map.
+const spareQueues = 64
+
+func (m *Manager) newQueue() *recvQueue {
+	if n := len(m.spare); n > 0 {
+		q := m.spare[n-1]
+		m.spare = m.spare[:n-1]
+		return q
+	}
+	return &recvQueue{}
+}
+
+func (m *Manager) dropQueue(ch int, q *recvQueue) {
+	delete(m.queues, ch)
+	if len(m.spare) < spareQueues && cap(q.items) <= 1024 {
+		q.items, q.head = q.items[:0], 0
+		m.spare = append(m.spare, q)
+	}
 }
