@@ -61,6 +61,10 @@ type Config struct {
 	// Net is the network the socket is opened on; nil means the real one.
 	// Tests pass a pion vnet to put peers behind simulated NATs.
 	Net transport.Net
+	// Simulate makes the network worse on purpose, for testing a game
+	// under loss, lag, reordering and duplication; the zero value
+	// simulates nothing. See Simulation.
+	Simulate Simulation
 }
 
 func (c Config) withDefaults() Config {
@@ -102,5 +106,5 @@ func (c Config) validate() error {
 	case c.OpenerTTL < 0 || c.OpenerTTL > 255:
 		return &ConfigError{"OpenerTTL", "must be between 0 and 255"}
 	}
-	return nil
+	return c.Simulate.validate()
 }

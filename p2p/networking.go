@@ -48,6 +48,7 @@ type Networking struct {
 	rs        relaySide
 	stun      stunState
 	server    netip.AddrPort // the rendezvous
+	sim       *simulator     // nil unless Config.Simulate simulates something
 	closed    atomic.Bool
 	closeOnce sync.Once
 	done      chan struct{}
@@ -87,6 +88,9 @@ func New(cfg Config) (*Networking, error) {
 	n.stun.done = make(chan struct{})
 	n.server = server
 	n.udp, _ = conn.(*net.UDPConn)
+	if cfg.Simulate.enabled() {
+		n.sim = newSimulator(n, cfg.Simulate)
+	}
 	n.mgr = session.NewManager(session.Config{
 		SteamID:           cfg.SteamID,
 		ConnectTimeout:    cfg.ConnectTimeout,
@@ -133,6 +137,13 @@ func New(cfg Config) (*Networking, error) {
 	go n.readLoop()
 	go n.timerLoop()
 	go n.relayLoop()
+	if n.sim != nil {
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			n.sim.run(n.done)
+		}()
+	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.RegisterTimeout)
 	defer cancel()
@@ -251,6 +262,15 @@ type env Networking
 
 func (e *env) WriteTo(b []byte, to netip.AddrPort) {
 	n := (*Networking)(e)
+	if n.sim != nil && isPeerPacket(b) {
+		n.sim.handle(simSend, b, to)
+		return
+	}
+	n.send(b, to)
+}
+
+// send writes one datagram, logging a failure.
+func (n *Networking) send(b []byte, to netip.AddrPort) {
 	if err := n.writeTo(b, to); err != nil && !n.closed.Load() {
 		n.log.Debug("p2p: write failed", "to", to, "err", err)
 	}
@@ -263,6 +283,15 @@ func (e *env) WriteOpener(b []byte, to netip.AddrPort) bool {
 	if n.udp == nil {
 		return false // a simulated network has no TTL
 	}
+	if n.sim != nil && isPeerPacket(b) {
+		n.sim.handle(simOpener, b, to)
+		return true
+	}
+	return n.sendOpener(b, to)
+}
+
+// sendOpener writes b with the opener TTL; false if it could not.
+func (n *Networking) sendOpener(b []byte, to netip.AddrPort) bool {
 	if err := ttl.WriteTo(n.udp, b, to, n.cfg.OpenerTTL); err != nil {
 		if !n.closed.Load() {
 			n.log.Debug("p2p: opener not sent", "to", to, "err", err)
@@ -273,7 +302,12 @@ func (e *env) WriteOpener(b []byte, to netip.AddrPort) bool {
 }
 
 func (e *env) RelayTo(b []byte, to netip.AddrPort) bool {
-	r := (*Networking)(e).relay.Load()
+	n := (*Networking)(e)
+	r := n.relay.Load()
+	if r != nil && n.sim != nil && isPeerPacket(b) {
+		n.sim.handle(simRelay, b, to)
+		return true
+	}
 	return r != nil && r.WriteTo(b, to) == nil
 }
 
@@ -339,6 +373,10 @@ func (n *Networking) readLoop() {
 		case wire.KindRendezvous:
 			n.rv.HandleInbound(b, from)
 		case wire.KindHandshake, wire.KindData:
+			if n.sim != nil {
+				n.sim.handle(simRecv, b, from)
+				continue
+			}
 			n.mgr.HandlePacket(b, from, false, time.Now())
 		}
 	}

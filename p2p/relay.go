@@ -144,7 +144,13 @@ func (n *Networking) allocate() bool {
 		rc, err := relayfallback.New(relayfallback.Config{
 			Server: srv,
 			Send:   n.writeTo,
-			OnData: func(b []byte, from netip.AddrPort) { n.mgr.HandlePacket(b, from, true, time.Now()) },
+			OnData: func(b []byte, from netip.AddrPort) {
+				if n.sim != nil {
+					n.sim.handle(simRecvRelay, b, from)
+					return
+				}
+				n.mgr.HandlePacket(b, from, true, time.Now())
+			},
 			Net:    n.cfg.Net,
 			Logger: n.log,
 		})
