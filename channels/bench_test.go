@@ -45,15 +45,15 @@ func (p *benchPair) exchange() {
 	}
 }
 
-// BenchmarkReliable1200 is the engine's own cost per reliable 1200-byte
-// message, send to delivery and ack, without sockets or encryption.
-func BenchmarkReliable1200(b *testing.B) {
+// benchMessages sends b.N messages of size bytes, exchanging every 32,
+// and checks that all were delivered.
+func benchMessages(b *testing.B, size int, st SendType) {
 	p := newBenchPair()
-	msg := make([]byte, 1200)
-	b.SetBytes(int64(len(msg)))
+	msg := make([]byte, size)
+	b.SetBytes(int64(size))
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
-		if err := p.a.Send(msg, Reliable, 0, p.now); err != nil {
+		if err := p.a.Send(msg, st, 0, p.now); err != nil {
 			b.Fatal(err)
 		}
 		if i%32 == 31 {
@@ -66,25 +66,12 @@ func BenchmarkReliable1200(b *testing.B) {
 	}
 }
 
+// BenchmarkReliable1200 is the engine's own cost per reliable 1200-byte
+// message, send to delivery and ack, without sockets or encryption.
+func BenchmarkReliable1200(b *testing.B) { benchMessages(b, 1200, Reliable) }
+
 // BenchmarkUnreliable100 is the cost per small unreliable message.
-func BenchmarkUnreliable100(b *testing.B) {
-	p := newBenchPair()
-	msg := make([]byte, 100)
-	b.SetBytes(int64(len(msg)))
-	b.ReportAllocs()
-	for i := 0; i < b.N; i++ {
-		if err := p.a.Send(msg, Unreliable, 0, p.now); err != nil {
-			b.Fatal(err)
-		}
-		if i%32 == 31 {
-			p.exchange()
-		}
-	}
-	p.exchange()
-	if p.got != b.N {
-		b.Fatalf("delivered %d of %d", p.got, b.N)
-	}
-}
+func BenchmarkUnreliable100(b *testing.B) { benchMessages(b, 100, Unreliable) }
 
 // BenchmarkReliable1MiB is the cost of one maximal message, fragmented
 // and reassembled.

@@ -93,14 +93,7 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 			t.Fatalf("second Close = %v, want net.ErrClosed", err)
 		}
 	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for runtime.NumGoroutine() > before {
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<16)
-			t.Fatalf("%d goroutines before, %d after Close:\n%s", before, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitGoroutines(t, before)
 }
 
 func TestNewValidatesConfig(t *testing.T) {
@@ -224,5 +217,19 @@ func TestHostileDatagramsChangeNothing(t *testing.T) {
 	st, _ := b.GetP2PSessionState(1)
 	if port := uint16(a.LocalAddr().(*net.UDPAddr).Port); !st.ConnectionActive || st.RemotePort != port {
 		t.Fatalf("the path moved to the attacker: %+v", st)
+	}
+}
+
+// waitGoroutines waits until no more goroutines run than before, and fails
+// with every stack if that does not happen within 10 s.
+func waitGoroutines(t *testing.T, before int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for runtime.NumGoroutine() > before {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<16)
+			t.Fatalf("%d goroutines before, %d after Close:\n%s", before, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
