@@ -943,7 +943,8 @@ func (m *Manager) RelayReady(now time.Time) {
 	m.lock(now)
 	defer m.mu.Unlock()
 	for _, s := range m.table.Values() {
-		m.permit(s) // a new allocation starts with no permissions
+		m.reclassify(s) // our relay's address is known now
+		m.permit(s)     // a new allocation starts with no permissions
 		m.prunePairs(s, func(p pair) bool { return p.side == sideRelay })
 		connecting := s.initiated && s.phase == phaseConnecting && !s.peerKnowsUs
 		relayed := s.phase == phaseEstablished && s.path.relayed()

@@ -89,7 +89,16 @@ func (m *Manager) setCandidates(s *session, addrs, relayed []netip.AddrPort) {
 	}
 	// Pairs on a relayed address the peer no longer announces died with
 	// its allocation.
-	m.prunePairs(s, func(p pair) bool { return p.kind == candRelay && !containsAddr(relayed, p.addr) })
+	m.reclassify(s)
+	announced := func(a netip.AddrPort) bool {
+		for _, c := range old {
+			if c.addr == a && c.kind == candRelay {
+				return true
+			}
+		}
+		return false
+	}
+	m.prunePairs(s, func(p pair) bool { return announced(p.addr) && !containsAddr(relayed, p.addr) })
 	for _, c := range old {
 		if c.kind == candPrflx {
 			s.addCandidate(c.addr, candPrflx)
@@ -147,7 +156,7 @@ func (m *Manager) learnPrflx(s *session, a netip.AddrPort) {
 // not yet announced), which counts as relayed (C50, C52).
 func (m *Manager) kindOf(s *session, a netip.AddrPort) candKind {
 	for _, c := range s.candidates {
-		if c.addr == a {
+		if c.addr == a && c.kind != candPrflx {
 			return c.kind
 		}
 	}
@@ -160,6 +169,22 @@ func (m *Manager) kindOf(s *session, a netip.AddrPort) candKind {
 		}
 	}
 	return candPrflx
+}
+
+// reclassify files every pair again under what is known now of relays: an
+// address first seen unannounced may since have turned out to sit on one.
+func (m *Manager) reclassify(s *session) {
+	for i := range s.pairs {
+		s.pairs[i].kind = m.kindOf(s, s.pairs[i].addr)
+	}
+	if s.path.valid() {
+		s.path.kind = m.kindOf(s, s.path.addr)
+	}
+	for i := range s.candidates {
+		if s.candidates[i].kind == candPrflx {
+			s.candidates[i].kind = m.kindOf(s, s.candidates[i].addr)
+		}
+	}
 }
 
 // permit lets the peer's public and relayed addresses reach our relayed
