@@ -801,6 +801,10 @@ func (e *Engine) sendLimit() uint64 {
 	return e.peerMaxOffset
 }
 
+// InFlight reports whether packets that ask for an ACK are outstanding:
+// the path is busy, and what is sent now can wait for a batch.
+func (e *Engine) InFlight() bool { return e.cc.elicitingInFlight > 0 }
+
 func (e *Engine) canSendStream() bool { return e.cc.inFlight < e.cc.cwnd }
 
 // appendStream appends a STREAM frame with stream bytes [start, end).

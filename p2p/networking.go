@@ -25,6 +25,7 @@ import (
 
 	"github.com/p2pcompat/p2pcompat/callbacks"
 	"github.com/p2pcompat/p2pcompat/channels"
+	"github.com/p2pcompat/p2pcompat/internal/gso"
 	"github.com/p2pcompat/p2pcompat/internal/seal"
 	"github.com/p2pcompat/p2pcompat/internal/ttl"
 	"github.com/p2pcompat/p2pcompat/internal/wire"
@@ -49,6 +50,7 @@ type Networking struct {
 	stun      stunState
 	server    netip.AddrPort // the rendezvous
 	sim       *simulator     // nil unless Config.Simulate simulates something
+	seg       segIO
 	closed    atomic.Bool
 	closeOnce sync.Once
 	done      chan struct{}
@@ -88,6 +90,7 @@ func New(cfg Config) (*Networking, error) {
 	n.stun.done = make(chan struct{})
 	n.server = server
 	n.udp, _ = conn.(*net.UDPConn)
+	n.setupSocket()
 	if cfg.Simulate.enabled() {
 		n.sim = newSimulator(n, cfg.Simulate)
 	}
@@ -99,6 +102,7 @@ func New(cfg Config) (*Networking, error) {
 		RequestRepeat:     cfg.SessionRequestRepeat,
 		MaxSessions:       cfg.MaxSessions,
 		ForceRelay:        cfg.ForceRelay,
+		DeferWrites:       true,
 		Engine: channels.Config{
 			SendBufferSize: cfg.SendBufferSize,
 			RecvWindow:     cfg.RecvBufferSize,
@@ -133,8 +137,9 @@ func New(cfg Config) (*Networking, error) {
 		conn.Close()
 		return nil, fmt.Errorf("p2p: %w", err)
 	}
-	n.wg.Add(3)
+	n.wg.Add(4)
 	go n.readLoop()
+	go n.writeLoop()
 	go n.timerLoop()
 	go n.relayLoop()
 	if n.sim != nil {
@@ -337,17 +342,27 @@ func (e *env) Lookup(target session.SteamID, sessionID uint64) {
 }
 
 // readLoop is the one reader of the socket: it hands each datagram to the
-// rendezvous client or the session table by its first byte.
+// rendezvous client or the session table by its first byte. One read may
+// return a run of coalesced datagrams from one sender (UDP_GRO); the peer
+// datagrams of a read go to the session table together.
 func (n *Networking) readLoop() {
 	defer n.wg.Done()
 	buf := make([]byte, 64<<10)
+	oob := make([]byte, gso.ControlLen)
+	batch := make([]session.Inbound, 0, gso.MaxSegments)
 	for {
 		var from netip.AddrPort
-		var sz int
+		var sz, oobn, seg int
 		var err error
-		if n.udp != nil {
+		switch {
+		case n.seg.recv:
+			sz, oobn, _, from, err = n.udp.ReadMsgUDPAddrPort(buf, oob)
+			if err == nil {
+				seg = gso.ReadControl(oob[:oobn])
+			}
+		case n.udp != nil:
 			sz, from, err = n.udp.ReadFromUDPAddrPort(buf)
-		} else {
+		default:
 			var a net.Addr
 			sz, a, err = n.conn.ReadFrom(buf)
 			if ua, ok := a.(*net.UDPAddr); ok {
@@ -362,22 +377,53 @@ func (n *Networking) readLoop() {
 			continue
 		}
 		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
-		b := buf[:sz]
-		if wire.IsSTUN(b) || wire.IsChannelData(b) {
-			if !n.handleTURN(b, from) {
-				n.handleSTUN(b, from)
-			}
-			continue
+		if seg <= 0 || seg >= sz {
+			seg = sz
 		}
-		switch k, _ := wire.Classify(b); k {
-		case wire.KindRendezvous:
-			n.rv.HandleInbound(b, from)
-		case wire.KindHandshake, wire.KindData:
-			if n.sim != nil {
-				n.sim.handle(simRecv, b, from)
+		now := time.Now()
+		for b := buf[:sz]; len(b) > 0; {
+			d := b[:min(seg, len(b))]
+			b = b[len(d):]
+			if wire.IsSTUN(d) || wire.IsChannelData(d) {
+				if !n.handleTURN(d, from) {
+					n.handleSTUN(d, from)
+				}
 				continue
 			}
-			n.mgr.HandlePacket(b, from, false, time.Now())
+			switch k, _ := wire.Classify(d); k {
+			case wire.KindRendezvous:
+				n.rv.HandleInbound(d, from)
+			case wire.KindHandshake, wire.KindData:
+				if n.sim != nil {
+					n.sim.handle(simRecv, d, from)
+					continue
+				}
+				batch = append(batch, session.Inbound{B: d, From: from})
+			}
+		}
+		switch len(batch) {
+		case 0:
+		case 1:
+			n.mgr.HandlePacket(batch[0].B, from, false, now)
+		default:
+			n.mgr.HandlePackets(batch, now)
+		}
+		clear(batch)
+		batch = batch[:0]
+	}
+}
+
+// writeLoop writes what sessions in the middle of a transfer send, so that
+// neither the game's thread nor the reader waits on the socket, and a
+// burst leaves in runs (see session.Config.DeferWrites).
+func (n *Networking) writeLoop() {
+	defer n.wg.Done()
+	for {
+		select {
+		case <-n.mgr.Output():
+			n.mgr.WriteOutput()
+		case <-n.done:
+			return
 		}
 	}
 }

@@ -18,7 +18,14 @@ type Config struct {
 	// from our socket, only through our TURN allocation, and only pairs on
 	// it count. Relaying is then allowed whatever AllowP2PPacketRelay says.
 	ForceRelay bool
-	Engine     channels.Config
+	// DeferWrites is set by an owner that runs a goroutine calling
+	// Manager.WriteOutput whenever Manager.Output fires. Data for a
+	// session with packets in flight is then left to that goroutine,
+	// so that a sender never waits on the socket in the middle of a
+	// transfer and what it sends leaves in runs; data on an idle path,
+	// where latency is all that matters, is still written at once.
+	DeferWrites bool
+	Engine      channels.Config
 }
 
 func (c Config) withDefaults() Config {

@@ -51,6 +51,22 @@ type Env interface {
 	Lookup(target SteamID, sessionID uint64)
 }
 
+// SegmentWriter is an Env that can send a run of datagrams to one address
+// in one call, as UDP segmentation offload does: b holds them back to
+// back, each size bytes long but the last, which may be shorter. A bulk
+// transfer then costs one system call per few dozen packets instead of
+// one per packet. It is called with the Manager's lock held, like Env.
+type SegmentWriter interface {
+	WriteSegments(b []byte, size int, to netip.AddrPort)
+}
+
+// Inbound is one peer datagram for HandlePackets.
+type Inbound struct {
+	B        []byte
+	From     netip.AddrPort
+	ViaRelay bool // read from our TURN allocation
+}
+
 type phase uint8
 
 const (
@@ -108,6 +124,8 @@ type session struct {
 	lastError    SessionError
 	channels     map[int]struct{}
 	pending      bool      // counted in Manager.pending: unaccepted, from a stranger
+	dirty        bool      // in Manager.dirty: to flush when the batch in hand ends
+	starved      bool      // in Manager.starved: to flush when the outbox has room
 	due          time.Time // when the session next needs attention
 	queued       time.Time // the earliest timer-heap entry for it; zero if none
 }
@@ -142,6 +160,19 @@ type Manager struct {
 	wake   chan struct{}
 
 	pbuf, obuf, rbuf []byte
+
+	// While a batch of received datagrams is handled, sessions are only
+	// marked for flushing, and flushed once at its end: one ACK answers
+	// the whole batch, and what the ACKs free is sent in one run.
+	batching bool
+	dirty    []*session
+
+	// What is to be sent, and the state of its writing (see outbox.go).
+	out, outSpare         *outbox
+	writing               bool // a goroutine is writing an outbox
+	busy                  bool // data was flushed on a busy path: the writer may take it
+	outReady              chan struct{}
+	starved, starvedSpare []*session
 }
 
 // NewManager returns a Manager for the local user in cfg, sealing with keys
@@ -166,6 +197,8 @@ func NewManager(cfg Config, keys seal.KeyPair, env Env, cb *callbacks.Queue) *Ma
 		obuf:        make([]byte, 0, 2048),
 		rbuf:        make([]byte, 0, 2048),
 	}
+	m.out, m.outSpare = new(outbox), new(outbox)
+	m.outReady = make(chan struct{}, 1)
 	m.table, _ = simplelru.NewLRU[SteamID, *session](cfg.MaxSessions, m.onEvict)
 	// Users we have not accepted get at most a quarter of the table, so
 	// that strangers can never crowd out the sessions a game chose.
@@ -278,7 +311,7 @@ func (m *Manager) Send(remote SteamID, data []byte, st SendType, channel int, no
 		return err
 	}
 	m.lock(now)
-	defer m.mu.Unlock()
+	defer m.unlock()
 	if m.closed {
 		return net.ErrClosed
 	}
@@ -362,7 +395,7 @@ func (m *Manager) Accept(remote SteamID, now time.Time) bool {
 		return false
 	}
 	m.lock(now)
-	defer m.mu.Unlock()
+	defer m.unlock()
 	if m.closed || remote == m.cfg.SteamID {
 		return true
 	}
@@ -387,7 +420,7 @@ func (m *Manager) Accept(remote SteamID, now time.Time) bool {
 // Close ends the session with remote (C38); false if there is none.
 func (m *Manager) Close(remote SteamID, now time.Time) bool {
 	m.lock(now)
-	defer m.mu.Unlock()
+	defer m.unlock()
 	delete(m.preAccepted, remote)
 	s, ok := m.table.Peek(remote)
 	if !ok {
@@ -401,7 +434,7 @@ func (m *Manager) Close(remote SteamID, now time.Time) bool {
 // CloseChannel drops what waits on one channel from remote (C39).
 func (m *Manager) CloseChannel(remote SteamID, channel int, now time.Time) bool {
 	m.lock(now)
-	defer m.mu.Unlock()
+	defer m.unlock()
 	s, ok := m.table.Peek(remote)
 	if !ok {
 		return false
@@ -490,7 +523,7 @@ func (m *Manager) postRequest(s *session) {
 // State reports remote's session (C50).
 func (m *Manager) State(remote SteamID) (State, bool) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	defer m.unlock()
 	s, ok := m.table.Peek(remote)
 	if !ok {
 		return State{}, false
@@ -522,7 +555,7 @@ func (m *Manager) State(remote SteamID) (State, bool) {
 // OnLookup takes the rendezvous' answer to our lookup.
 func (m *Manager) OnLookup(r rendezvous.LookupResult, now time.Time) {
 	m.lock(now)
-	defer m.mu.Unlock()
+	defer m.unlock()
 	s, ok := m.table.Peek(SteamID(r.Target))
 	if !ok || s.phase == phaseFailed || s.phase == phaseEstablished {
 		return
@@ -550,7 +583,7 @@ func (m *Manager) OnLookup(r rendezvous.LookupResult, now time.Time) {
 // OnOffer takes an offer the rendezvous forwarded: remote is looking for us.
 func (m *Manager) OnOffer(o rendezvous.Offer, now time.Time) {
 	m.lock(now)
-	defer m.mu.Unlock()
+	defer m.unlock()
 	remote := SteamID(o.From)
 	if m.closed || remote == 0 || remote == m.cfg.SteamID || o.SessionID == 0 {
 		return
@@ -648,7 +681,7 @@ func (m *Manager) HandlePacket(b []byte, from netip.AddrPort, viaRelay bool, now
 	}
 	from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
 	m.lock(now)
-	defer m.mu.Unlock()
+	defer m.unlock()
 	if m.closed {
 		return
 	}
@@ -662,6 +695,45 @@ func (m *Manager) HandlePacket(b []byte, from netip.AddrPort, viaRelay bool, now
 	case wire.KindData:
 		m.onData(b, from, sd)
 	}
+}
+
+// HandlePackets takes several peer datagrams at once, as one read of the
+// socket returned them. It answers them together: one ACK for all, and
+// whatever they free sent in one run.
+func (m *Manager) HandlePackets(pkts []Inbound, now time.Time) {
+	m.lock(now)
+	defer m.unlock()
+	if m.closed {
+		return
+	}
+	m.batching = true
+	for _, p := range pkts {
+		k, ok := wire.Classify(p.B)
+		if !ok {
+			continue
+		}
+		from := netip.AddrPortFrom(p.From.Addr().Unmap(), p.From.Port())
+		sd := sideDirect
+		if p.ViaRelay {
+			sd = sideRelay
+		}
+		switch k {
+		case wire.KindHandshake:
+			m.onHandshake(p.B, from, sd)
+		case wire.KindData:
+			m.onData(p.B, from, sd)
+		}
+	}
+	m.batching = false
+	for i, s := range m.dirty {
+		m.dirty[i] = nil
+		s.dirty = false
+		if !s.freed {
+			m.flush(s)
+			m.schedule(s)
+		}
+	}
+	m.dirty = m.dirty[:0]
 }
 
 func (m *Manager) onHandshake(b []byte, from netip.AddrPort, sd side) {
@@ -903,11 +975,11 @@ func (m *Manager) writeHandshake(s *session, body hsBody, to *pair) {
 		m.write(out, s.path.side, s.path.addr)
 	case m.cfg.ForceRelay:
 		for _, c := range s.candidates {
-			m.env.RelayTo(out, c.addr)
+			m.emit(out, sideRelay, c.addr)
 		}
 	default:
 		for _, c := range s.candidates {
-			m.env.WriteTo(out, c.addr)
+			m.emit(out, sideDirect, c.addr)
 		}
 	}
 }
@@ -917,14 +989,32 @@ func (m *Manager) flush(s *session) {
 	if s.phase != phaseEstablished || s.engine == nil || s.keys == nil || !s.path.valid() {
 		return // without a path the engine keeps it all until one is found
 	}
+	if m.batching {
+		if !s.dirty {
+			s.dirty = true
+			m.dirty = append(m.dirty, s)
+		}
+		return
+	}
 	for {
+		if len(m.out.buf)+m.maxDatagram() > outboxCap {
+			// The writer empties the outbox and flushes us again.
+			if !s.starved {
+				s.starved = true
+				m.starved = append(m.starved, s)
+			}
+			return
+		}
+		busy := s.engine.InFlight()
 		pn, payload, ok := s.engine.NextPacket(m.pbuf, m.now)
 		if !ok {
 			return
 		}
-		out := appendDataHeader(m.obuf[:0], s.remoteID, pn)
-		out = s.keys.Seal(out, out[:dataHeaderLen], pn, payload)
-		m.write(out, s.path.side, s.path.addr)
+		m.busy = m.busy || busy
+		start := len(m.out.buf)
+		out := appendDataHeader(m.out.buf, s.remoteID, pn)
+		m.out.buf = s.keys.Seal(out, out[start:start+dataHeaderLen], pn, payload)
+		m.out.commit(start, s.path.side, s.path.addr, true)
 		s.lastSent = m.now
 	}
 }
@@ -941,7 +1031,7 @@ func (m *Manager) SetAllowRelay(allow bool) {
 // still connecting ask the rendezvous again, so that peers learn it.
 func (m *Manager) RelayReady(now time.Time) {
 	m.lock(now)
-	defer m.mu.Unlock()
+	defer m.unlock()
 	for _, s := range m.table.Values() {
 		m.reclassify(s) // our relay's address is known now
 		m.permit(s)     // a new allocation starts with no permissions
@@ -965,7 +1055,7 @@ func (m *Manager) RelayReady(now time.Time) {
 // for session sessionID, and has so opened its NAT toward us.
 func (m *Manager) OnDelivered(target SteamID, sessionID uint64, now time.Time) {
 	m.lock(now)
-	defer m.mu.Unlock()
+	defer m.unlock()
 	s, ok := m.table.Peek(target)
 	if !ok || s.localID != sessionID || s.peerOpened {
 		return

@@ -42,11 +42,24 @@ type node struct {
 	fails   []ConnectFail
 	openers int
 	sent    int // datagrams put on the wire at full TTL
+	runs    int // WriteSegments calls with more than one datagram
 }
 
 func (n *node) WriteTo(b []byte, to netip.AddrPort) {
 	n.sent++
 	n.w.wire = append(n.w.wire, datagram{n.addr, to, append([]byte(nil), b...)})
+}
+
+// WriteSegments makes the node a SegmentWriter, as the p2p socket is.
+func (n *node) WriteSegments(b []byte, size int, to netip.AddrPort) {
+	if len(b) > size {
+		n.runs++
+	}
+	for len(b) > 0 {
+		k := min(size, len(b))
+		n.WriteTo(b[:k], to)
+		b = b[k:]
+	}
 }
 
 func (n *node) WriteOpener(b []byte, to netip.AddrPort) bool { n.openers++; return true }

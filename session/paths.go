@@ -371,13 +371,7 @@ func (m *Manager) refreshPath(s *session) {
 }
 
 // write sends b on one pair.
-func (m *Manager) write(b []byte, sd side, to netip.AddrPort) {
-	if sd == sideRelay {
-		m.env.RelayTo(b, to)
-		return
-	}
-	m.env.WriteTo(b, to)
-}
+func (m *Manager) write(b []byte, sd side, to netip.AddrPort) { m.emit(b, sd, to) }
 
 // probe sends a hello, made by mk for each pair, on every pair worth
 // trying.
@@ -406,7 +400,7 @@ func (m *Manager) probe(s *session, mk func(sd side, to netip.AddrPort) []byte) 
 		// Only through our allocation, to every address of the peer.
 		if m.env.HasRelay() {
 			for _, c := range s.candidates {
-				m.env.RelayTo(mk(sideRelay, c.addr), c.addr)
+				m.emit(mk(sideRelay, c.addr), sideRelay, c.addr)
 			}
 		}
 		return
@@ -418,7 +412,7 @@ func (m *Manager) probe(s *session, mk func(sd side, to netip.AddrPort) []byte) 
 		}
 		switch c.kind {
 		case candHost, candRelay:
-			m.env.WriteTo(mk(sideDirect, c.addr), c.addr)
+			m.emit(mk(sideDirect, c.addr), sideDirect, c.addr)
 		default:
 			if !c.opened {
 				c.opened = true
@@ -427,11 +421,11 @@ func (m *Manager) probe(s *session, mk func(sd side, to netip.AddrPort) []byte) 
 				}
 			}
 			if public || s.noOpeners {
-				m.env.WriteTo(mk(sideDirect, c.addr), c.addr)
+				m.emit(mk(sideDirect, c.addr), sideDirect, c.addr)
 			}
 		}
 		if relay && c.kind != candHost {
-			m.env.RelayTo(mk(sideRelay, c.addr), c.addr)
+			m.emit(mk(sideRelay, c.addr), sideRelay, c.addr)
 		}
 	}
 }

@@ -22,7 +22,7 @@ func (m *Manager) push(ch int, p inPacket) {
 // Peek reports the size of the next packet on channel (C20).
 func (m *Manager) Peek(channel int) (int, bool) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	defer m.unlock()
 	q := m.queues[channel]
 	if q == nil || q.len() == 0 {
 		return 0, false
@@ -34,7 +34,7 @@ func (m *Manager) Peek(channel int) (int, bool) {
 // the caller decides about truncation (C21, C22).
 func (m *Manager) Read(channel int, now time.Time) (data []byte, remote SteamID, ok bool) {
 	m.lock(now)
-	defer m.mu.Unlock()
+	defer m.unlock()
 	q := m.queues[channel]
 	if q == nil || q.len() == 0 {
 		return nil, 0, false
@@ -62,7 +62,7 @@ func (m *Manager) consumed(p inPacket) {
 // the Manager closes. Check with Peek or Read after creating it.
 func (m *Manager) Wait(channel int) <-chan struct{} {
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	defer m.unlock()
 	w, ok := m.waiters[channel]
 	if !ok {
 		w = make(chan struct{})
@@ -79,7 +79,7 @@ func (m *Manager) Wait(channel int) <-chan struct{} {
 // waiters; later calls answer as closed.
 func (m *Manager) Shutdown(now time.Time) {
 	m.lock(now)
-	defer m.mu.Unlock()
+	defer m.unlock()
 	if m.closed {
 		return
 	}
@@ -99,14 +99,14 @@ func (m *Manager) Shutdown(now time.Time) {
 // Closed reports whether Shutdown ran.
 func (m *Manager) Closed() bool {
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	defer m.unlock()
 	return m.closed
 }
 
 // Len is the number of sessions in the table.
 func (m *Manager) Len() int {
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	defer m.unlock()
 	return m.table.Len()
 }
 

@@ -131,7 +131,11 @@ func (m *Manager) compactTimers() {
 // caller sleeps until then or until Wake fires.
 func (m *Manager) Deadline() time.Time {
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	defer m.unlock()
+	if m.outputPending() {
+		m.armed = pendingDeadline
+		return m.armed
+	}
 	for len(m.timers) > 0 && !m.timers[0].live() {
 		m.timers.pop()
 	}
@@ -148,7 +152,7 @@ func (m *Manager) Wake() <-chan struct{} { return m.wake }
 // OnTimer runs every session whose deadline has passed.
 func (m *Manager) OnTimer(now time.Time) {
 	m.lock(now)
-	defer m.mu.Unlock()
+	defer m.unlock()
 	if m.closed {
 		return
 	}

@@ -1,0 +1,72 @@
+package p2p
+
+import (
+	"errors"
+	"net/netip"
+	"os"
+	"syscall"
+
+	"github.com/p2pcompat/p2pcompat/internal/gso"
+)
+
+// segIO is the socket's segmentation offload state: whether sends may be
+// segmented (UDP_SEGMENT) and reads coalesced (UDP_GRO). Setting
+// P2PCOMPAT_DISABLE_GSO=1 in the environment turns both off, to compare
+// or to rule them out.
+type segIO struct {
+	send bool   // segmented sends work; cleared at the first that fails
+	recv bool   // reads may return coalesced datagrams
+	oob  []byte // the send control message; the Manager has one writer at a time
+}
+
+// socketBuffer is the kernel buffer asked for in each direction. The
+// default (about 200 KiB on Linux) overflows on a burst of a few GSO runs,
+// and every datagram lost there costs a sender a congestion episode. The
+// kernel caps the request at net.core.rmem_max and wmem_max.
+const socketBuffer = 4 << 20
+
+func (n *Networking) setupSocket() {
+	if n.udp == nil {
+		return
+	}
+	_ = n.udp.SetReadBuffer(socketBuffer)
+	_ = n.udp.SetWriteBuffer(socketBuffer)
+	if os.Getenv("P2PCOMPAT_DISABLE_GSO") == "1" {
+		return
+	}
+	n.seg.send = gso.Supported(n.udp)
+	n.seg.recv = gso.EnableGRO(n.udp)
+	n.seg.oob = make([]byte, gso.ControlLen)
+}
+
+// WriteSegments implements session.SegmentWriter: one system call for a
+// run of packets where the kernel can segment, one per packet where not.
+// The Manager calls it from one goroutine at a time, which is what makes
+// n.seg.oob and n.seg.send safe to use without a lock.
+func (e *env) WriteSegments(b []byte, size int, to netip.AddrPort) {
+	n := (*Networking)(e)
+	if n.sim == nil && n.seg.send && len(b) > size {
+		_, _, err := n.udp.WriteMsgUDPAddrPort(b, gso.SetSegmentControl(n.seg.oob, size), to)
+		if err == nil {
+			return
+		}
+		if n.closed.Load() {
+			return
+		}
+		// EIO is a device without checksum offload; EINVAL or
+		// EOPNOTSUPP, a kernel or path that refuses segmentation. Send
+		// this run one by one, and every later one too.
+		if errors.Is(err, syscall.EIO) || errors.Is(err, syscall.EINVAL) || errors.Is(err, syscall.EOPNOTSUPP) {
+			n.seg.send = false
+			n.log.Debug("p2p: segmented send refused; sending one datagram per call", "err", err)
+		} else {
+			n.log.Debug("p2p: write failed", "to", to, "err", err)
+			return
+		}
+	}
+	for len(b) > 0 {
+		k := min(size, len(b))
+		e.WriteTo(b[:k], to)
+		b = b[k:]
+	}
+}

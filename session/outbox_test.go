@@ -1,0 +1,100 @@
+package session
+
+import (
+	"bytes"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/p2pcompat/p2pcompat/channels"
+)
+
+// A bulk transfer leaves in runs of datagrams (one SegmentWriter call
+// each), and a flush that finds the outbox full resumes when a writer has
+// emptied it: with an outbox of a few packets, 20 messages of 30 KB arrive whole
+// and in order.
+func TestOutboxRunsAndStarvedFlushes(t *testing.T) {
+	defer func(c int) { outboxCap = c }(outboxCap)
+	outboxCap = 8 << 10
+	w := newWorld(t)
+	a, b := w.add(1, Config{}), w.add(2, Config{})
+	b.m.Accept(1, w.now)
+	a.send(2, "open")
+	w.advance(100*time.Millisecond, 10*time.Millisecond)
+	if got := b.read(); got != "open" {
+		t.Fatalf("read %q", got)
+	}
+	const count = 20
+	msg := func(i int) []byte { return bytes.Repeat([]byte(fmt.Sprintf("%04d", i)), 7500) }
+	for i := 0; i < count; i++ {
+		if err := a.m.Send(2, msg(i), channels.Reliable, 0, w.now); err != nil {
+			t.Fatalf("send %d: %v", i, err)
+		}
+	}
+	got := 0
+	for step := 0; got < count && step < 10000; step++ {
+		w.pump()
+		for {
+			d, _, ok := b.m.Read(0, w.now)
+			if !ok {
+				break
+			}
+			if !bytes.Equal(d, msg(got)) {
+				t.Fatalf("message %d: got %q...", got, d[:8])
+			}
+			got++
+		}
+		w.advance(time.Millisecond, time.Millisecond)
+	}
+	if got != count {
+		t.Fatalf("%d of %d messages arrived", got, count)
+	}
+	if a.runs == 0 {
+		t.Fatal("no run of datagrams was written in one call")
+	}
+	if len(a.m.starved) != 0 || len(a.m.out.ents) != 0 {
+		t.Fatalf("left behind: %d starved sessions, %d outbox entries", len(a.m.starved), len(a.m.out.ents))
+	}
+}
+
+// With DeferWrites, data sent while earlier data is in flight is left to
+// the writer goroutine (Output fires, WriteOutput writes it); data on an
+// idle path is written by Send itself.
+func TestDeferWritesLeavesBusyDataToTheWriter(t *testing.T) {
+	w := newWorld(t)
+	a, b := w.add(1, Config{DeferWrites: true}), w.add(2, Config{})
+	b.m.Accept(1, w.now)
+	a.send(2, "open")
+	for i := 0; i < 20 && b.read() != "open"; i++ {
+		w.pump()
+		a.m.WriteOutput()
+		w.advance(10*time.Millisecond, 10*time.Millisecond)
+	}
+	w.advance(100*time.Millisecond, 10*time.Millisecond) // everything acked: the path is idle
+	select {
+	case <-a.m.Output():
+	default:
+	}
+	before := a.sent
+	a.send(2, "first")
+	if a.sent != before+1 {
+		t.Fatalf("on an idle path Send wrote %d datagrams, want 1", a.sent-before)
+	}
+	a.send(2, "second")
+	if a.sent != before+1 {
+		t.Fatal("Send wrote while its first packet was in flight")
+	}
+	select {
+	case <-a.m.Output():
+	default:
+		t.Fatal("Output did not fire for the deferred packet")
+	}
+	a.m.WriteOutput()
+	if a.sent != before+2 {
+		t.Fatalf("WriteOutput wrote %d datagrams, want 1", a.sent-before-1)
+	}
+	w.pump()
+	if got := b.read() + "," + b.read(); got != "first,second" {
+		t.Fatalf("read %q", got)
+	}
+}
