@@ -3,6 +3,8 @@ package channels
 import (
 	"testing"
 	"time"
+
+	"github.com/p2pcompat/p2pcompat/internal/bufpool"
 )
 
 // benchPair is two established engines wired back to back: every packet
@@ -17,7 +19,7 @@ type benchPair struct {
 func newBenchPair() *benchPair {
 	p := &benchPair{now: time.Unix(1_700_000_000, 0), buf: make([]byte, 2048)}
 	p.a = New(Config{SendBufferSize: 64 << 20}, p.now, func(int, []byte) {})
-	p.b = New(Config{}, p.now, func(_ int, d []byte) { p.got++; p.b.Consumed(Cost(len(d))) })
+	p.b = New(Config{}, p.now, func(_ int, d []byte) { p.got++; p.b.Consumed(Cost(len(d))); bufpool.Put(d) })
 	p.a.SetEstablished(p.now)
 	p.b.SetEstablished(p.now)
 	return p

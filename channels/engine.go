@@ -4,6 +4,8 @@ import (
 	"errors"
 	"sort"
 	"time"
+
+	"github.com/p2pcompat/p2pcompat/internal/bufpool"
 )
 
 // SendType is the Steam send type: the values are the wire-compatible enum
@@ -143,7 +145,7 @@ type Engine struct {
 	established bool
 
 	// Send side.
-	chunks        []chunk
+	chunks        fifo[chunk]
 	writeOff      uint64 // end of the stream written so far
 	ackedOff      uint64 // every byte below is acknowledged
 	nextOff       uint64 // every byte below was sent at least once
@@ -152,7 +154,7 @@ type Engine struct {
 	retrans       rangeSet
 	peerMaxOffset uint64
 	nagleDeadline time.Time
-	unrel         []unrelMsg
+	unrel         fifo[unrelMsg]
 	unrelBytes    int
 
 	nextPN          uint64
@@ -239,7 +241,7 @@ func (e *Engine) Send(data []byte, st SendType, channel int, now time.Time) erro
 		if queued > 0 && queued+len(data) > e.cfg.SendBufferSize {
 			return ErrSendBufferFull
 		}
-		e.unrel = append(e.unrel, unrelMsg{channel, append([]byte(nil), data...)})
+		e.unrel.push(unrelMsg{channel, append(bufpool.Get(len(data))[:0], data...)})
 		e.unrelBytes += len(data)
 		return nil
 	}
@@ -247,11 +249,11 @@ func (e *Engine) Send(data []byte, st SendType, channel int, now time.Time) erro
 	if queued > 0 && queued+n > e.cfg.SendBufferSize {
 		return ErrSendBufferFull
 	}
-	b := make([]byte, 0, n)
+	b := bufpool.Get(n)[:0]
 	b = appendUvarint(b, uint64(channel))
 	b = appendUvarint(b, uint64(len(data)))
 	b = append(b, data...)
-	e.chunks = append(e.chunks, chunk{e.writeOff, b})
+	e.chunks.push(chunk{e.writeOff, b})
 	e.writeOff += uint64(n)
 	if st == ReliableWithBuffering {
 		if e.writeOff-e.flushOff >= uint64(e.cfg.NagleThreshold) {
@@ -281,7 +283,7 @@ func (e *Engine) Established() bool { return e.established }
 // Queued reports what waits in the send queue: bytes and messages not yet
 // acknowledged (reliable) or not yet sent (unreliable).
 func (e *Engine) Queued() (bytes, packets int) {
-	return int(e.writeOff-e.ackedOff) + e.unrelBytes, len(e.chunks) + len(e.unrel)
+	return int(e.writeOff-e.ackedOff) + e.unrelBytes, e.chunks.len() + e.unrel.len()
 }
 
 // Ping asks for one ack-eliciting packet, the session's keepalive.
@@ -359,7 +361,7 @@ func (e *Engine) HandlePacket(pn uint64, payload []byte, now time.Time) error {
 			eliciting = true
 			if c := Cost(len(data)); e.unread+c <= e.cfg.RecvWindow {
 				e.unread += c
-				e.deliver(int(ch), append([]byte(nil), data...))
+				e.deliver(int(ch), append(bufpool.Get(len(data))[:0], data...))
 			}
 		case frameStream:
 			off := r.uvarint()
@@ -427,7 +429,7 @@ func (e *Engine) onStream(off uint64, data []byte) error {
 			return errNoRoom
 		}
 		e.oooSet.gaps(off, end, func(a, b uint64) {
-			piece := append([]byte(nil), data[a-off:b-off]...)
+			piece := append(bufpool.Get(int(b - a))[:0], data[a-off:b-off]...)
 			i := sort.Search(len(e.ooo), func(i int) bool { return e.ooo[i].off > a })
 			e.ooo = append(e.ooo, chunk{})
 			copy(e.ooo[i+1:], e.ooo[i:])
@@ -445,9 +447,12 @@ func (e *Engine) onStream(off uint64, data []byte) error {
 		e.ooo = e.ooo[1:]
 		cend := c.off + uint64(len(c.b))
 		if cend <= e.recvOff {
+			bufpool.Put(c.b)
 			continue
 		}
-		if err := e.consumeStream(c.b[e.recvOff-c.off:]); err != nil {
+		err := e.consumeStream(c.b[e.recvOff-c.off:])
+		bufpool.Put(c.b) // the parser copied what it needed
+		if err != nil {
 			return err
 		}
 	}
@@ -521,15 +526,12 @@ func (e *Engine) advanceAcked() {
 		e.acked.dropBelow(e.ackedOff)
 		e.retrans.dropBelow(e.ackedOff)
 	}
-	i := 0
-	for i < len(e.chunks) && e.chunks[i].off+uint64(len(e.chunks[i].b)) <= e.ackedOff {
-		e.chunks[i] = chunk{}
+	i, live := 0, e.chunks.live()
+	for i < len(live) && live[i].off+uint64(len(live[i].b)) <= e.ackedOff {
+		bufpool.Put(live[i].b)
 		i++
 	}
-	e.chunks = e.chunks[i:]
-	if len(e.chunks) == 0 {
-		e.chunks = nil
-	}
+	e.chunks.drop(i)
 }
 
 func (e *Engine) detectLoss(now time.Time) {
@@ -682,7 +684,7 @@ func (e *Engine) NextPacket(buf []byte, now time.Time) (pn uint64, payload []byt
 	eliciting := false
 
 	wantAck := e.ackPending && (e.ackNow || !e.ackDeadline.IsZero() && !now.Before(e.ackDeadline))
-	hasWork := len(e.unrel) > 0 || e.pingWanted || e.probes > 0 ||
+	hasWork := !e.unrel.empty() || e.pingWanted || e.probes > 0 ||
 		(e.canSendStream() && (!e.retrans.empty() || e.nextOff < e.sendLimit()))
 	if e.ackPending && hasWork {
 		wantAck = true // piggyback
@@ -695,8 +697,8 @@ func (e *Engine) NextPacket(buf []byte, now time.Time) (pn uint64, payload []byt
 	}
 
 	// Unreliable messages first: they are the latency-sensitive ones.
-	for len(e.unrel) > 0 {
-		m := e.unrel[0]
+	for !e.unrel.empty() {
+		m := *e.unrel.front()
 		need := 1 + uvarintLen(uint64(m.ch)) + uvarintLen(uint64(len(m.data))) + len(m.data)
 		if len(b)+need > max {
 			break
@@ -705,13 +707,10 @@ func (e *Engine) NextPacket(buf []byte, now time.Time) (pn uint64, payload []byt
 		b = appendUvarint(b, uint64(m.ch))
 		b = appendUvarint(b, uint64(len(m.data)))
 		b = append(b, m.data...)
-		e.unrel[0] = unrelMsg{}
-		e.unrel = e.unrel[1:]
+		bufpool.Put(m.data)
+		e.unrel.drop(1)
 		e.unrelBytes -= len(m.data)
 		eliciting = true
-	}
-	if len(e.unrel) == 0 {
-		e.unrel = nil
 	}
 
 	probing := e.probes > 0
@@ -812,11 +811,12 @@ func (e *Engine) appendStream(b []byte, start, end uint64) []byte {
 	b = append(b, frameStream)
 	b = appendUvarint(b, start)
 	b = appendUvarint(b, end-start)
-	i := sort.Search(len(e.chunks), func(i int) bool {
-		return e.chunks[i].off+uint64(len(e.chunks[i].b)) > start
+	chunks := e.chunks.live()
+	i := sort.Search(len(chunks), func(i int) bool {
+		return chunks[i].off+uint64(len(chunks[i].b)) > start
 	})
-	for off := start; off < end && i < len(e.chunks); i++ {
-		c := e.chunks[i]
+	for off := start; off < end && i < len(chunks); i++ {
+		c := chunks[i]
 		from := off - c.off
 		to := uint64(len(c.b))
 		if c.off+to > end {
@@ -826,4 +826,42 @@ func (e *Engine) appendStream(b []byte, start, end uint64) []byte {
 		off = c.off + to
 	}
 	return b
+}
+
+// fifo is a queue that reuses its array: items leave from the front by
+// moving head, and the live part moves back to the start once half the
+// array is dead or the queue empties. A queue that empties after every
+// packet then allocates nothing; an emptied queue with a large array lets
+// it go, so that an idle session holds little.
+type fifo[T any] struct {
+	items []T
+	head  int
+}
+
+// keepQueue is the largest array an emptied fifo keeps.
+const keepQueue = 64
+
+func (q *fifo[T]) len() int    { return len(q.items) - q.head }
+func (q *fifo[T]) live() []T   { return q.items[q.head:] }
+func (q *fifo[T]) front() *T   { return &q.items[q.head] }
+func (q *fifo[T]) push(v T)    { q.items = append(q.items, v) }
+func (q *fifo[T]) empty() bool { return q.head == len(q.items) }
+
+// drop removes the first n items.
+func (q *fifo[T]) drop(n int) {
+	clear(q.items[q.head : q.head+n])
+	q.head += n
+	switch {
+	case q.head == len(q.items):
+		q.head = 0
+		if cap(q.items) > keepQueue {
+			q.items = nil
+		} else {
+			q.items = q.items[:0]
+		}
+	case q.head > 32 && q.head*2 > len(q.items):
+		k := copy(q.items, q.items[q.head:])
+		clear(q.items[k:])
+		q.items, q.head = q.items[:k], 0
+	}
 }

@@ -1,6 +1,10 @@
 package channels
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+
+	"github.com/p2pcompat/p2pcompat/internal/bufpool"
+)
 
 // parser cuts the reliable stream back into messages. The stream arrives in
 // arbitrary pieces, so a message header may straddle two STREAM frames.
@@ -12,6 +16,9 @@ type parser struct {
 	msg   []byte
 	need  int
 }
+
+// growFrom is the largest buffer a message header alone obtains.
+const growFrom = 64 << 10
 
 // feed consumes b and calls deliver for each completed message.
 func (p *parser) feed(b []byte, deliver func(ch int, msg []byte)) error {
@@ -40,9 +47,10 @@ func (p *parser) feed(b []byte, deliver func(ch int, msg []byte)) error {
 			p.hn = 0
 			p.ch = int(ch)
 			p.need = int(size)
-			// Grow with the data rather than trusting the declared size:
-			// a header alone must not pin a megabyte.
-			p.msg = make([]byte, 0, min(size, 4096))
+			// Up to 64 KiB the message's buffer comes whole from the
+			// pool; beyond, it grows with the data rather than trusting
+			// the declared size: a header alone must not pin a megabyte.
+			p.msg = bufpool.Get(min(int(size), growFrom))[:0]
 			p.inMsg = true
 			if size == 0 {
 				p.inMsg = false
@@ -54,6 +62,12 @@ func (p *parser) feed(b []byte, deliver func(ch int, msg []byte)) error {
 		n := p.need - len(p.msg)
 		if n > len(b) {
 			n = len(b)
+		}
+		if len(p.msg)+n > cap(p.msg) {
+			grown := bufpool.Get(min(p.need, 2*cap(p.msg)))[:len(p.msg)]
+			copy(grown, p.msg)
+			bufpool.Put(p.msg)
+			p.msg = grown
 		}
 		p.msg = append(p.msg, b[:n]...)
 		b = b[n:]

@@ -485,12 +485,33 @@ func (n *Networking) ReadP2PPacket(dest []byte, channel int) (size uint32, remot
 	if channel < 0 || n.closed.Load() {
 		return 0, 0, false
 	}
-	data, remote, ok := n.mgr.Read(channel, time.Now())
+	c, _, remote, ok := n.mgr.ReadInto(dest, channel, time.Now())
 	if !ok {
 		return 0, 0, false
 	}
-	return uint32(copy(dest, data)), remote, true
+	return uint32(c), remote, true
 }
+
+// PacketReady returns a channel that is closed once a packet waits on
+// channel, or the Networking closes. It lets a reader that owns its
+// buffers block without polling: wait on it, then ReadP2PPacket until
+// that answers false, then ask for a new one.
+func (n *Networking) PacketReady(channel int) <-chan struct{} {
+	if channel < 0 {
+		return closedChan
+	}
+	w := n.mgr.Wait(channel)
+	if _, ok := n.mgr.Peek(channel); ok {
+		return closedChan // the waiter fires on the next arrival only
+	}
+	return w
+}
+
+var closedChan = func() chan struct{} {
+	ch := make(chan struct{})
+	close(ch)
+	return ch
+}()
 
 // Receive waits for the next packet on channel and returns it whole, until
 // ctx ends (ctx.Err()) or the Networking closes (net.ErrClosed).

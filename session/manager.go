@@ -13,6 +13,7 @@ import (
 
 	"github.com/p2pcompat/p2pcompat/callbacks"
 	"github.com/p2pcompat/p2pcompat/channels"
+	"github.com/p2pcompat/p2pcompat/internal/bufpool"
 	"github.com/p2pcompat/p2pcompat/internal/seal"
 	"github.com/p2pcompat/p2pcompat/internal/wire"
 	"github.com/p2pcompat/p2pcompat/rendezvous"
@@ -479,6 +480,7 @@ func (m *Manager) dropUnread(remote SteamID, channel int, oneChannel bool) {
 		}
 		for _, p := range q.removeIf(func(p *inPacket) bool { return p.remote == remote }) {
 			m.consumed(p) // dropped unread is read as far as the window goes
+			bufpool.Put(p.data)
 		}
 		if q.len() == 0 {
 			m.dropQueue(ch, q)

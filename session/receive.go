@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/p2pcompat/p2pcompat/channels"
+	"github.com/p2pcompat/p2pcompat/internal/bufpool"
 )
 
 func (m *Manager) push(ch int, p inPacket) {
@@ -45,6 +46,26 @@ func (m *Manager) Read(channel int, now time.Time) (data []byte, remote SteamID,
 	}
 	m.consumed(p)
 	return p.data, p.remote, true
+}
+
+// ReadInto pops the next packet on channel into dest, as much of it as
+// fits, and reports the packet's size. Unlike Read it recycles the
+// packet's buffer: nobody but dest ever sees it.
+func (m *Manager) ReadInto(dest []byte, channel int, now time.Time) (n, size int, remote SteamID, ok bool) {
+	m.lock(now)
+	defer m.unlock()
+	q := m.queues[channel]
+	if q == nil || q.len() == 0 {
+		return 0, 0, 0, false
+	}
+	p := q.pop()
+	if q.len() == 0 {
+		m.dropQueue(channel, q)
+	}
+	m.consumed(p)
+	n = copy(dest, p.data)
+	bufpool.Put(p.data)
+	return n, len(p.data), p.remote, true
 }
 
 // consumed returns a packet's share of its sender's receive window.
