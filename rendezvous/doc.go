@@ -74,4 +74,11 @@
 // Every datagram the server receives counts against a token bucket of its
 // source address before anything else looks at it; what is over it is
 // dropped (ServerConfig.RateLimit and RelayRateLimit; see ratelimit.go).
+//
+// The server counts what it does, for its operator: datagrams and bytes in
+// and out, registrations accepted and refused, lookups by answer, offers,
+// what it drops and why, users online, and the embedded relay's
+// allocations and traffic. The counters are atomics, added to where things
+// happen, and Server.Stats reads them into a ServerStats;
+// cmd/p2pcompat-server serves them as Prometheus metrics.
 package rendezvous

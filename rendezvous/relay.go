@@ -14,7 +14,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/pion/logging"
@@ -302,36 +301,62 @@ func (u *relayUsers) get(src netip.AddrPort) (uint64, bool) {
 // relaySockets is the embedded relay's RelayAddressGenerator: pion's
 // static one, with a cap on how many relay sockets are open at once, since
 // every allocation holds one and anyone with credentials can ask for many.
+// It counts the allocations, open ones in stats.relayOpen, and the traffic
+// on their sockets.
 type relaySockets struct {
 	turn.RelayAddressGeneratorStatic
-	max  int64
-	open atomic.Int64
+	max   int64
+	stats *counters
 }
 
 var errRelayFull = errors.New("rendezvous: relay allocation limit reached")
 
 func (g *relaySockets) AllocatePacketConn(network string, port int) (net.PacketConn, net.Addr, error) {
-	if g.open.Add(1) > g.max {
-		g.open.Add(-1)
+	open := &g.stats.relayOpen
+	if open.Add(1) > g.max {
+		open.Add(-1)
+		g.stats.relayAllocsRefused.Add(1)
 		return nil, nil, errRelayFull
 	}
 	conn, addr, err := g.RelayAddressGeneratorStatic.AllocatePacketConn(network, port)
 	if err != nil {
-		g.open.Add(-1)
+		open.Add(-1)
 		return nil, nil, err
 	}
-	return &countedConn{PacketConn: conn, open: &g.open}, addr, nil
+	g.stats.relayAllocs.Add(1)
+	return &countedConn{PacketConn: conn, stats: g.stats}, addr, nil
 }
 
-// countedConn gives its place back when it closes.
+// countedConn is an allocation's relay socket. It counts what goes
+// through it, and gives its place back when it closes.
 type countedConn struct {
 	net.PacketConn
-	open *atomic.Int64
-	once sync.Once
+	stats *counters
+	once  sync.Once
+}
+
+// ReadFrom reads what a peer sent to the allocation.
+func (c *countedConn) ReadFrom(p []byte) (int, net.Addr, error) {
+	n, addr, err := c.PacketConn.ReadFrom(p)
+	if err == nil {
+		c.stats.relayFromPeers.Add(1)
+		c.stats.relayBytesFromPeers.Add(uint64(n))
+	}
+	return n, addr, err
+}
+
+// WriteTo sends what the client relays to a peer it has a permission for.
+func (c *countedConn) WriteTo(p []byte, addr net.Addr) (int, error) {
+	n, err := c.PacketConn.WriteTo(p, addr)
+	if err == nil {
+		c.stats.relayToPeers.Add(1)
+		c.stats.relayBytesToPeers.Add(uint64(n))
+	}
+	return n, err
 }
 
 func (c *countedConn) Close() error {
-	c.once.Do(func() { c.open.Add(-1) })
+	c.once.Do(func() { c.stats.relayOpen.Add(-1) })
 	return c.PacketConn.Close()
 }
 

@@ -243,12 +243,13 @@ func resolveTURN(cfg *ServerConfig) ([]netip.AddrPort, error) {
 // Server is a rendezvous server on its own UDP socket, which also answers
 // STUN Binding requests and, with ServerConfig.RelayIP, is a TURN relay.
 type Server struct {
-	conn net.PacketConn
-	udp  *net.UDPConn // conn, when it is a real socket: allocation-free I/O
-	tab  *table
-	log  *slog.Logger
-	stun stunResponder // the reader's
-	rate *rateLimiter  // the reader's
+	conn  net.PacketConn
+	udp   *net.UDPConn // conn, when it is a real socket: allocation-free I/O
+	tab   *table
+	log   *slog.Logger
+	stun  stunResponder // the reader's
+	rate  *rateLimiter  // the reader's
+	stats *counters     // the table's
 
 	// The embedded relay, if any: pion's TURN server, reading from
 	// turnConn what the reader hands it.
@@ -300,6 +301,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		done:       make(chan struct{}),
 	}
 	s.udp, _ = conn.(*net.UDPConn)
+	s.stats = s.tab.stats
 	if len(cfg.Secret) > 0 {
 		s.tab.tokens = newTokenChecker(cfg.Secret)
 	} else {
@@ -363,7 +365,8 @@ func (s *Server) startRelays(cfg *ServerConfig, external []netip.AddrPort) error
 						Address:      bind,
 						Net:          cfg.Net,
 					},
-					max: int64(cfg.MaxRelayAllocations),
+					max:   int64(cfg.MaxRelayAllocations),
+					stats: s.stats,
 				},
 				PermissionHandler: contactPermissions(relayIP, users, s.tab, s.log),
 			}},
@@ -432,13 +435,23 @@ func (s *Server) readFrom(b []byte) (int, netip.AddrPort, error) {
 	return n, ua.AddrPort(), nil
 }
 
+// writeTo sends b to `to` on the server's socket, and counts it.
 func (s *Server) writeTo(b []byte, to netip.AddrPort) error {
+	var err error
 	if s.udp != nil {
-		_, err := s.udp.WriteToUDPAddrPort(b, to)
+		_, err = s.udp.WriteToUDPAddrPort(b, to)
+	} else {
+		_, err = s.conn.WriteTo(b, net.UDPAddrFromAddrPort(to))
+	}
+	if err != nil {
+		if !s.closed() {
+			s.stats.writeErrors.Add(1)
+		}
 		return err
 	}
-	_, err := s.conn.WriteTo(b, net.UDPAddrFromAddrPort(to))
-	return err
+	s.stats.datagramsOut.Add(1)
+	s.stats.bytesOut.Add(uint64(len(b)))
+	return nil
 }
 
 func (s *Server) readLoop() {
@@ -451,15 +464,20 @@ func (s *Server) readLoop() {
 			if s.closed() || errors.Is(err, net.ErrClosed) {
 				return
 			}
+			s.stats.readErrors.Add(1)
 			s.log.Warn("rendezvous: read failed", "err", err)
 			continue
 		}
+		s.stats.datagramsIn.Add(1)
+		s.stats.bytesIn.Add(uint64(n))
 		b := buf[:n]
 		now := time.Now()
-		// Counted before anything looks at it; what is of no protocol we
-		// speak, or from a source that sends nothing legitimate, is
-		// dropped below uncounted.
+		// Counted against the source's rate limit before anything looks
+		// at it; what is of no protocol we speak, or from a source that
+		// sends nothing legitimate, is dropped below without costing the
+		// source anything.
 		if class, ok := s.classify(b); ok && validCandidate(canonical(from)) && !s.rate.allow(canonical(from), class, now) {
+			s.stats.rateLimited.Add(1)
 			s.log.Debug("rendezvous: over the rate limit, dropped datagram", "from", from, "len", n)
 			continue
 		}
@@ -474,19 +492,26 @@ func (s *Server) readLoop() {
 			}
 		case !validCandidate(canonical(from)):
 			// Nothing legitimate comes from port 0 or a multicast group.
+			s.stats.unrecognized.Add(1)
 		case isSTUN(b) && isBindingRequest(b):
 			// Answered here whether or not a relay runs, and never handed
 			// to the relay, so that it is answered once.
-			if resp := s.stun.answer(b, from); resp != nil {
-				if err := s.writeTo(resp, from); err != nil {
-					s.log.Debug("rendezvous: write failed", "to", from, "err", err)
-				}
+			resp := s.stun.answer(b, from)
+			if resp == nil {
+				s.stats.malformed.Add(1)
+				break
+			}
+			s.stats.stunBindings.Add(1)
+			if err := s.writeTo(resp, from); err != nil {
+				s.log.Debug("rendezvous: write failed", "to", from, "err", err)
 			}
 		case s.turnConn != nil && (isSTUN(b) || isChannelData(b)):
 			if !s.turnConn.deliver(b, from) {
+				s.stats.relayQueueFull.Add(1)
 				s.log.Debug("rendezvous: relay queue full, dropped datagram", "from", from)
 			}
 		default:
+			s.stats.unrecognized.Add(1)
 			s.log.Debug("rendezvous: dropped datagram of unknown kind", "from", from, "len", n)
 		}
 	}

@@ -109,6 +109,9 @@ type table struct {
 	// relay to an IP at all; the table then keeps contacts among those.
 	relayable func(netip.Addr) bool
 
+	// stats counts what the table does; never nil.
+	stats *counters
+
 	mu      sync.Mutex
 	regs    map[uint64]*registration
 	byAge   *list.List // of *registration, least recently refreshed first
@@ -126,6 +129,7 @@ func newTable(priv *ecdh.PrivateKey, ttl time.Duration, max int, allowed []uint3
 		byAge:   list.New(),
 		retired: retiredKeys{max: max, tx: make(map[[32]byte]uint64)},
 		mac:     newMacer(),
+		stats:   newCounters(allowed),
 	}
 	copy(t.pub[:], priv.PublicKey().Bytes())
 	if len(allowed) > 0 {
@@ -147,6 +151,7 @@ func (t *table) len() int {
 func (t *table) remove(r *registration) {
 	t.byAge.Remove(r.elem)
 	delete(t.regs, r.steamID)
+	t.stats.left(r.appID)
 	if r.authed {
 		t.retired.add(r.publicKey, r.lastTx)
 	}
@@ -230,12 +235,23 @@ func (t *table) macKey(r *registration, pub [32]byte, steamID uint64) (key [32]b
 
 // authentic reports whether m, received as b, may speak for r: MAC'd under
 // r's key, or unauthenticated while r is.
+//
+// What is not authentic is counted: as a bad MAC, or as unauthorized
+// without one.
 func (t *table) authentic(r *registration, m *message, b []byte) bool {
 	if !m.hasMAC {
-		return !r.authed
+		if r.authed {
+			t.stats.unauthorized.Add(1)
+			return false
+		}
+		return true
 	}
 	key, ok := t.macKey(r, r.publicKey, r.steamID)
-	return ok && t.mac.verify(b, &key)
+	if !ok || !t.mac.verify(b, &key) {
+		t.stats.badMAC.Add(1)
+		return false
+	}
+	return true
 }
 
 // expire drops every registration that has not been refreshed in time and
@@ -257,6 +273,7 @@ func (t *table) expireLocked(now time.Time) int {
 		t.remove(r)
 		n++
 	}
+	t.stats.expirations.Add(uint64(n))
 	return n
 }
 
@@ -270,6 +287,7 @@ func (t *table) live(id uint64, now time.Time) *registration {
 	}
 	if !now.Before(r.expires) {
 		t.remove(r)
+		t.stats.expirations.Add(1)
 		return nil
 	}
 	return r
@@ -283,10 +301,12 @@ func (t *table) handle(b []byte, from netip.AddrPort, now time.Time, out []datag
 	if !validCandidate(from) {
 		// An answer to port 0 or to a multicast group could not be decoded
 		// by anyone legitimate; such sources are forged.
+		t.stats.unrecognized.Add(1)
 		return out
 	}
 	m, err := decode(b)
 	if err != nil {
+		t.stats.malformed.Add(1)
 		t.log.Debug("rendezvous: dropped datagram", "from", from, "err", err)
 		return out
 	}
@@ -300,11 +320,16 @@ func (t *table) handle(b []byte, from netip.AddrPort, now time.Time, out []datag
 	case msgOfferAck:
 		return t.offerAck(&m, b, from, now, out)
 	case msgUnregister:
-		if r := t.regs[m.steamID]; r != nil && r.observed == from && t.authentic(r, &m, b) {
+		r := t.regs[m.steamID]
+		if r == nil || r.observed != from {
+			t.stats.unauthorized.Add(1)
+		} else if t.authentic(r, &m, b) {
 			t.remove(r)
+			t.stats.unregistrations.Add(1)
 			t.log.Debug("rendezvous: unregistered", "steamID", m.steamID, "from", from)
 		}
 	default:
+		t.stats.malformed.Add(1)
 		t.log.Debug("rendezvous: dropped unexpected message", "type", m.typ, "from", from)
 	}
 	return out
@@ -323,6 +348,7 @@ func (t *table) seal(m *message, key *[32]byte, size int) []byte {
 // refuse answers a registration with a refusal, MAC'd under key if the
 // registration was authenticated under it.
 func (t *table) refuse(m *message, to netip.AddrPort, reason RefuseReason, key *[32]byte, out []datagram) []datagram {
+	t.stats.refuse(reason)
 	reply := message{typ: msgRefused, txID: m.txID, reason: reason}
 	return append(out, datagram{b: t.seal(&reply, key, maxRefusedLen), to: to})
 }
@@ -387,9 +413,11 @@ func (t *table) register(m *message, b []byte, from netip.AddrPort, now time.Tim
 	if m.hasMAC {
 		var ok bool
 		if key, ok = t.macKey(r, m.publicKey, m.steamID); !ok {
+			t.stats.badMAC.Add(1)
 			return out
 		}
 		if !t.mac.verify(b, &key) {
+			t.stats.badMAC.Add(1)
 			t.log.Debug("rendezvous: registration failed authentication", "steamID", m.steamID, "from", from)
 			return t.registered(m, from, nil, now, out)
 		}
@@ -412,16 +440,19 @@ func (t *table) register(m *message, b []byte, from netip.AddrPort, now time.Tim
 		case sameKey && r.authed:
 			if m.txID < r.lastTx || (m.txID == r.lastTx && from != r.observed) {
 				t.log.Debug("rendezvous: dropped stale registration", "steamID", m.steamID, "from", from)
+				t.stats.unauthorized.Add(1)
 				return out
 			}
 		case t.retired.stale(m.publicKey, m.txID):
 			t.log.Debug("rendezvous: dropped registration of a retired key", "steamID", m.steamID, "from", from)
+			t.stats.unauthorized.Add(1)
 			return out
 		}
 	} else {
 		switch {
 		case t.retired.has(m.publicKey):
 			t.log.Debug("rendezvous: dropped unauthenticated registration of a retired key", "steamID", m.steamID, "from", from)
+			t.stats.unauthorized.Add(1)
 			return out
 		case r != nil && r.authed && !sameKey:
 			t.log.Debug("rendezvous: new key must authenticate", "steamID", m.steamID, "from", from)
@@ -431,6 +462,7 @@ func (t *table) register(m *message, b []byte, from netip.AddrPort, now time.Tim
 				return t.registered(m, from, nil, now, out)
 			}
 			t.log.Debug("rendezvous: dropped unauthenticated registration", "steamID", m.steamID, "from", from)
+			t.stats.unauthorized.Add(1)
 			return out
 		case sameKey && from != r.observed && m.txID <= r.lastTx:
 			// The same instance numbers its registrations upwards, so one
@@ -438,6 +470,7 @@ func (t *table) register(m *message, b []byte, from netip.AddrPort, now time.Tim
 			// what we hold: a captured registration replayed from
 			// elsewhere is not.
 			t.log.Debug("rendezvous: dropped stale registration", "steamID", m.steamID, "from", from)
+			t.stats.unauthorized.Add(1)
 			return out
 		}
 	}
@@ -450,9 +483,10 @@ func (t *table) register(m *message, b []byte, from netip.AddrPort, now time.Tim
 			t.log.Warn("rendezvous: registration table full", "max", t.max, "steamID", m.steamID)
 			return t.refuse(m, from, RefuseServerFull, sealKey, out)
 		}
-		r = &registration{steamID: m.steamID}
+		r = &registration{steamID: m.steamID, appID: m.appID}
 		r.elem = t.byAge.PushBack(r)
 		t.regs[m.steamID] = r
+		t.stats.joined(m.appID)
 		t.log.Debug("rendezvous: registered", "steamID", m.steamID, "appID", m.appID, "authenticated", m.hasMAC, "from", from)
 	} else {
 		// A refresh, or the same user starting again somewhere else: the
@@ -478,7 +512,11 @@ func (t *table) register(m *message, b []byte, from netip.AddrPort, now time.Tim
 	} else if m.txID > r.lastTx {
 		r.lastTx = m.txID
 	}
-	r.appID = m.appID
+	if r.appID != m.appID {
+		t.stats.left(r.appID)
+		t.stats.joined(m.appID)
+		r.appID = m.appID
+	}
 	r.observed = from
 	r.hidden = m.hideAddress
 	r.local = r.local[:0]
@@ -495,6 +533,7 @@ func (t *table) register(m *message, b []byte, from netip.AddrPort, now time.Tim
 		}
 	}
 	r.expires = now.Add(t.ttl)
+	t.stats.registrations.Add(1)
 	return t.registered(m, from, sealKey, now, out)
 }
 
@@ -545,6 +584,7 @@ func (t *table) lookup(m *message, b []byte, from netip.AddrPort, now time.Time,
 		// Only a registered user, from where it registered, may look others
 		// up; otherwise anyone could send offers in someone else's name.
 		t.log.Debug("rendezvous: dropped lookup from unregistered source", "steamID", m.steamID, "from", from)
+		t.stats.unauthorized.Add(1)
 		return out
 	}
 	if !t.authentic(req, m, b) {
@@ -571,8 +611,10 @@ func (t *table) lookup(m *message, b []byte, from netip.AddrPort, now time.Time,
 		// of the same game only: to anyone else the target does not
 		// answer, as on Steam.
 		t.log.Debug("rendezvous: lookup unanswered to hide presence", "steamID", m.steamID, "target", m.target)
+		t.stats.lookupsHid.Add(1)
 		return out
 	}
+	t.stats.lookups[res.status].Add(1)
 	out = append(out, datagram{b: t.seal(&res, req.sealKey(), maxResultLen), to: from})
 	if res.status == LookupOK {
 		t.addContacts(req, tgt)
@@ -589,6 +631,7 @@ func (t *table) lookup(m *message, b []byte, from netip.AddrPort, now time.Time,
 			relayed:   req.relayed,
 		}
 		out = append(out, datagram{b: t.seal(&offer, tgt.sealKey(), maxOfferLen), to: tgt.observed})
+		t.stats.offers.Add(1)
 	}
 	return out
 }
@@ -606,6 +649,7 @@ func (t *table) offerAck(m *message, b []byte, from netip.AddrPort, now time.Tim
 	tgt := t.live(m.steamID, now)
 	if tgt == nil || tgt.observed != from {
 		t.log.Debug("rendezvous: dropped offer receipt from unregistered source", "steamID", m.steamID, "from", from)
+		t.stats.unauthorized.Add(1)
 		return out
 	}
 	if !t.authentic(tgt, m, b) {
@@ -618,5 +662,6 @@ func (t *table) offerAck(m *message, b []byte, from netip.AddrPort, now time.Tim
 		return out
 	}
 	d := message{typ: msgDelivered, txID: m.txID, target: tgt.steamID, sessionID: m.sessionID}
+	t.stats.deliveries.Add(1)
 	return append(out, datagram{b: t.seal(&d, req.sealKey(), maxDeliveredLen), to: req.observed})
 }
