@@ -425,3 +425,18 @@ func TestDeriveMACKey(t *testing.T) {
 		t.Fatal("derived a key from the zero point")
 	}
 }
+
+// BenchmarkWireCodec encodes and decodes every sample message once per
+// iteration: the rendezvous protocol's codec.
+func BenchmarkWireCodec(b *testing.B) {
+	msgs := sampleMessages()
+	buf := make([]byte, 0, 2048)
+	b.ReportAllocs()
+	for b.Loop() {
+		for i := range msgs {
+			if _, err := decode(msgs[i].encode(buf[:0])); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
