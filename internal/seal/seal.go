@@ -3,7 +3,7 @@
 // Each peer has an X25519 key pair whose public half the rendezvous vouches
 // for. Two peers derive a PairKey from their key pairs and SteamIDs; it seals
 // the handshake packets, and once the handshake has fixed both session IDs it
-// yields the per-direction SessionKeys that seal data packets. A packet that
+// yields the SessionKeys that seal data packets. A packet that
 // fails to open reports only ErrOpen, so that the caller can drop it without
 // learning, or telling anyone, why.
 package seal
@@ -151,43 +151,36 @@ func (k *PairKey) OpenHandshake(dst, header, sealed []byte) ([]byte, error) {
 	return out, nil
 }
 
-// SessionKeys derives the data keys for one session, named by the session
+// SessionKeys derives the data key for one session, named by the session
 // ID each side chose at the handshake. Fresh session IDs give fresh keys, so
 // packet numbers can start again at zero in every session without reusing a
 // nonce.
+//
+// Both directions use one AES-256-GCM key and keep apart by the nonce:
+// the side with the lower SteamID seals with direction byte 0, the other
+// with 1. One key schedule per session instead of two halves the memory
+// an idle session holds, and a packet reflected back to its sender still
+// fails to open, because its nonce names the other direction.
 func (k *PairKey) SessionKeys(localSession, remoteSession uint64) (*SessionKeys, error) {
-	// Both sides must use the same salt for a given direction; sorting makes
-	// it one salt for the session.
-	lo, hi := localSession, remoteSession
-	if lo > hi {
-		lo, hi = hi, lo
+	// Both sides must build the same salt and info: the SteamIDs sorted,
+	// each followed by its own side's session ID.
+	loID, hiID, loSession, hiSession := k.localID, k.remoteID, localSession, remoteSession
+	var dir byte
+	if loID > hiID {
+		loID, hiID, loSession, hiSession = hiID, loID, hiSession, loSession
+		dir = 1
 	}
 	var salt [16]byte
-	binary.BigEndian.PutUint64(salt[:8], lo)
-	binary.BigEndian.PutUint64(salt[8:], hi)
-
-	send, err := k.dataAEAD(salt[:], k.localID, k.remoteID, localSession, remoteSession)
-	if err != nil {
-		return nil, err
-	}
-	recv, err := k.dataAEAD(salt[:], k.remoteID, k.localID, remoteSession, localSession)
-	if err != nil {
-		return nil, err
-	}
-	s := &SessionKeys{}
-	s.send.aead, s.recv.aead = send, recv
-	return s, nil
-}
-
-func (k *PairKey) dataAEAD(salt []byte, fromID, toID, fromSession, toSession uint64) (cipher.AEAD, error) {
+	binary.BigEndian.PutUint64(salt[:8], min(localSession, remoteSession))
+	binary.BigEndian.PutUint64(salt[8:], max(localSession, remoteSession))
 	var info [len(labelData) + 32]byte
 	n := copy(info[:], labelData)
-	binary.BigEndian.PutUint64(info[n:], fromID)
-	binary.BigEndian.PutUint64(info[n+8:], toID)
-	binary.BigEndian.PutUint64(info[n+16:], fromSession)
-	binary.BigEndian.PutUint64(info[n+24:], toSession)
+	binary.BigEndian.PutUint64(info[n:], loID)
+	binary.BigEndian.PutUint64(info[n+8:], hiID)
+	binary.BigEndian.PutUint64(info[n+16:], loSession)
+	binary.BigEndian.PutUint64(info[n+24:], hiSession)
 	var key [32]byte
-	if err := derive(key[:], k.secret[:], salt, info[:]); err != nil {
+	if err := derive(key[:], k.secret[:], salt[:], info[:]); err != nil {
 		return nil, err
 	}
 	block, err := aes.NewCipher(key[:])
@@ -198,12 +191,15 @@ func (k *PairKey) dataAEAD(salt []byte, fromID, toID, fromSession, toSession uin
 	if err != nil {
 		return nil, fmt.Errorf("seal: data cipher: %w", err)
 	}
-	return aead, nil
+	s := &SessionKeys{aead: aead}
+	s.send.nonce[0], s.recv.nonce[0] = dir, 1-dir
+	return s, nil
 }
 
-// SessionKeys seals data packets in one session: one AES-256-GCM key for
-// local→remote and another for remote→local. It is safe for concurrent use.
+// SessionKeys seals data packets in one session. It is safe for
+// concurrent use.
 type SessionKeys struct {
+	aead       cipher.AEAD
 	send, recv direction
 }
 
@@ -214,8 +210,7 @@ type SessionKeys struct {
 // nonce; an uncontended lock is cheap next to sealing a packet.
 type direction struct {
 	mu    sync.Mutex
-	nonce [12]byte // 4 zero bytes || big-endian packet number
-	aead  cipher.AEAD
+	nonce [12]byte // direction byte, 3 zero bytes, big-endian packet number
 }
 
 // Seal appends ciphertext||tag to dst. The header is authenticated but sent
@@ -225,7 +220,7 @@ func (s *SessionKeys) Seal(dst, header []byte, pn uint64, plaintext []byte) []by
 	d := &s.send
 	d.mu.Lock()
 	binary.BigEndian.PutUint64(d.nonce[4:], pn)
-	out := d.aead.Seal(dst, d.nonce[:], plaintext, header)
+	out := s.aead.Seal(dst, d.nonce[:], plaintext, header)
 	d.mu.Unlock()
 	return out
 }
@@ -240,7 +235,7 @@ func (s *SessionKeys) Open(dst, header []byte, pn uint64, sealed []byte) ([]byte
 	d := &s.recv
 	d.mu.Lock()
 	binary.BigEndian.PutUint64(d.nonce[4:], pn)
-	out, err := d.aead.Open(dst, d.nonce[:], sealed, header)
+	out, err := s.aead.Open(dst, d.nonce[:], sealed, header)
 	d.mu.Unlock()
 	if err != nil {
 		return nil, ErrOpen
