@@ -236,7 +236,7 @@ func (e *Engine) Send(data []byte, st SendType, channel int, now time.Time) erro
 	if st == UnreliableNoDelay && !e.established {
 		return nil
 	}
-	queued, _ := e.Queued()
+	queued := e.unsent()
 	if (st == Unreliable || st == UnreliableNoDelay) && e.established {
 		if queued > 0 && queued+len(data) > e.cfg.SendBufferSize {
 			return ErrSendBufferFull
@@ -284,6 +284,22 @@ func (e *Engine) Established() bool { return e.established }
 // acknowledged (reliable) or not yet sent (unreliable).
 func (e *Engine) Queued() (bytes, packets int) {
 	return int(e.writeOff-e.ackedOff) + e.unrelBytes, e.chunks.len() + e.unrel.len()
+}
+
+// unsent is what the send cap (C07) counts: the messages not yet sent in
+// full, whole, and the unreliable bytes waiting. A message counts until its
+// last byte has left, so a maximal message fills the cap for as long as
+// any of it waits. Bytes sent and not yet acknowledged do not count: the
+// peer's flow-control window bounds them, and counting them would let a
+// sender of maximal messages have only one in flight at a time.
+func (e *Engine) unsent() int {
+	live := e.chunks.live()
+	i := sort.Search(len(live), func(i int) bool { return live[i].off+uint64(len(live[i].b)) > e.nextOff })
+	from := e.writeOff
+	if i < len(live) {
+		from = live[i].off
+	}
+	return int(e.writeOff-from) + e.unrelBytes
 }
 
 // Ping asks for one ack-eliciting packet, the session's keepalive.

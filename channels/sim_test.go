@@ -289,6 +289,40 @@ func TestSendBufferCap(t *testing.T) {
 	}
 }
 
+// The cap counts a message until its last byte has been sent, not until it
+// is acknowledged: a sender keeps the next message queued while the last
+// is in flight.
+func TestSendBufferCapCountsUnsentMessages(t *testing.T) {
+	now := time.Now()
+	e := New(Config{SendBufferSize: 64 << 10}, now, func(int, []byte) {})
+	e.SetEstablished(now)
+	if err := e.Send(make([]byte, 30<<10), Reliable, 0, now); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 2048)
+	if _, _, ok := e.NextPacket(buf, now); !ok {
+		t.Fatal("nothing to send")
+	}
+	if err := e.Send(make([]byte, 40<<10), Reliable, 0, now); err != ErrSendBufferFull {
+		t.Fatalf("with the first message partly sent: %v, want ErrSendBufferFull", err)
+	}
+	// Send the rest (it fits the initial congestion window); no ACK comes.
+	for {
+		if _, _, ok := e.NextPacket(buf, now); !ok {
+			break
+		}
+	}
+	if b, _ := e.Queued(); b < 30<<10 {
+		t.Fatalf("Queued = %d bytes: the unacknowledged message must still count there", b)
+	}
+	if err := e.Send(make([]byte, 40<<10), Reliable, 0, now); err != nil {
+		t.Fatalf("with the first message all sent, unacknowledged: %v", err)
+	}
+	if err := e.Send(make([]byte, 30<<10), Reliable, 0, now); err != ErrSendBufferFull {
+		t.Fatalf("with the second message unsent: %v, want ErrSendBufferFull", err)
+	}
+}
+
 func TestValidate(t *testing.T) {
 	cases := []struct {
 		n   int

@@ -32,7 +32,9 @@ type Config struct {
 	// SessionRequestRepeat is how often P2PSessionRequest is posted again
 	// while a user keeps trying and is not accepted (C31); 0 means 10 s.
 	SessionRequestRepeat time.Duration
-	// SendBufferSize caps what waits to be sent to one user (C07); 0 means 1 MiB.
+	// SendBufferSize caps the messages waiting to be sent, in full, to one
+	// user (C07); 0 means 1 MiB. Bytes sent and awaiting acknowledgement
+	// do not count: the peer's receive window bounds those.
 	SendBufferSize int
 	// RecvBufferSize caps what one user may have waiting unread for us;
 	// 0 means 4 MiB, and it is never less than one maximal message.
