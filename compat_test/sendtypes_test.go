@@ -104,6 +104,11 @@ func TestC13_BufferedHeldUntilMTUOrDelay(t *testing.T) {
 		t.Parallel()
 		_, a, b := pair(t, func(c *p2p.Config) { c.NagleDelay = time.Hour })
 		connect(t, a, b, 1, 2)
+		// What connect sent counts until its ACK is in (up to MaxAckDelay).
+		eventually(t, "connect's messages acknowledged", func() bool {
+			st, _ := a.GetP2PSessionState(2)
+			return st.PacketsQueuedForSend == 0
+		})
 		a.SendP2PPacket(2, []byte("small"), p2p.P2PSendReliableWithBuffering, 0)
 		// An unreliable packet sent after it does not flush it, and overtakes it.
 		a.SendP2PPacket(2, []byte("probe"), p2p.P2PSendUnreliable, 1)

@@ -86,11 +86,27 @@ func (m *Manager) sessionDeadline(s *session) time.Time {
 			min(s.nextHello) // looking for a direct pair, or any working one
 		}
 		min(s.engine.Deadline())
-		min(s.lastSent.Add(m.cfg.KeepaliveInterval))
-		min(s.lastHeard.Add(m.cfg.ConnectTimeout))
-		min(s.lastActivity.Add(m.cfg.IdleTimeout))
+		// Keepalives and timeouts have slack: they fall on a grid, so that
+		// a process with thousands of quiet sessions wakes a few times a
+		// second for all of them, not once for each, and the answers come
+		// back together too.
+		min(m.coarse(s.lastSent.Add(m.cfg.KeepaliveInterval)))
+		min(m.coarse(s.lastHeard.Add(m.cfg.ConnectTimeout)))
+		min(m.coarse(s.lastActivity.Add(m.cfg.IdleTimeout)))
 	}
 	return d
+}
+
+// coarse rounds t up to the timer grid: a fiftieth of the keepalive
+// interval, at most 100 ms.
+func (m *Manager) coarse(t time.Time) time.Time {
+	g := int64(m.cfg.KeepaliveInterval / 50)
+	g = max(1, g)
+	g = min(g, int64(100*time.Millisecond))
+	if r := t.UnixNano() % g; r != 0 {
+		t = t.Add(time.Duration(g - r))
+	}
+	return t
 }
 
 // schedule files s under its next deadline and wakes the timer loop when
