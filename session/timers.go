@@ -239,5 +239,6 @@ func (m *Manager) tick(s *session) {
 			s.engine.Ping()
 		}
 		m.flush(s)
+		s.rates.observe(now, s.engine)
 	}
 }
