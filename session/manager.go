@@ -111,6 +111,7 @@ type session struct {
 	peerKnowsUs    bool // the peer has shown it knows localID
 	initiated      bool // we started it by sending
 
+	created      time.Time // when the table entry was made (Snapshot's Age)
 	started      time.Time // start of this connect attempt
 	lastHeard    time.Time // last authenticated packet or offer
 	lastSent     time.Time
@@ -129,6 +130,8 @@ type session struct {
 	starved      bool      // in Manager.starved: to flush when the outbox has room
 	due          time.Time // when the session next needs attention
 	queued       time.Time // the earliest timer-heap entry for it; zero if none
+
+	rates rateWindow // byte counter samples for Snapshot's rates
 }
 
 // Manager is the session table and everything hanging off it for one
@@ -228,7 +231,7 @@ func (m *Manager) remove(s *session) {
 
 // newSession makes the table entry for remote; the LRU may evict another.
 func (m *Manager) newSession(remote SteamID) *session {
-	s := &session{remote: remote, started: m.now, lastHeard: m.now, channels: make(map[int]struct{}), allowRelay: m.allowRelay}
+	s := &session{remote: remote, created: m.now, started: m.now, lastHeard: m.now, channels: make(map[int]struct{}), allowRelay: m.allowRelay}
 	_, _ = rand.Read(s.tokenKey[:])
 	m.assignID(s)
 	m.table.Add(remote, s)

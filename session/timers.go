@@ -255,5 +255,6 @@ func (m *Manager) tick(s *session) {
 			s.engine.Ping()
 		}
 		m.flush(s)
+		s.rates.observe(now, s.engine)
 	}
 }
