@@ -287,6 +287,9 @@ func (m *Manager) newEngine(s *session) {
 	s.engine = channels.New(m.cfg.Engine, m.now, func(ch int, data []byte) {
 		s.channels[ch] = struct{}{}
 		s.lastActivity = m.now
+		// Only messages make a session recently used (C42): ACKs and
+		// keepalives would keep every session in the table fresh.
+		m.table.Get(s.remote)
 		m.push(ch, inPacket{remote: s.remote, data: data, owner: s, engine: s.engine})
 	})
 }
@@ -907,7 +910,6 @@ func (m *Manager) onData(b []byte, from netip.AddrPort, sd side) {
 	if s.phase != phaseEstablished {
 		return
 	}
-	m.table.Get(s.remote)
 	if err := s.engine.HandlePacket(pn, pt, m.now); err != nil {
 		m.remove(s)
 		m.free(s, true, false)

@@ -98,3 +98,30 @@ func TestDeferWritesLeavesBusyDataToTheWriter(t *testing.T) {
 		t.Fatalf("read %q", got)
 	}
 }
+
+// A quiet session costs one ping and one answer per keepalive interval:
+// the side with the lower SteamID pings, the other only answers, and
+// both stay established.
+func TestQuietSessionKeepaliveTraffic(t *testing.T) {
+	w := newWorld(t)
+	a, b := w.add(1, Config{}), w.add(2, Config{})
+	b.m.Accept(1, w.now)
+	a.send(2, "open")
+	w.advance(time.Second, 10*time.Millisecond)
+	if got := b.read(); got != "open" {
+		t.Fatalf("read %q", got)
+	}
+	const intervals = 10
+	k := a.m.cfg.KeepaliveInterval
+	sa, sb := a.sent, b.sent
+	w.advance(intervals*k, 50*time.Millisecond)
+	pa, pb := a.sent-sa, b.sent-sb
+	if pa < intervals-1 || pa > intervals+2 || pb < intervals-1 || pb > intervals+2 {
+		t.Fatalf("over %d intervals: %d datagrams from the lower SteamID, %d from the higher; want about %d each", intervals, pa, pb, intervals)
+	}
+	for _, n := range []*node{a, b} {
+		if st, _ := n.m.State(3 - n.id); !st.ConnectionActive {
+			t.Fatalf("session of %d not active: %+v", n.id, st)
+		}
+	}
+}

@@ -90,11 +90,29 @@ func (m *Manager) sessionDeadline(s *session) time.Time {
 		// a process with thousands of quiet sessions wakes a few times a
 		// second for all of them, not once for each, and the answers come
 		// back together too.
-		min(m.coarse(s.lastSent.Add(m.cfg.KeepaliveInterval)))
+		min(m.coarse(m.keepaliveDue(s)))
 		min(m.coarse(s.lastHeard.Add(m.cfg.ConnectTimeout)))
 		min(m.coarse(s.lastActivity.Add(m.cfg.IdleTimeout)))
 	}
 	return d
+}
+
+// keepaliveDue is when s next pings. The side with the lower SteamID keeps
+// a quiet session alive: it pings once it has sent nothing for an
+// interval. The other side's answers keep its own NAT mapping open, and it
+// pings only once it has also heard nothing for an interval and a half, in
+// case the first side went quiet. That is one ping and one answer per
+// interval; were both sides to ping on their own clocks, they would often
+// ping at once, and answer each other, twice the traffic.
+func (m *Manager) keepaliveDue(s *session) time.Time {
+	k := m.cfg.KeepaliveInterval
+	due := s.lastSent.Add(k)
+	if m.cfg.SteamID > s.remote {
+		if h := s.lastHeard.Add(k + k/2); h.After(due) {
+			due = h
+		}
+	}
+	return due
 }
 
 // coarse rounds t up to the timer grid: a fiftieth of the keepalive
@@ -251,7 +269,7 @@ func (m *Manager) tick(s *session) {
 		if d := s.engine.Deadline(); !d.IsZero() && !now.Before(d) {
 			s.engine.OnTimer(now)
 		}
-		if !now.Before(s.lastSent.Add(m.cfg.KeepaliveInterval)) {
+		if !now.Before(m.keepaliveDue(s)) {
 			s.engine.Ping()
 		}
 		m.flush(s)
