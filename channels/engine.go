@@ -351,13 +351,13 @@ func (e *Engine) HandlePacket(pn uint64, payload []byte, now time.Time) error {
 		return nil // duplicate: the replay window normally stops these first
 	}
 	r := reader{b: payload}
-	eliciting := false
+	eliciting, pinged := false, false
 	for len(r.b) > 0 && r.err == nil {
 		t := r.b[0]
 		r.b = r.b[1:]
 		switch t {
 		case framePing:
-			eliciting = true
+			eliciting, pinged = true, true
 		case frameAck:
 			var f ackFrame
 			r.ack(&f)
@@ -411,7 +411,10 @@ func (e *Engine) HandlePacket(pn uint64, payload []byte, now time.Time) error {
 	if eliciting {
 		e.ackPending = true
 		e.elicitSince++
-		if outOfOrder || e.elicitSince >= 2 {
+		// A PING (a keepalive or a loss probe) is answered at once: its
+		// sender waits for nothing else, and a delayed answer would cost a
+		// timer wake-up on this side for every quiet session.
+		if outOfOrder || pinged || e.elicitSince >= 2 {
 			e.ackNow = true
 		} else if e.ackDeadline.IsZero() {
 			e.ackDeadline = now.Add(e.cfg.MaxAckDelay)

@@ -47,29 +47,41 @@ func (r *rangeSet) add(start, end uint64) {
 	r.s = append(r.s[:i+1], r.s[j:]...)
 }
 
-// remove deletes [start, end) from the set.
+// remove deletes [start, end) from the set, in place: the sets live as
+// long as their session and change with every packet, so they must not
+// allocate once their arrays have grown.
 func (r *rangeSet) remove(start, end uint64) {
 	if start >= end {
 		return
 	}
-	out := r.s[:0:0]
-	changed := false
-	for _, sp := range r.s {
-		if sp.end <= start || sp.start >= end {
-			out = append(out, sp)
-			continue
-		}
-		changed = true
-		if sp.start < start {
-			out = append(out, span{sp.start, start})
-		}
-		if sp.end > end {
-			out = append(out, span{end, sp.end})
-		}
+	i := 0
+	for i < len(r.s) && r.s[i].end <= start {
+		i++
 	}
-	if changed {
-		r.s = out
+	j := i
+	for j < len(r.s) && r.s[j].start < end {
+		j++
 	}
+	if i == j {
+		return
+	}
+	var keep [2]span
+	n := 0
+	if r.s[i].start < start {
+		keep[n] = span{r.s[i].start, start}
+		n++
+	}
+	if r.s[j-1].end > end {
+		keep[n] = span{end, r.s[j-1].end}
+		n++
+	}
+	old := len(r.s)
+	if grow := i + n + old - j - old; grow > 0 {
+		r.s = append(r.s, make([]span, grow)...)
+	}
+	copy(r.s[i+n:], r.s[j:old])
+	copy(r.s[i:], keep[:n])
+	r.s = r.s[:i+n+old-j]
 }
 
 // contains reports whether x is in the set.
@@ -118,7 +130,11 @@ func (r *rangeSet) dropBelow(x uint64) {
 	for i < len(r.s) && r.s[i].end <= x {
 		i++
 	}
-	r.s = r.s[i:]
+	if i > 0 {
+		// Move down rather than reslice: a slice that only ever loses
+		// its front would reallocate on every later append.
+		r.s = r.s[:copy(r.s, r.s[i:])]
+	}
 	if len(r.s) > 0 && r.s[0].start < x {
 		r.s[0].start = x
 	}

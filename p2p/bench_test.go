@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"runtime"
 	"sort"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -198,35 +200,55 @@ func BenchmarkReliable1MiB(b *testing.B) {
 	}
 }
 
+// readWait reads the next packet on ch into buf as a game that blocks
+// does: ReadP2PPacket, and PacketReady alone while there is nothing. It
+// gives up once stop is set (and something woke it, such as Close).
+func readWait(stop *atomic.Bool, n *p2p.Networking, buf []byte, ch int) (int, p2p.SteamID, bool) {
+	for {
+		if k, from, ok := n.ReadP2PPacket(buf, ch); ok {
+			return int(k), from, true
+		}
+		if stop.Load() {
+			return 0, 0, false
+		}
+		<-n.PacketReady(ch)
+	}
+}
+
+// benchRoundTrip measures round trips of 64-byte messages of type st,
+// echoed by the peer, both sides reading with ReadP2PPacket.
 func benchRoundTrip(b *testing.B, st p2p.P2PSend) {
 	a, c := benchPair(b)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	var stop atomic.Bool
+	echoed := make(chan struct{})
 	go func() { // echo
+		defer close(echoed)
+		buf := make([]byte, 2048)
 		for {
-			p, err := c.Receive(ctx, 2)
-			if err != nil {
+			k, from, ok := readWait(&stop, c, buf, 2)
+			if !ok {
 				return
 			}
-			c.Send(p.Remote, p.Data, st, 2)
+			c.Send(from, buf[:k], st, 2)
 		}
 	}()
 	msg := make([]byte, 64)
+	buf := make([]byte, 2048)
 	rtts := make([]time.Duration, 0, b.N)
-	rctx, rcancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer rcancel()
+	var never atomic.Bool
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		start := time.Now()
 		if err := a.Send(2, msg, st, 2); err != nil {
 			b.Fatal(err)
 		}
-		if _, err := a.Receive(rctx, 2); err != nil {
-			b.Fatal(err)
-		}
+		readWait(&never, a, buf, 2)
 		rtts = append(rtts, time.Since(start))
 	}
 	b.StopTimer()
+	stop.Store(true)
+	c.Close() // wakes the echo
+	<-echoed
 	reportPercentiles(b, rtts)
 }
 
@@ -236,3 +258,105 @@ func BenchmarkRoundTrip64Reliable(b *testing.B) { benchRoundTrip(b, p2p.P2PSendR
 
 // BenchmarkRoundTrip64Unreliable is the same with unreliable messages.
 func BenchmarkRoundTrip64Unreliable(b *testing.B) { benchRoundTrip(b, p2p.P2PSendUnreliable) }
+
+// benchUnreliable100 sends b.N 100-byte messages of type st as fast as
+// Send takes them and reports what arrived per second at the receiver.
+// Unreliable messages may be dropped when the receiver falls behind; the
+// arrival rate is the figure. BenchmarkPlainUDP100 is the mark.
+func benchUnreliable100(b *testing.B, st p2p.P2PSend) {
+	a, c := benchPair(b)
+	var got atomic.Int64
+	var stop atomic.Bool
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 1200)
+		for {
+			if _, _, ok := readWait(&stop, c, buf, 1); !ok {
+				return
+			}
+			got.Add(1)
+		}
+	}()
+	msg := make([]byte, 100)
+	b.ResetTimer()
+	start := time.Now()
+	for i := 0; i < b.N; i++ {
+		for {
+			err := a.Send(2, msg, st, 1)
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, p2p.ErrSendBufferFull) {
+				b.Fatal(err)
+			}
+			runtime.Gosched()
+		}
+	}
+	elapsed := awaitQuiet(&got, start, b.N)
+	b.StopTimer()
+	stop.Store(true)
+	c.Close()
+	<-done
+	b.ReportMetric(float64(got.Load())/elapsed.Seconds(), "recv-msgs/s")
+}
+
+// awaitQuiet waits until nothing has arrived for 50 ms (at most 2 s plus
+// 10 µs per message sent) and returns the time from start to the last
+// arrival seen.
+func awaitQuiet(got *atomic.Int64, start time.Time, sent int) time.Duration {
+	limit := 2*time.Second + time.Duration(sent)*10*time.Microsecond
+	last, lastAt := got.Load(), time.Now()
+	for time.Since(lastAt) < 50*time.Millisecond && time.Since(start) < limit {
+		time.Sleep(5 * time.Millisecond) // polling a counter: there is no event to wait on
+		if n := got.Load(); n != last {
+			last, lastAt = n, time.Now()
+		}
+	}
+	return lastAt.Sub(start)
+}
+
+// BenchmarkUnreliableNoDelay100 is 100-byte UnreliableNoDelay messages.
+func BenchmarkUnreliableNoDelay100(b *testing.B) { benchUnreliable100(b, p2p.P2PSendUnreliableNoDelay) }
+
+// BenchmarkPlainUDP100 is one WriteTo per 100-byte datagram between two
+// loopback sockets, the receiver counting: the mark for the above.
+func BenchmarkPlainUDP100(b *testing.B) {
+	rx, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rx.Close()
+	tx, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tx.Close()
+	rx.SetReadBuffer(4 << 20)
+	var got atomic.Int64
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 2048)
+		for {
+			if _, _, err := rx.ReadFromUDPAddrPort(buf); err != nil {
+				return
+			}
+			got.Add(1)
+		}
+	}()
+	to := rx.LocalAddr().(*net.UDPAddr).AddrPort()
+	msg := make([]byte, 100)
+	b.ResetTimer()
+	start := time.Now()
+	for i := 0; i < b.N; i++ {
+		if _, err := tx.WriteToUDPAddrPort(msg, to); err != nil {
+			b.Fatal(err)
+		}
+	}
+	elapsed := awaitQuiet(&got, start, b.N)
+	b.StopTimer()
+	rx.Close()
+	<-done
+	b.ReportMetric(float64(got.Load())/elapsed.Seconds(), "recv-msgs/s")
+}

