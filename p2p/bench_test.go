@@ -104,12 +104,7 @@ func BenchmarkReliable1200(b *testing.B) {
 		}
 		done <- nil
 	}()
-	b.SetBytes(int64(len(msg)))
-	b.ResetTimer()
-	sendAll(b, a, msg, b.N)
-	if err := <-done; err != nil {
-		b.Fatal(err)
-	}
+	sendTimed(b, a, msg, done)
 }
 
 // BenchmarkReliable1200Polled is BenchmarkReliable1200 with the receiver
@@ -135,6 +130,12 @@ func BenchmarkReliable1200Polled(b *testing.B) {
 		}
 		done <- nil
 	}()
+	sendTimed(b, a, msg, done)
+}
+
+// sendTimed sends msg b.N times under the timer, then waits for the
+// receiver's verdict on done.
+func sendTimed(b *testing.B, a *p2p.Networking, msg []byte, done <-chan error) {
 	b.SetBytes(int64(len(msg)))
 	b.ResetTimer()
 	sendAll(b, a, msg, b.N)
@@ -192,12 +193,7 @@ func BenchmarkReliable1MiB(b *testing.B) {
 		}
 		done <- nil
 	}()
-	b.SetBytes(int64(len(msg)))
-	b.ResetTimer()
-	sendAll(b, a, msg, b.N)
-	if err := <-done; err != nil {
-		b.Fatal(err)
-	}
+	sendTimed(b, a, msg, done)
 }
 
 // readWait reads the next packet on ch into buf as a game that blocks

@@ -43,18 +43,8 @@ func (m *Manager) Peek(channel int) (int, bool) {
 func (m *Manager) Read(channel int, now time.Time) (data []byte, remote SteamID, ok bool) {
 	m.lock(now)
 	defer m.unlock()
-	q := m.queues[channel]
-	if q == nil || q.len() == 0 {
-		return nil, 0, false
-	}
-	p := q.pop()
-	if q.len() == 0 {
-		m.dropQueue(channel, q)
-	} else {
-		m.signal(channel)
-	}
-	m.consumed(p)
-	return p.data, p.remote, true
+	p, ok := m.pop(channel)
+	return p.data, p.remote, ok
 }
 
 // ReadInto pops the next packet on channel into dest, as much of it as
@@ -63,9 +53,22 @@ func (m *Manager) Read(channel int, now time.Time) (data []byte, remote SteamID,
 func (m *Manager) ReadInto(dest []byte, channel int, now time.Time) (n, size int, remote SteamID, ok bool) {
 	m.lock(now)
 	defer m.unlock()
+	p, ok := m.pop(channel)
+	if !ok {
+		return 0, 0, 0, false
+	}
+	n = copy(dest, p.data)
+	bufpool.Put(p.data)
+	return n, len(p.data), p.remote, true
+}
+
+// pop takes the next packet on channel off its queue and returns its share
+// of the sender's window. A reader that leaves packets behind passes the
+// wake-up on, for another waiter.
+func (m *Manager) pop(channel int) (inPacket, bool) {
 	q := m.queues[channel]
 	if q == nil || q.len() == 0 {
-		return 0, 0, 0, false
+		return inPacket{}, false
 	}
 	p := q.pop()
 	if q.len() == 0 {
@@ -74,9 +77,7 @@ func (m *Manager) ReadInto(dest []byte, channel int, now time.Time) (n, size int
 		m.signal(channel)
 	}
 	m.consumed(p)
-	n = copy(dest, p.data)
-	bufpool.Put(p.data)
-	return n, len(p.data), p.remote, true
+	return p, true
 }
 
 // consumed returns a packet's share of its sender's receive window.
