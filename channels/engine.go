@@ -490,9 +490,16 @@ func (e *Engine) consumeStream(b []byte) error {
 	})
 }
 
+// maxPeerWindow bounds how far past the acknowledged part of the stream
+// the peer may let us send, whatever window it claims: what is sent stays
+// in memory until acknowledged, and the send cap (C07) counts only what
+// has not been sent, so without this a peer that granted a huge window and
+// withheld one ACK would make us hold everything sent since.
+const maxPeerWindow = maxWindow
+
 func (e *Engine) onAck(f *ackFrame, now time.Time) {
 	if f.maxOffset > e.peerMaxOffset {
-		e.peerMaxOffset = f.maxOffset
+		e.peerMaxOffset = min(f.maxOffset, e.ackedOff+maxPeerWindow)
 	}
 	if f.largest >= e.nextPN {
 		return // acks a packet we never sent: ignore the ranges

@@ -410,3 +410,54 @@ func TestOutOfOrderFragmentsAreCapped(t *testing.T) {
 		t.Fatal("packets over the cap must stay unacknowledged, the others acknowledged")
 	}
 }
+
+// A peer that grants a huge window and withholds the ACK of the first
+// packet cannot make us hold more than the cap plus maxPeerWindow: sends
+// are refused once that much waits for acknowledgement.
+func TestWithheldAckBoundsWhatWeHold(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	e := New(Config{SendBufferSize: 1 << 20}, now, func(int, []byte) {})
+	e.SetEstablished(now)
+	var got rangeSet
+	buf := make([]byte, 2048)
+	msg := make([]byte, 1000)
+	peerPN := uint64(1)
+	refused := 0
+	for round := 0; round < 20000 && refused < 100; round++ {
+		if err := e.Send(msg, Reliable, 0, now); err == ErrSendBufferFull {
+			refused++
+		}
+		for {
+			pn, _, ok := e.NextPacket(buf, now)
+			if !ok {
+				break
+			}
+			// Withhold the ACK of every packet that carries the stream's
+			// first byte, first sending or retransmission alike.
+			first := false
+			if sp := e.sent[len(e.sent)-1]; sp.pn == pn {
+				for _, r := range sp.spans[:sp.nspans] {
+					first = first || r.start == 0
+				}
+			}
+			if !first {
+				got.add(pn, pn+1)
+			}
+		}
+		if !got.empty() {
+			ack := appendAck(nil, &got, 0, 1<<40)
+			if err := e.HandlePacket(peerPN, ack, now); err != nil {
+				t.Fatal(err)
+			}
+			peerPN++
+		}
+		now = now.Add(100 * time.Microsecond)
+		e.OnTimer(now)
+	}
+	if refused == 0 {
+		t.Fatal("no send was ever refused")
+	}
+	if held := e.writeOff - e.ackedOff; held > (1<<20)+maxPeerWindow+2*MaxReliableSize {
+		t.Fatalf("holding %d bytes for a peer that withholds one ACK", held)
+	}
+}

@@ -607,6 +607,7 @@ func (n *Networking) Close() error {
 	n.closeOnce.Do(func() {
 		err = nil
 		n.mgr.Shutdown(time.Now())
+		n.mgr.WriteOutput() // the goodbyes, if the writer goroutine left them
 		n.closed.Store(true)
 		n.rv.Close()
 		n.closeRelay() // while the reader still runs: it waits for the server's answer

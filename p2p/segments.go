@@ -17,7 +17,13 @@ type segIO struct {
 	send bool   // segmented sends work; cleared at the first that fails
 	recv bool   // reads may return coalesced datagrams
 	oob  []byte // the send control message; the Manager has one writer at a time
+	// refused counts segmented sends refused with EINVAL in a row.
+	refused int
 }
+
+// maxSegRefusals is how many segmented sends in a row may fail with EINVAL
+// before segmentation is turned off for the socket.
+const maxSegRefusals = 8
 
 // socketBuffer is the kernel buffer asked for in each direction. The
 // default (about 200 KiB on Linux) overflows on a burst of a few GSO runs,
@@ -48,18 +54,27 @@ func (e *env) WriteSegments(b []byte, size int, to netip.AddrPort) {
 	if n.sim == nil && n.seg.send && len(b) > size {
 		_, _, err := n.udp.WriteMsgUDPAddrPort(b, gso.SetSegmentControl(n.seg.oob, size), to)
 		if err == nil {
+			n.seg.refused = 0
 			return
 		}
 		if n.closed.Load() {
 			return
 		}
-		// EIO is a device without checksum offload; EINVAL or
-		// EOPNOTSUPP, a kernel or path that refuses segmentation. Send
-		// this run one by one, and every later one too.
-		if errors.Is(err, syscall.EIO) || errors.Is(err, syscall.EINVAL) || errors.Is(err, syscall.EOPNOTSUPP) {
+		// EIO is a device without checksum offload, EOPNOTSUPP a kernel
+		// without the offload: send this run one by one, and every later
+		// one too. EINVAL may be one path whose MTU is smaller than a
+		// segment (a tunnel): this run goes one by one, and only a
+		// refusal that keeps coming turns segmentation off.
+		switch {
+		case errors.Is(err, syscall.EIO), errors.Is(err, syscall.EOPNOTSUPP):
 			n.seg.send = false
 			n.log.Debug("p2p: segmented send refused; sending one datagram per call", "err", err)
-		} else {
+		case errors.Is(err, syscall.EINVAL):
+			if n.seg.refused++; n.seg.refused >= maxSegRefusals {
+				n.seg.send = false
+				n.log.Debug("p2p: segmented sends keep failing; sending one datagram per call", "err", err)
+			}
+		default:
 			n.log.Debug("p2p: write failed", "to", to, "err", err)
 			return
 		}

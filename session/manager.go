@@ -22,9 +22,12 @@ import (
 // ErrInvalidSteamID is the typed error for SteamID 0 (C03).
 var ErrInvalidSteamID = errors.New("p2p: invalid SteamID")
 
-// Env is what the Manager needs from the outside world. Its methods are
-// called with the Manager's lock held, so they must not block or call back
-// into the Manager.
+// Env is what the Manager needs from the outside world. WriteTo, RelayTo,
+// Permit, Revoke (and WriteSegments, for a SegmentWriter) carry out the
+// Manager's output: they are called without its lock, by one goroutine at
+// a time, in the order the Manager made them (see outbox.go). The others
+// are called with the lock held. None may block for long or call back into
+// the Manager.
 type Env interface {
 	// WriteTo sends one datagram on the shared socket; b is reused after
 	// the call returns.
@@ -56,7 +59,7 @@ type Env interface {
 // in one call, as UDP segmentation offload does: b holds them back to
 // back, each size bytes long but the last, which may be shorter. A bulk
 // transfer then costs one system call per few dozen packets instead of
-// one per packet. It is called with the Manager's lock held, like Env.
+// one per packet. It is called like Env.WriteTo.
 type SegmentWriter interface {
 	WriteSegments(b []byte, size int, to netip.AddrPort)
 }

@@ -37,13 +37,27 @@ type outbox struct {
 }
 
 // outEntry is one datagram, or a run of datagrams of size bytes (the last
-// may be shorter) to one address.
+// may be shorter) to one address; or a change of the relay's permissions,
+// which must keep its place among the datagrams: a goodbye through the
+// relay must leave before the permission for its address is withdrawn, and
+// a withdrawal must not overtake a new session's permission for the same
+// address.
 type outEntry struct {
+	kind   entryKind
 	off, n int
 	size   int
 	to     netip.AddrPort
 	relay  bool
+	addrs  []netip.AddrPort // permit, revoke
 }
+
+type entryKind uint8
+
+const (
+	entryDatagram entryKind = iota
+	entryPermit
+	entryRevoke
+)
 
 func (e *outEntry) segments() int { return (e.n + e.size - 1) / e.size }
 
@@ -59,7 +73,7 @@ func (o *outbox) commit(start int, sd side, to netip.AddrPort, segmented bool) {
 	size := len(o.buf) - start
 	if k := len(o.ents) - 1; segmented && k >= 0 {
 		e := &o.ents[k]
-		if e.to == to && !e.relay && sd == sideDirect && e.off+e.n == start &&
+		if e.kind == entryDatagram && e.to == to && !e.relay && sd == sideDirect && e.off+e.n == start &&
 			e.n%e.size == 0 && size <= e.size && e.segments() < gso.MaxSegments && e.n+size <= gso.MaxBytes {
 			e.n += size
 			return
@@ -73,6 +87,16 @@ func (m *Manager) emit(b []byte, sd side, to netip.AddrPort) {
 	start := len(m.out.buf)
 	m.out.buf = append(m.out.buf, b...)
 	m.out.commit(start, sd, to, false)
+}
+
+// permitLater and revokeLater queue a change of the relay's permissions
+// in order with the datagrams (see outEntry).
+func (m *Manager) permitLater(addrs []netip.AddrPort) {
+	m.out.ents = append(m.out.ents, outEntry{kind: entryPermit, addrs: addrs})
+}
+
+func (m *Manager) revokeLater(addrs []netip.AddrPort) {
+	m.out.ents = append(m.out.ents, outEntry{kind: entryRevoke, addrs: addrs})
 }
 
 // unlock releases the lock, first writing what the outbox holds unless
@@ -176,6 +200,14 @@ func (m *Manager) feedStarved() {
 func (m *Manager) writeOut(o *outbox) {
 	sw, _ := m.env.(SegmentWriter)
 	for _, e := range o.ents {
+		switch e.kind {
+		case entryPermit:
+			m.env.Permit(e.addrs)
+			continue
+		case entryRevoke:
+			m.env.Revoke(e.addrs)
+			continue
+		}
 		b := o.buf[e.off : e.off+e.n]
 		switch {
 		case e.relay:

@@ -3,10 +3,13 @@ package session
 import (
 	"bytes"
 	"fmt"
+	"net/netip"
 	"testing"
 	"time"
 
+	"github.com/p2pcompat/p2pcompat/callbacks"
 	"github.com/p2pcompat/p2pcompat/channels"
+	"github.com/p2pcompat/p2pcompat/internal/seal"
 )
 
 // A bulk transfer leaves in runs of datagrams (one SegmentWriter call
@@ -123,5 +126,59 @@ func TestQuietSessionKeepaliveTraffic(t *testing.T) {
 		if st, _ := n.m.State(3 - n.id); !st.ConnectionActive {
 			t.Fatalf("session of %d not active: %+v", n.id, st)
 		}
+	}
+}
+
+// relayEnv is a node with a relay allocation that records, in order, what
+// reaches the relay: datagrams and permission changes.
+type relayEnv struct {
+	*node
+	log []string
+}
+
+func (e *relayEnv) HasRelay() bool              { return true }
+func (e *relayEnv) RelayServer() netip.AddrPort { return netip.MustParseAddrPort("198.18.9.9:3478") }
+func (e *relayEnv) RelayTo(b []byte, to netip.AddrPort) bool {
+	e.log = append(e.log, "relay "+to.String())
+	return true
+}
+func (e *relayEnv) Permit(a []netip.AddrPort) { e.log = append(e.log, fmt.Sprint("permit ", a)) }
+func (e *relayEnv) Revoke(a []netip.AddrPort) { e.log = append(e.log, fmt.Sprint("revoke ", a)) }
+
+// Closing a session relayed through our allocation says goodbye through
+// the relay before the permission for the peer's address is withdrawn: a
+// relay client that finds no permission for a datagram would install one
+// again, and keep it.
+func TestGoodbyeThroughRelayBeforeRevoke(t *testing.T) {
+	kp, err := seal.GenerateKeyPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	peerKP, err := seal.GenerateKeyPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := newWorld(t)
+	env := &relayEnv{node: &node{w: w, id: 1}}
+	m := NewManager(Config{SteamID: 1}, kp, env, callbacks.New(0))
+	peer := netip.MustParseAddrPort("198.18.0.7:4000")
+
+	m.lock(w.now)
+	s := m.newSession(2)
+	s.pair, err = seal.NewPairKey(kp, peerKP.Public, 1, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.remoteID = 99
+	s.localAccepted = true
+	s.candidates = []candidate{{addr: peer, kind: candSrflx}}
+	s.path = pair{side: sideRelay, addr: peer, kind: candSrflx}
+	m.permit(s)
+	m.unlock()
+
+	m.Close(2, w.now)
+	want := []string{"permit [" + peer.String() + "]", "relay " + peer.String(), "revoke [" + peer.String() + "]"}
+	if fmt.Sprint(env.log) != fmt.Sprint(want) {
+		t.Fatalf("relay saw %q, want %q", env.log, want)
 	}
 }

@@ -205,7 +205,7 @@ func (m *Manager) permit(s *session) {
 		}
 	}
 	if len(addrs) > 0 {
-		m.env.Permit(addrs)
+		m.permitLater(addrs)
 	}
 }
 
@@ -230,7 +230,7 @@ func (m *Manager) revoke(s *session) {
 		}
 	}
 	if len(addrs) > 0 {
-		m.env.Revoke(addrs)
+		m.revokeLater(addrs)
 	}
 }
 
