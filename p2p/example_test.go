@@ -160,6 +160,33 @@ func ExampleNetworking_Receive() {
 	// Output: 76561197960287930 on channel 1: ping
 }
 
+func ExampleNetworking_PacketReady() {
+	a, b, stop := users()
+	defer stop()
+	b.AcceptP2PSessionWithUser(alice)
+	for _, word := range []string{"one", "two", "three"} {
+		a.SendP2PPacket(bob, []byte(word), p2p.P2PSendReliable, 2)
+	}
+
+	// A reader that blocks instead of polling, with a buffer of its own:
+	// read until there is nothing, then wait on PacketReady alone.
+	// Nothing on this path allocates.
+	buf := make([]byte, p2p.MaxReliablePacketSize)
+	for got := 0; got < 3; {
+		size, _, ok := b.ReadP2PPacket(buf, 2)
+		if !ok {
+			<-b.PacketReady(2)
+			continue
+		}
+		fmt.Println(string(buf[:size]))
+		got++
+	}
+	// Output:
+	// one
+	// two
+	// three
+}
+
 func ExampleNetworking_GetP2PSessionState() {
 	a, b, stop := users()
 	defer stop()
