@@ -19,7 +19,7 @@ type Config struct {
 	// SteamID and AppID (rendezvous.IssueToken); required by a rendezvous
 	// that has a secret, ignored by an open one.
 	Token          string
-	ListenAddr     string        // local UDP address; "" means ":0"
+	ListenAddr     string        // local UDP address; "" means ":0", or loopback for a rendezvous on loopback
 	ConnectTimeout time.Duration // 0 means 20 s (C35, C41)
 	MaxSessions    int           // LRU capacity; 0 means 4096 (C42)
 
@@ -70,9 +70,6 @@ type Config struct {
 }
 
 func (c Config) withDefaults() Config {
-	if c.ListenAddr == "" {
-		c.ListenAddr = ":0"
-	}
 	if c.ConnectTimeout <= 0 {
 		c.ConnectTimeout = 20 * time.Second
 	}

@@ -68,6 +68,9 @@ func New(cfg Config) (*Networking, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.ListenAddr == "" {
+		cfg.ListenAddr = defaultListen(server)
+	}
 	keys, err := seal.GenerateKeyPair()
 	if err != nil {
 		return nil, fmt.Errorf("p2p: key generation: %w", err)
@@ -163,6 +166,22 @@ func New(cfg Config) (*Networking, error) {
 	n.requestMapping(server)
 	n.log.Debug("p2p: registered", "steamid", uint64(cfg.SteamID), "app", cfg.AppID, "local", conn.LocalAddr())
 	return n, nil
+}
+
+// defaultListen is the local address when Config.ListenAddr is empty:
+// every interface, but loopback when the rendezvous is on loopback. Only
+// peers on this machine can meet there, and a socket on every interface
+// would announce LAN addresses to them and draw their probes off the
+// machine.
+func defaultListen(server netip.AddrPort) string {
+	switch {
+	case !server.Addr().IsLoopback():
+		return ":0"
+	case server.Addr().Is4():
+		return "127.0.0.1:0"
+	default:
+		return "[::1]:0"
+	}
 }
 
 func resolve(cfg Config) (netip.AddrPort, error) {

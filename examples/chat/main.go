@@ -34,8 +34,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
-	"net/netip"
 	"os"
 	"os/signal"
 	"strings"
@@ -100,7 +98,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 		SteamID:        p2p.SteamID(*id),
 		AppID:          uint32(*app),
 		RendezvousAddr: *server,
-		ListenAddr:     listenAddr(*listen, *server),
+		ListenAddr:     *listen,
 	})
 	if err != nil {
 		return err
@@ -238,27 +236,4 @@ func readLines(r io.Reader, lines chan<- string, done <-chan struct{}) {
 			return
 		}
 	}
-}
-
-// listenAddr picks the local address: what -listen says, else loopback when
-// the rendezvous is on this machine (so that nothing is announced to peers
-// but an address they can reach here), else every interface.
-func listenAddr(flagValue, server string) string {
-	if flagValue != "" {
-		return flagValue
-	}
-	host, _, err := net.SplitHostPort(server)
-	if err != nil {
-		return ":0"
-	}
-	if a, err := netip.ParseAddr(host); err == nil && a.IsLoopback() {
-		if a.Is4() {
-			return "127.0.0.1:0"
-		}
-		return "[::1]:0"
-	}
-	if host == "localhost" {
-		return "127.0.0.1:0"
-	}
-	return ":0"
 }

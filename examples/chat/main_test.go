@@ -106,23 +106,6 @@ func TestChatUsage(t *testing.T) {
 	}
 }
 
-// TestListenAddr checks the default local address: loopback for a server
-// on this machine, every interface otherwise.
-func TestListenAddr(t *testing.T) {
-	for _, c := range []struct{ flag, server, want string }{
-		{"", "127.0.0.1:27015", "127.0.0.1:0"},
-		{"", "localhost:27015", "127.0.0.1:0"},
-		{"", "[::1]:27015", "[::1]:0"},
-		{"", "203.0.113.7:27015", ":0"},
-		{"", "rendezvous.example:27015", ":0"},
-		{"127.0.0.1:4000", "203.0.113.7:27015", "127.0.0.1:4000"},
-	} {
-		if got := listenAddr(c.flag, c.server); got != c.want {
-			t.Errorf("listenAddr(%q, %q) = %q, want %q", c.flag, c.server, got, c.want)
-		}
-	}
-}
-
 func startServer(t *testing.T) string {
 	t.Helper()
 	srv, err := rendezvous.NewServer(rendezvous.ServerConfig{ListenAddr: "127.0.0.1:0"})

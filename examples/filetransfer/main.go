@@ -39,8 +39,6 @@ import (
 	"fmt"
 	"hash"
 	"io"
-	"net"
-	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -179,7 +177,7 @@ func newPeer(id p2p.SteamID, o options) (*p2p.Networking, error) {
 		SteamID:        id,
 		AppID:          o.app,
 		RendezvousAddr: o.server,
-		ListenAddr:     listenAddr(o.listen, o.server),
+		ListenAddr:     o.listen,
 		SendBufferSize: sendBuffer,
 	})
 }
@@ -551,29 +549,6 @@ func answer(ctx context.Context, n *p2p.Networking, to p2p.SteamID, tick *time.T
 			n.RunCallbacks()
 		}
 	}
-}
-
-// listenAddr picks the local address: what -listen says, else loopback when
-// the rendezvous is on this machine (so that we announce only an address
-// the peer can reach here), else every interface.
-func listenAddr(flagValue, server string) string {
-	if flagValue != "" {
-		return flagValue
-	}
-	host, _, err := net.SplitHostPort(server)
-	if err != nil {
-		return ":0"
-	}
-	if a, err := netip.ParseAddr(host); err == nil && a.IsLoopback() {
-		if a.Is4() {
-			return "127.0.0.1:0"
-		}
-		return "[::1]:0"
-	}
-	if host == "localhost" {
-		return "127.0.0.1:0"
-	}
-	return ":0"
 }
 
 // lockedWriter lets the demo's two peers print without tearing each

@@ -36,7 +36,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -200,7 +199,7 @@ func playOne(ctx context.Context, o options, out io.Writer) (stats, error) {
 		SteamID:        o.id,
 		AppID:          o.app,
 		RendezvousAddr: o.server,
-		ListenAddr:     listenAddr(o.listen, o.server),
+		ListenAddr:     o.listen,
 	})
 	if err != nil {
 		return stats{ID: o.id, Peer: o.peer}, err
@@ -524,29 +523,6 @@ func (p *player) handle(channel int, m []byte) {
 	case channel == chEvents && m[0] == msgHello:
 		// The peer is here; the session is open now, which is all it is for.
 	}
-}
-
-// listenAddr picks the local address: what -listen says, else loopback when
-// the rendezvous is on this machine (so that we announce only an address
-// the peer can reach here), else every interface.
-func listenAddr(flagValue, server string) string {
-	if flagValue != "" {
-		return flagValue
-	}
-	host, _, err := net.SplitHostPort(server)
-	if err != nil {
-		return ":0"
-	}
-	if a, err := netip.ParseAddr(host); err == nil && a.IsLoopback() {
-		if a.Is4() {
-			return "127.0.0.1:0"
-		}
-		return "[::1]:0"
-	}
-	if host == "localhost" {
-		return "127.0.0.1:0"
-	}
-	return ":0"
 }
 
 // lockedWriter lets two players in one process print without their lines
