@@ -214,7 +214,7 @@ func fmtError(s SessionInfo, none string) string {
 	}
 	name := s.LastErrorName
 	if name == "" {
-		name = sessionErrorName(s.LastError)
+		name = s.LastError.String()
 	}
 	return fmt.Sprintf("%s (%d)", name, uint8(s.LastError))
 }

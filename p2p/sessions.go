@@ -236,7 +236,7 @@ func sessionInfo(s session.SessionSnapshot, local netip.AddrPort) SessionInfo {
 		Age:            s.Age,
 		Idle:           s.Idle,
 		LastError:      s.LastError,
-		LastErrorName:  sessionErrorName(s.LastError),
+		LastErrorName:  s.LastError.String(),
 	}
 	if st.PacketsSent > 0 {
 		info.Loss = min(1, float64(st.PacketsLost)/float64(st.PacketsSent))
@@ -254,24 +254,6 @@ func sessionInfo(s session.SessionSnapshot, local netip.AddrPort) SessionInfo {
 		}
 	}
 	return info
-}
-
-// sessionErrorName names a P2PSessionError as Steam's enum does, without
-// its prefix.
-func sessionErrorName(e P2PSessionError) string {
-	switch e {
-	case P2PSessionErrorNone:
-		return "None"
-	case P2PSessionErrorNotRunningApp:
-		return "NotRunningApp"
-	case P2PSessionErrorNoRightsToApp:
-		return "NoRightsToApp"
-	case P2PSessionErrorDestinationNotLoggedOn:
-		return "DestinationNotLoggedOn"
-	case P2PSessionErrorTimeout:
-		return "Timeout"
-	}
-	return fmt.Sprintf("P2PSessionError(%d)", uint8(e))
 }
 
 // MarshalJSON encodes s with the field names of its tags, durations as

@@ -182,3 +182,15 @@ func TestGoodbyeThroughRelayBeforeRevoke(t *testing.T) {
 		t.Fatalf("relay saw %q, want %q", env.log, want)
 	}
 }
+
+// SessionError prints with Steam's names; an unknown value says its number.
+func TestSessionErrorString(t *testing.T) {
+	for e, want := range map[SessionError]string{
+		ErrorNone: "None", ErrorNotRunningApp: "NotRunningApp", ErrorNoRightsToApp: "NoRightsToApp",
+		ErrorDestinationNotLoggedOn: "DestinationNotLoggedOn", ErrorTimeout: "Timeout", 9: "P2PSessionError(9)",
+	} {
+		if got := e.String(); got != want {
+			t.Errorf("%d: %q, want %q", uint8(e), got, want)
+		}
+	}
+}

@@ -10,6 +10,8 @@
 // package p2p owns the socket and the goroutines around it.
 package session
 
+import "fmt"
+
 import "github.com/p2pcompat/p2pcompat/channels"
 
 // SteamID identifies a user: the 64-bit Steam ID, 0 is invalid.
@@ -27,6 +29,24 @@ const (
 	ErrorTimeout                SessionError = 4
 	ErrorMax                    SessionError = 5
 )
+
+// String names e as Steam's EP2PSessionError does, without the
+// k_EP2PSessionError prefix ("Timeout", "DestinationNotLoggedOn").
+func (e SessionError) String() string {
+	switch e {
+	case ErrorNone:
+		return "None"
+	case ErrorNotRunningApp:
+		return "NotRunningApp"
+	case ErrorNoRightsToApp:
+		return "NoRightsToApp"
+	case ErrorDestinationNotLoggedOn:
+		return "DestinationNotLoggedOn"
+	case ErrorTimeout:
+		return "Timeout"
+	}
+	return fmt.Sprintf("P2PSessionError(%d)", uint8(e))
+}
 
 // State is P2PSessionState_t.
 type State struct {

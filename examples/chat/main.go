@@ -51,14 +51,6 @@ const frame = 16 * time.Millisecond
 // lines to be acknowledged by the peer.
 const flushTimeout = 5 * time.Second
 
-var errorNames = map[p2p.P2PSessionError]string{
-	p2p.P2PSessionErrorNone:                   "None",
-	p2p.P2PSessionErrorNotRunningApp:          "NotRunningApp",
-	p2p.P2PSessionErrorNoRightsToApp:          "NoRightsToApp",
-	p2p.P2PSessionErrorDestinationNotLoggedOn: "DestinationNotLoggedOn",
-	p2p.P2PSessionErrorTimeout:                "Timeout",
-}
-
 func main() {
 	// Ctrl-C and SIGTERM end the chat the same way end of input does.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -116,7 +108,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 	})
 	n.OnP2PSessionConnectFail(func(f p2p.P2PSessionConnectFail) {
 		fmt.Fprintf(c.out, "* could not reach %d: %s (%d); what you typed was dropped, type again to retry\n",
-			f.SteamIDRemote, errorNames[f.SessionError], f.SessionError)
+			f.SteamIDRemote, f.SessionError, f.SessionError)
 		// A failed session posts no second failure until it is closed
 		// (COMPAT C36); closing it makes the next line a fresh attempt
 		// that reports its own outcome.

@@ -78,14 +78,6 @@ const (
 	msgRejected = 'X' // followed by the reason
 )
 
-var errorNames = map[p2p.P2PSessionError]string{
-	p2p.P2PSessionErrorNone:                   "None",
-	p2p.P2PSessionErrorNotRunningApp:          "NotRunningApp",
-	p2p.P2PSessionErrorNoRightsToApp:          "NoRightsToApp",
-	p2p.P2PSessionErrorDestinationNotLoggedOn: "DestinationNotLoggedOn",
-	p2p.P2PSessionErrorTimeout:                "Timeout",
-}
-
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout)
@@ -292,7 +284,7 @@ func sendFile(ctx context.Context, n *p2p.Networking, peer p2p.SteamID, path str
 		if cf.SteamIDRemote != peer {
 			return
 		}
-		fmt.Fprintf(out, "session with %d failed: %s\n", peer, errorNames[cf.SessionError])
+		fmt.Fprintf(out, "session with %d failed: %s\n", peer, cf.SessionError)
 		// Close the failed session, so that the next attempt is a new one
 		// that reports its own outcome (COMPAT C36).
 		n.CloseP2PSessionWithUser(peer)
@@ -417,7 +409,7 @@ func receiveFile(ctx context.Context, n *p2p.Networking, from p2p.SteamID, dir s
 		n.AcceptP2PSessionWithUser(r.SteamIDRemote)
 	})
 	n.OnP2PSessionConnectFail(func(f p2p.P2PSessionConnectFail) {
-		fmt.Fprintf(out, "session with %d failed: %s\n", f.SteamIDRemote, errorNames[f.SessionError])
+		fmt.Fprintf(out, "session with %d failed: %s\n", f.SteamIDRemote, f.SessionError)
 		n.CloseP2PSessionWithUser(f.SteamIDRemote)
 		if cur != nil && cur.from == f.SteamIDRemote {
 			discard()

@@ -73,14 +73,6 @@ const (
 	eventScore = 's'
 )
 
-var errorNames = map[p2p.P2PSessionError]string{
-	p2p.P2PSessionErrorNone:                   "None",
-	p2p.P2PSessionErrorNotRunningApp:          "NotRunningApp",
-	p2p.P2PSessionErrorNoRightsToApp:          "NoRightsToApp",
-	p2p.P2PSessionErrorDestinationNotLoggedOn: "DestinationNotLoggedOn",
-	p2p.P2PSessionErrorTimeout:                "Timeout",
-}
-
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout)
@@ -258,7 +250,7 @@ func (s stats) summary() string {
 	if s.HaveState {
 		st := s.State
 		state = fmt.Sprintf("active=%v connecting=%v relay=%v error=%s queued=%d bytes/%d packets remote=%s",
-			st.ConnectionActive, st.Connecting, st.UsingRelay, errorNames[st.SessionError],
+			st.ConnectionActive, st.Connecting, st.UsingRelay, st.SessionError,
 			st.BytesQueuedForSend, st.PacketsQueuedForSend, ipv4(st.RemoteIP, st.RemotePort))
 	}
 	return fmt.Sprintf("player %d (vs %d): %d frames\n"+
@@ -324,7 +316,7 @@ func newPlayer(n *p2p.Networking, o options, out io.Writer) *player {
 		}
 	})
 	n.OnP2PSessionConnectFail(func(f p2p.P2PSessionConnectFail) {
-		fmt.Fprintf(p.out, "player %d: session with %d failed: %s\n", p.o.id, f.SteamIDRemote, errorNames[f.SessionError])
+		fmt.Fprintf(p.out, "player %d: session with %d failed: %s\n", p.o.id, f.SteamIDRemote, f.SessionError)
 		// Closing the failed session is what lets a new attempt report
 		// its own failure (COMPAT C36).
 		n.CloseP2PSessionWithUser(f.SteamIDRemote)

@@ -36,14 +36,6 @@ var sendNames = map[p2p.P2PSend]string{
 
 var userNames = map[p2p.SteamID]string{alice: "alice", bob: "bob", nobody: "nobody"}
 
-var errorNames = map[p2p.P2PSessionError]string{
-	p2p.P2PSessionErrorNone:                   "None",
-	p2p.P2PSessionErrorNotRunningApp:          "NotRunningApp",
-	p2p.P2PSessionErrorNoRightsToApp:          "NoRightsToApp",
-	p2p.P2PSessionErrorDestinationNotLoggedOn: "DestinationNotLoggedOn",
-	p2p.P2PSessionErrorTimeout:                "Timeout",
-}
-
 func main() {
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "quickstart FAILED:", err)
@@ -162,7 +154,7 @@ func run() error {
 	if err := frameLoop("P2PSessionConnectFail", 5*time.Second, peers, func() bool { return fail != nil }); err != nil {
 		return err
 	}
-	fmt.Printf("alice: P2PSessionConnectFail for %s: %s (%d)\n", userNames[fail.SteamIDRemote], errorNames[fail.SessionError], fail.SessionError)
+	fmt.Printf("alice: P2PSessionConnectFail for %s: %s (%d)\n", userNames[fail.SteamIDRemote], fail.SessionError, fail.SessionError)
 	if fail.SteamIDRemote != nobody || fail.SessionError != p2p.P2PSessionErrorDestinationNotLoggedOn {
 		return fmt.Errorf("want DestinationNotLoggedOn for %d, got %+v", nobody, *fail)
 	}
@@ -212,6 +204,6 @@ func printState(label string, n *p2p.Networking, remote p2p.SteamID) {
 	}
 	ip := fmt.Sprintf("%d.%d.%d.%d", byte(s.RemoteIP>>24), byte(s.RemoteIP>>16), byte(s.RemoteIP>>8), byte(s.RemoteIP))
 	fmt.Printf("%s: active=%v connecting=%v error=%s relay=%v queued=%d bytes/%d packets remote=%s:%d\n",
-		label, s.ConnectionActive, s.Connecting, errorNames[s.SessionError], s.UsingRelay,
+		label, s.ConnectionActive, s.Connecting, s.SessionError, s.UsingRelay,
 		s.BytesQueuedForSend, s.PacketsQueuedForSend, ip, s.RemotePort)
 }
