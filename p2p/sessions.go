@@ -256,37 +256,35 @@ func sessionInfo(s session.SessionSnapshot, local netip.AddrPort) SessionInfo {
 	return info
 }
 
+// sessionInfoJSON is SessionInfo on the wire: its own fields by their tags
+// (sessionInfoFields has no methods, so no recursion), the durations as
+// microseconds.
+type sessionInfoFields SessionInfo
+
+type sessionInfoJSON struct {
+	sessionInfoFields
+	RTT        micros `json:"rtt_us"`
+	RTTVar     micros `json:"rttvar_us"`
+	MinRTT     micros `json:"min_rtt_us"`
+	RateWindow micros `json:"rate_window_us"`
+	Age        micros `json:"age_us"`
+	Idle       micros `json:"idle_us"`
+}
+
 // MarshalJSON encodes s with the field names of its tags, durations as
 // microseconds (see SessionInfo).
 func (s SessionInfo) MarshalJSON() ([]byte, error) {
-	type plain SessionInfo // without these methods
-	return json.Marshal(struct {
-		plain
-		RTT        micros `json:"rtt_us"`
-		RTTVar     micros `json:"rttvar_us"`
-		MinRTT     micros `json:"min_rtt_us"`
-		RateWindow micros `json:"rate_window_us"`
-		Age        micros `json:"age_us"`
-		Idle       micros `json:"idle_us"`
-	}{plain(s), micros(s.RTT), micros(s.RTTVar), micros(s.MinRTT), micros(s.RateWindow), micros(s.Age), micros(s.Idle)})
+	return json.Marshal(sessionInfoJSON{sessionInfoFields(s),
+		micros(s.RTT), micros(s.RTTVar), micros(s.MinRTT), micros(s.RateWindow), micros(s.Age), micros(s.Idle)})
 }
 
 // UnmarshalJSON decodes what MarshalJSON encodes.
 func (s *SessionInfo) UnmarshalJSON(b []byte) error {
-	type plain SessionInfo
-	var v struct {
-		plain
-		RTT        micros `json:"rtt_us"`
-		RTTVar     micros `json:"rttvar_us"`
-		MinRTT     micros `json:"min_rtt_us"`
-		RateWindow micros `json:"rate_window_us"`
-		Age        micros `json:"age_us"`
-		Idle       micros `json:"idle_us"`
-	}
+	var v sessionInfoJSON
 	if err := json.Unmarshal(b, &v); err != nil {
 		return err
 	}
-	*s = SessionInfo(v.plain)
+	*s = SessionInfo(v.sessionInfoFields)
 	s.RTT, s.RTTVar, s.MinRTT = time.Duration(v.RTT), time.Duration(v.RTTVar), time.Duration(v.MinRTT)
 	s.RateWindow, s.Age, s.Idle = time.Duration(v.RateWindow), time.Duration(v.Age), time.Duration(v.Idle)
 	return nil
