@@ -420,11 +420,7 @@ func (n *Networking) readLoop() {
 				batch = append(batch, session.Inbound{B: d, From: from})
 			}
 		}
-		switch len(batch) {
-		case 0:
-		case 1:
-			n.mgr.HandlePacket(batch[0].B, from, false, now)
-		default:
+		if len(batch) > 0 {
 			n.mgr.HandlePackets(batch, now)
 		}
 		clear(batch)

@@ -686,25 +686,10 @@ func (m *Manager) setPeerKey(s *session, pub [32]byte) bool {
 // HandlePacket takes a peer datagram (handshake or data) read from the
 // socket, or from our TURN allocation when viaRelay.
 func (m *Manager) HandlePacket(b []byte, from netip.AddrPort, viaRelay bool, now time.Time) {
-	k, ok := wire.Classify(b)
-	if !ok {
-		return
-	}
-	from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
 	m.lock(now)
 	defer m.unlock()
-	if m.closed {
-		return
-	}
-	sd := sideDirect
-	if viaRelay {
-		sd = sideRelay
-	}
-	switch k {
-	case wire.KindHandshake:
-		m.onHandshake(b, from, sd)
-	case wire.KindData:
-		m.onData(b, from, sd)
+	if !m.closed {
+		m.handle(Inbound{B: b, From: from, ViaRelay: viaRelay})
 	}
 }
 
@@ -719,21 +704,7 @@ func (m *Manager) HandlePackets(pkts []Inbound, now time.Time) {
 	}
 	m.batching = true
 	for _, p := range pkts {
-		k, ok := wire.Classify(p.B)
-		if !ok {
-			continue
-		}
-		from := netip.AddrPortFrom(p.From.Addr().Unmap(), p.From.Port())
-		sd := sideDirect
-		if p.ViaRelay {
-			sd = sideRelay
-		}
-		switch k {
-		case wire.KindHandshake:
-			m.onHandshake(p.B, from, sd)
-		case wire.KindData:
-			m.onData(p.B, from, sd)
-		}
+		m.handle(p)
 	}
 	m.batching = false
 	for i, s := range m.dirty {
@@ -745,6 +716,25 @@ func (m *Manager) HandlePackets(pkts []Inbound, now time.Time) {
 		}
 	}
 	m.dirty = m.dirty[:0]
+}
+
+// handle dispatches one peer datagram; the lock is held.
+func (m *Manager) handle(p Inbound) {
+	k, ok := wire.Classify(p.B)
+	if !ok {
+		return
+	}
+	from := netip.AddrPortFrom(p.From.Addr().Unmap(), p.From.Port())
+	sd := sideDirect
+	if p.ViaRelay {
+		sd = sideRelay
+	}
+	switch k {
+	case wire.KindHandshake:
+		m.onHandshake(p.B, from, sd)
+	case wire.KindData:
+		m.onData(p.B, from, sd)
+	}
 }
 
 func (m *Manager) onHandshake(b []byte, from netip.AddrPort, sd side) {
