@@ -45,6 +45,11 @@ type Config struct {
 	// RegisterTimeout bounds how long New waits for the rendezvous to
 	// confirm the registration; 0 means 10 s.
 	RegisterTimeout time.Duration
+	// RendezvousRefresh is how often the registration is renewed, which
+	// bounds how soon a rendezvous that stopped answering is noticed
+	// (SteamServersDisconnected, LoggedOn); 0 means 10 s. It must stay well
+	// below the server's registration lifetime (30 s by default).
+	RendezvousRefresh time.Duration
 	// OpenerTTL is the IP TTL of the first packets toward a peer's public
 	// address: enough to pass our own NAT router and create its mapping,
 	// too little to reach the peer's router before the peer's own packets
@@ -102,6 +107,8 @@ func (c Config) validate() error {
 		return &ConfigError{"SendBufferSize", "must not be negative"}
 	case c.RecvBufferSize < 0:
 		return &ConfigError{"RecvBufferSize", "must not be negative"}
+	case c.RendezvousRefresh < 0:
+		return &ConfigError{"RendezvousRefresh", "must not be negative"}
 	case c.OpenerTTL < 0 || c.OpenerTTL > 255:
 		return &ConfigError{"OpenerTTL", "must be between 0 and 255"}
 	}

@@ -134,7 +134,15 @@ func New(cfg Config) (*Networking, error) {
 			}
 			n.offerRelays(servers)
 		},
-		Logger: cfg.Logger,
+		OnOnline: func(online bool) {
+			if online {
+				n.cb.Post(SteamServersConnected{})
+			} else {
+				n.cb.Post(SteamServersDisconnected{})
+			}
+		},
+		RefreshInterval: cfg.RendezvousRefresh,
+		Logger:          cfg.Logger,
 	})
 	if err != nil {
 		conn.Close()
@@ -610,6 +618,24 @@ func (n *Networking) OnP2PSessionRequest(fn func(P2PSessionRequest)) {
 func (n *Networking) OnP2PSessionConnectFail(fn func(P2PSessionConnectFail)) {
 	callbacks.Handle(n.cb, fn)
 }
+
+// OnSteamServersConnected registers a handler for SteamServersConnected:
+// the rendezvous answers again after SteamServersDisconnected.
+func (n *Networking) OnSteamServersConnected(fn func(SteamServersConnected)) {
+	callbacks.Handle(n.cb, fn)
+}
+
+// OnSteamServersDisconnected registers a handler for
+// SteamServersDisconnected: the rendezvous stopped answering, or refused,
+// our registration's renewal.
+func (n *Networking) OnSteamServersDisconnected(fn func(SteamServersDisconnected)) {
+	callbacks.Handle(n.cb, fn)
+}
+
+// LoggedOn reports whether we are registered with the rendezvous: true
+// from New until a renewal of the registration goes unanswered or is
+// refused, and again once one is answered (ISteamUser's BLoggedOn).
+func (n *Networking) LoggedOn() bool { return !n.closed.Load() && n.rv.Online() }
 
 // LocalAddr is the address of the socket, a *net.UDPAddr.
 func (n *Networking) LocalAddr() net.Addr { return n.conn.LocalAddr() }

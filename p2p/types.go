@@ -58,3 +58,16 @@ type Packet struct {
 	Channel int
 	Data    []byte
 }
+
+// SteamServersConnected is SteamServersConnected_t: the rendezvous, which
+// stands in for Steam's servers, answers our registration again after a
+// SteamServersDisconnected. New returning is the first connection; it is
+// not posted for that.
+type SteamServersConnected struct{}
+
+// SteamServersDisconnected is SteamServersDisconnected_t: the rendezvous
+// stopped answering the renewals of our registration (for about
+// RendezvousRefresh and ten seconds of retries), or refused one. Sessions
+// already open go on; new ones cannot be looked up until
+// SteamServersConnected.
+type SteamServersDisconnected struct{}

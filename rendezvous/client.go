@@ -169,6 +169,15 @@ type ClientConfig struct {
 	// sessionID against the sessions it opened. Once the client shares a
 	// key with the server, only reports MAC'd under it are taken. May be nil.
 	OnDelivered func(target uint64, sessionID uint64)
+	// OnOnline is called when the registration goes from answered to
+	// unanswered (a refresh round that the server never answered, or a
+	// refusal of a refresh) and back: false when it is lost, true when a
+	// later refresh is answered again. The first registration calls it
+	// not: Register's answer says that. Calls come from the client's
+	// goroutine or HandleInbound's, one at a time and in the order of the
+	// changes, with no lock held; it must not block. May be nil; Online
+	// gives the same state.
+	OnOnline func(online bool)
 	// RetransmitInterval is the first retransmit delay, doubling up to 2s;
 	// 0 means 200ms.
 	RetransmitInterval time.Duration
@@ -291,10 +300,15 @@ type Client struct {
 	mac        *macer
 	closed     bool
 	registered bool // confirmed at least once: refresh from now on
-	observed   netip.AddrPort
-	relayed    []netip.AddrPort // SetRelayed's, sent in every registration
-	relays     []Relay          // from the latest authenticated REGISTERED
-	relaysVer  uint64           // counts changes of relays
+	online     bool // the latest registration round was answered and accepted
+	// reportedOnline is what OnOnline was last told; reportMu keeps the
+	// calls in the order of the changes.
+	reportedOnline bool
+	reportMu       sync.Mutex
+	observed       netip.AddrPort
+	relayed        []netip.AddrPort // SetRelayed's, sent in every registration
+	relays         []Relay          // from the latest authenticated REGISTERED
+	relaysVer      uint64           // counts changes of relays
 	// notifiedVer is the relaysVer that OnRelays was last called with, and
 	// notifying says that a goroutine is calling it, and will call it again
 	// if relaysVer moves meanwhile.
@@ -667,7 +681,11 @@ func (c *Client) finishRegister(m *message, b []byte, o regOutcome) {
 			c.log.Info("rendezvous: observed address changed", "from", c.observed, "to", o.observed)
 		}
 		c.observed = o.observed
+		if !c.registered {
+			c.reportedOnline = true // Register's answer tells of the first
+		}
 		c.registered = true
+		c.online = true
 		if mac {
 			// Only an authenticated answer carries relays; an answer
 			// without a MAC, to a client without a key, says nothing
@@ -680,13 +698,17 @@ func (c *Client) finishRegister(m *message, b []byte, o regOutcome) {
 				next = max(half, min(next, minCredentialRefresh))
 			}
 		}
-	} else if len(r.waiters) == 0 {
-		c.log.Warn("rendezvous: refresh refused", "err", o.err)
+	} else {
+		c.online = false
+		if len(r.waiters) == 0 {
+			c.log.Warn("rendezvous: refresh refused", "err", o.err)
+		}
 	}
 	if c.registered {
 		c.refreshAt = now.Add(next)
 	}
 	c.mu.Unlock()
+	c.reportOnline()
 	c.notifyRelays()
 	// c.reg no longer points at r, so nobody else touches r.waiters.
 	for ch := range r.waiters {
@@ -829,6 +851,32 @@ func (c *Client) onDelivered(m *message, b []byte) {
 	c.cfg.OnDelivered(m.target, m.sessionID)
 }
 
+// Online reports whether the server answered and accepted the latest
+// registration round: true from the first registration until a refresh
+// goes unanswered or is refused, and again once one is answered.
+func (c *Client) Online() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.online && !c.closed
+}
+
+// reportOnline tells OnOnline of a change of online since it was last
+// told, if there is one.
+func (c *Client) reportOnline() {
+	if c.cfg.OnOnline == nil {
+		return
+	}
+	c.reportMu.Lock()
+	defer c.reportMu.Unlock()
+	c.mu.Lock()
+	online, changed := c.online, c.online != c.reportedOnline && !c.closed
+	c.reportedOnline = c.online
+	c.mu.Unlock()
+	if changed {
+		c.cfg.OnOnline(online)
+	}
+}
+
 // Close sends a best-effort unregistration and stops the client's
 // goroutine. Pending Register calls return net.ErrClosed. Calls after the
 // first do nothing.
@@ -870,6 +918,7 @@ func (c *Client) loop() {
 			c.send(b)
 			due[i] = nil
 		}
+		c.reportOnline()
 		if next.IsZero() {
 			timer.Stop()
 		} else {
@@ -894,6 +943,7 @@ func (c *Client) dueLocked(now time.Time, out [][]byte) [][]byte {
 		if len(r.waiters) == 0 && r.tries >= maxRefreshTries {
 			c.log.Warn("rendezvous: refresh unanswered", "tries", r.tries)
 			c.reg = nil
+			c.online = false
 			if c.registered {
 				c.refreshAt = now.Add(c.cfg.RefreshInterval)
 			}
