@@ -1,0 +1,155 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+func envOf(kv map[string]string) func(string) string {
+	return func(k string) string { return kv[k] }
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The environment wins over p2pcompat.ini beside the library, which wins
+// over the defaults.
+func TestSettingsOrder(t *testing.T) {
+	lib, data := t.TempDir(), t.TempDir()
+	writeFile(t, filepath.Join(lib, settingsFile), `
+# a player's settings
+[p2pcompat]
+rendezvous = play.example.test:27015
+name = "From Ini"
+connect_timeout = 3s
+relay = 0
+steamid = 76561197960265729
+`)
+	env := map[string]string{"XDG_DATA_HOME": data, "SteamAppId": "480", "P2PCOMPAT_RENDEZVOUS": "127.0.0.1:4000", "USER": "user"}
+	s, err := loadSettings(sources{getenv: envOf(env), libDir: lib})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.rendezvous.value != "127.0.0.1:4000" || s.rendezvous.from != "P2PCOMPAT_RENDEZVOUS" {
+		t.Errorf("rendezvous %+v: the environment should win", s.rendezvous)
+	}
+	if s.name != "From Ini" || s.connectTimeout != 3*time.Second || s.relay || s.steamID != 76561197960265729 {
+		t.Errorf("from the file: name %q, connect timeout %v, relay %v, steamid %d", s.name, s.connectTimeout, s.relay, s.steamID)
+	}
+	if s.idleTimeout != 3*time.Minute || s.requestRepeat != 10*time.Second || s.sendBuffer != 1<<20 || s.maxSessions != 4096 || s.registerTimeout != 5*time.Second {
+		t.Errorf("defaults: %+v", s)
+	}
+
+	// Without the file: the defaults.
+	s, err = loadSettings(sources{getenv: envOf(map[string]string{"XDG_DATA_HOME": data, "SteamAppId": "480", "USER": "user"}), libDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.rendezvous.value != "127.0.0.1:27015" || s.name != "user" || !s.relay || s.logPath != "" {
+		t.Errorf("defaults: rendezvous %q, name %q, relay %v, log %q", s.rendezvous.value, s.name, s.relay, s.logPath)
+	}
+}
+
+// A bad setting is refused with a message that names where it came from.
+func TestSettingsErrorsNameTheSetting(t *testing.T) {
+	lib := t.TempDir()
+	writeFile(t, filepath.Join(lib, settingsFile), "send_buffer = lots\n")
+	cases := []struct {
+		env  map[string]string
+		lib  string
+		want string
+	}{
+		{map[string]string{"P2PCOMPAT_STEAMID": "bob"}, "", "(P2PCOMPAT_STEAMID)"},
+		{map[string]string{"P2PCOMPAT_STEAMID": "0"}, "", "(P2PCOMPAT_STEAMID)"},
+		{map[string]string{"P2PCOMPAT_CONNECT_TIMEOUT": "20"}, "", "(P2PCOMPAT_CONNECT_TIMEOUT)"},
+		{map[string]string{"P2PCOMPAT_RELAY": "maybe"}, "", "(P2PCOMPAT_RELAY)"},
+		{map[string]string{"P2PCOMPAT_LOG_LEVEL": "loud"}, "", "(P2PCOMPAT_LOG_LEVEL)"},
+		{map[string]string{}, lib, "(send_buffer in p2pcompat.ini)"},
+		{map[string]string{"SteamAppId": "x"}, "", "SteamAppId"},
+	}
+	for _, c := range cases {
+		env := map[string]string{"XDG_DATA_HOME": t.TempDir(), "SteamAppId": "480"}
+		for k, v := range c.env {
+			env[k] = v
+		}
+		_, err := loadSettings(sources{getenv: envOf(env), libDir: c.lib})
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: error %v, want one naming %s", c.env, err, c.want)
+		}
+	}
+}
+
+// Without P2PCOMPAT_STEAMID the player gets a valid individual SteamID,
+// generated once and kept.
+func TestGeneratedSteamIDIsKept(t *testing.T) {
+	data := t.TempDir()
+	env := envOf(map[string]string{"XDG_DATA_HOME": data, "SteamAppId": "480"})
+	a, err := loadSettings(sources{getenv: env})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := loadSettings(sources{getenv: env})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.steamID != b.steamID {
+		t.Fatalf("SteamID %d, then %d: not kept", a.steamID, b.steamID)
+	}
+	if a.steamID <= individualBase || a.steamID > individualBase+1<<32-1 {
+		t.Fatalf("SteamID %d is not a valid individual SteamID", a.steamID)
+	}
+	kept, err := os.ReadFile(filepath.Join(data, "p2pcompat", "steamid"))
+	if err != nil || strings.TrimSpace(string(kept)) != strconv.FormatUint(a.steamID, 10) {
+		t.Fatalf("kept %q (%v), want %d", kept, err, a.steamID)
+	}
+	// HOME stands in for XDG_DATA_HOME as the XDG rules say.
+	home := t.TempDir()
+	c, err := loadSettings(sources{getenv: envOf(map[string]string{"HOME": home, "SteamAppId": "480"})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(home, ".local", "share", "p2pcompat", "steamid")); err != nil || c.steamID == a.steamID {
+		t.Fatalf("under HOME: %v, SteamID %d", err, c.steamID)
+	}
+}
+
+// The AppID comes from SteamAppId, SteamGameId, steam_appid.txt in the
+// working directory, beside the library, then RestartAppIfNecessary.
+func TestAppIDOrder(t *testing.T) {
+	wd, lib := t.TempDir(), t.TempDir()
+	writeFile(t, filepath.Join(wd, "steam_appid.txt"), "\ufeff620\n")
+	writeFile(t, filepath.Join(lib, "steam_appid.txt"), "730")
+	cases := []struct {
+		env     map[string]string
+		wd, lib string
+		restart uint32
+		want    uint32
+	}{
+		{map[string]string{"SteamAppId": "480", "SteamGameId": "570"}, wd, lib, 10, 480},
+		{map[string]string{"SteamGameId": strconv.FormatUint(0x0100000000000000|570, 10)}, wd, lib, 10, 570},
+		{nil, wd, lib, 10, 620},
+		{nil, "", lib, 10, 730},
+		{nil, "", "", 10, 10},
+	}
+	for _, c := range cases {
+		env := map[string]string{}
+		for k, v := range c.env {
+			env[k] = v
+		}
+		got, _, err := findAppID(sources{getenv: envOf(env), workDir: c.wd, libDir: c.lib, restartApp: c.restart})
+		if err != nil || got != c.want {
+			t.Errorf("%v wd=%q lib=%q restart=%d: %d, %v; want %d", c.env, c.wd, c.lib, c.restart, got, err, c.want)
+		}
+	}
+	if _, _, err := findAppID(sources{getenv: envOf(nil)}); err == nil || !strings.Contains(err.Error(), "steam_appid.txt") {
+		t.Errorf("no AppID anywhere: %v", err)
+	}
+}
