@@ -7,10 +7,8 @@ import (
 	"io"
 	"net"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -27,7 +25,7 @@ const waitLimit = 10 * time.Second
 
 // steamIDBase is SteamID 76561197960265728: account type individual,
 // universe public, instance 1. Every SteamID of these tests is base+N.
-const steamIDBase uint64 = 76561197960265728
+const steamIDBase uint64 = individualBase
 
 var (
 	nextAccount atomic.Uint64 // users that exist: game processes
@@ -40,23 +38,11 @@ func newSteamID() uint64 { return steamIDBase + 1000 + nextAccount.Add(1) }
 // unknownSteamID is a valid individual SteamID that no process plays.
 func unknownSteamID() uint64 { return steamIDBase + 50_000_000 + nextUnknown.Add(1) }
 
-var (
-	gameMu   sync.Mutex
-	gamePath string
-)
-
-// legacyGame compiles testdata/legacygame.cpp once per test binary, beside
-// the library (whose directory TestMain removes).
+// legacyGame is testdata/legacygame.cpp, compiled once per test binary.
 func legacyGame(t *testing.T) string {
 	t.Helper()
 	needTool(t, "g++")
-	lib := library(t)
-	gameMu.Lock()
-	defer gameMu.Unlock()
-	if gamePath == "" {
-		gamePath = compileProgram(t, filepath.Dir(lib), "legacygame", "testdata/legacygame.cpp")
-	}
-	return gamePath
+	return program(t, "legacygame", "testdata/legacygame.cpp")
 }
 
 // gameSpec says how a game process binds and whom it plays.

@@ -104,6 +104,25 @@ func compileProgram(t testing.TB, dir, name string, srcs ...string) string {
 	return out
 }
 
+var (
+	progMu sync.Mutex
+	progs  = map[string]string{}
+)
+
+// program compiles a test program from testdata once per test binary,
+// beside the library (whose directory TestMain removes), and returns its
+// path.
+func program(t testing.TB, name, src string) string {
+	t.Helper()
+	lib := library(t)
+	progMu.Lock()
+	defer progMu.Unlock()
+	if progs[name] == "" {
+		progs[name] = compileProgram(t, filepath.Dir(lib), name, src)
+	}
+	return progs[name]
+}
+
 // startRendezvous starts a rendezvous server on loopback for the test's
 // game processes and returns its address.
 func startRendezvous(t testing.TB, cfg rendezvous.ServerConfig) string {

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"io"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -24,25 +23,13 @@ import (
 // the Mono test (SteamID 76561197960265728 + account).
 const peerAccount = 7000
 
-func peerSteamID(n uint64) uint64 { return 76561197960265728 + peerAccount + n }
+func peerSteamID(n uint64) uint64 { return individualBase + peerAccount + n }
 
-var (
-	peerMu   sync.Mutex
-	peerPath string
-)
-
-// peerProgram compiles testdata/peer.cpp once per test binary, beside the
-// library (whose directory TestMain removes).
+// peerProgram is testdata/peer.cpp, compiled once per test binary.
 func peerProgram(t *testing.T) string {
 	t.Helper()
 	needTool(t, "g++")
-	lib := library(t)
-	peerMu.Lock()
-	defer peerMu.Unlock()
-	if peerPath == "" {
-		peerPath = compileProgram(t, filepath.Dir(lib), "peer", "testdata/peer.cpp")
-	}
-	return peerPath
+	return program(t, "peer", "testdata/peer.cpp")
 }
 
 // childProc is a test program running in a process of its own: its stdout
