@@ -1,6 +1,7 @@
 package main
 
 /*
+#include <stdlib.h>
 #include "p2pc.h"
 */
 import "C"
@@ -64,6 +65,18 @@ func p2pcGoInit(errBuf *C.char, errCap C.int, persona *C.char, personaCap C.int,
 	return code
 }
 
+// liveEnv reads the process's environment as it is now. Go's os.Getenv
+// reads a copy taken when the library was loaded, and games set SteamAppId
+// and the like with setenv just before init (GodotSteam's own advice).
+func liveEnv(key string) string {
+	k := C.CString(key)
+	defer C.free(unsafe.Pointer(k))
+	if v := C.getenv(k); v != nil {
+		return C.GoString(v)
+	}
+	return ""
+}
+
 func libraryDir() string {
 	var buf [4096]C.char
 	C.p2pc_library_dir(&buf[0], C.int(len(buf)))
@@ -72,7 +85,7 @@ func libraryDir() string {
 
 func start(persona *C.char, personaCap C.int, steamID *C.uint64_t, appID *C.uint32_t) (C.int, error) {
 	wd, _ := os.Getwd()
-	s, err := loadSettings(sources{getenv: os.Getenv, libDir: libraryDir(), workDir: wd, restartApp: uint32(C.p2pc_restart_app_id())})
+	s, err := loadSettings(sources{getenv: liveEnv, libDir: libraryDir(), workDir: wd, restartApp: uint32(C.p2pc_restart_app_id())})
 	if err != nil {
 		return C.P2PC_INIT_FAILED_GENERIC, err
 	}
@@ -258,7 +271,7 @@ func p2pcGoGetState(remote C.uint64_t, st *C.p2pc_session_state) C.int {
 	st.connecting = b(s.Connecting)
 	st.error = C.uint8_t(s.SessionError)
 	st.using_relay = b(s.UsingRelay)
-	st.bytes_queued = C.int32_t(s.BytesQueuedForSend)
+	st.bytes_queued = C.int32_t(s.BytesQueuedForSend) // int32 already, as in Steam's struct
 	st.packets_queued = C.int32_t(s.PacketsQueuedForSend)
 	st.remote_ip = C.uint32_t(s.RemoteIP)
 	st.remote_port = C.uint16_t(s.RemotePort)

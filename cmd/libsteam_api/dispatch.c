@@ -17,8 +17,9 @@
  * a struct of a newer SDK than the event reads zeros, not our heap. */
 #define P2PC_PAYLOAD_SLACK 64
 /* Bounds the network can fill: events wait here between a pump and their
- * dispatch, and a game that never dispatches one mode must not grow it. */
-#define P2PC_QUEUE_CAP 4096
+ * dispatch. As many as the Go side's queue holds (callbacks.DefaultLimit),
+ * so that one pump never brings more than fits; the rings grow to it. */
+#define P2PC_QUEUE_CAP 65536
 #define P2PC_MAX_REGISTERED 65536
 
 typedef struct {
@@ -29,7 +30,7 @@ typedef struct {
 
 typedef struct {
 	event *ev;
-	int head, len;
+	int head, len, cap;
 } ring;
 
 typedef struct {
@@ -38,6 +39,13 @@ typedef struct {
 } registration;
 
 static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
+/* The object whose handler runs now, and on which thread: an unregister
+ * from another thread waits for that handler to return, so that the game
+ * may free the object once SteamAPI_UnregisterCallback returns (the .NET
+ * wrappers unregister from their finalizer thread). */
+static pthread_cond_t reg_cond = PTHREAD_COND_INITIALIZER;
+static void *in_flight;
+static pthread_t in_flight_thread;
 static registration *regs;
 static int nregs, capregs;
 
@@ -61,12 +69,18 @@ typedef void (*run_fn)(void *self, void *param);
 typedef void (*run_result_fn)(void *self, void *param, int io_failure, uint64_t call);
 
 static int ring_push(ring *r, const event *e) {
-	if (r->ev == NULL) {
-		r->ev = calloc(P2PC_QUEUE_CAP, sizeof(event));
-		if (r->ev == NULL) return 0;
+	if (r->len == r->cap) {
+		if (r->cap == P2PC_QUEUE_CAP) return 0;
+		int n = r->cap ? r->cap * 2 : 64;
+		event *ev = malloc((size_t)n * sizeof *ev);
+		if (ev == NULL) return 0;
+		for (int i = 0; i < r->len; i++) ev[i] = r->ev[(r->head + i) % r->cap];
+		free(r->ev);
+		r->ev = ev;
+		r->head = 0;
+		r->cap = n;
 	}
-	if (r->len == P2PC_QUEUE_CAP) return 0;
-	r->ev[(r->head + r->len) % P2PC_QUEUE_CAP] = *e;
+	r->ev[(r->head + r->len) % r->cap] = *e;
 	r->len++;
 	return 1;
 }
@@ -74,7 +88,7 @@ static int ring_push(ring *r, const event *e) {
 static int ring_pop(ring *r, event *e) {
 	if (r->len == 0) return 0;
 	*e = r->ev[r->head];
-	r->head = (r->head + 1) % P2PC_QUEUE_CAP;
+	r->head = (r->head + 1) % r->cap;
 	r->len--;
 	return 1;
 }
@@ -89,12 +103,12 @@ static uint64_t payload_steam_id(const event *e) {
 static int ring_drop_requests(ring *r, uint64_t remote) {
 	int kept = 0, dropped = 0;
 	for (int i = 0; i < r->len; i++) {
-		event *e = &r->ev[(r->head + i) % P2PC_QUEUE_CAP];
+		event *e = &r->ev[(r->head + i) % r->cap];
 		if (e->id == P2PC_CB_SESSION_REQUEST && payload_steam_id(e) == remote) {
 			dropped++;
 			continue;
 		}
-		if (kept != i) r->ev[(r->head + kept) % P2PC_QUEUE_CAP] = *e;
+		if (kept != i) r->ev[(r->head + kept) % r->cap] = *e;
 		kept++;
 	}
 	r->len = kept;
@@ -124,7 +138,8 @@ void p2pc_post(int id, const void *payload, int size) {
 	int queued = 0;
 	if (classic) queued |= ring_push(&classic_q, &e);
 	if (manual_enabled) queued |= ring_push(&manual_q, &e) << 1;
-	if (id == P2PC_CB_SESSION_REQUEST) pending_requests += (queued & 1) + (queued >> 1);
+	if (id == P2PC_CB_SESSION_REQUEST)
+		__atomic_add_fetch(&pending_requests, (queued & 1) + (queued >> 1), __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&q_mu);
 }
 
@@ -134,8 +149,8 @@ void p2pc_post(int id, const void *payload, int size) {
 void p2pc_drop_requests_from(uint64_t remote) {
 	if (__atomic_load_n(&pending_requests, __ATOMIC_RELAXED) == 0) return;
 	pthread_mutex_lock(&q_mu);
-	pending_requests -= ring_drop_requests(&classic_q, remote);
-	pending_requests -= ring_drop_requests(&manual_q, remote);
+	int dropped = ring_drop_requests(&classic_q, remote) + ring_drop_requests(&manual_q, remote);
+	__atomic_sub_fetch(&pending_requests, dropped, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&q_mu);
 }
 
@@ -145,7 +160,7 @@ void p2pc_dispatch_reset(void) {
 	pthread_mutex_lock(&q_mu);
 	classic_q.head = classic_q.len = 0;
 	manual_q.head = manual_q.len = 0;
-	pending_requests = 0;
+	__atomic_store_n(&pending_requests, 0, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&q_mu);
 }
 
@@ -182,9 +197,16 @@ void SteamAPI_RegisterCallback(void *cb, int id) {
 	pthread_mutex_unlock(&reg_mu);
 }
 
+/* wait_not_in_flight waits, with reg_mu held, until cb's handler is not
+ * running on another thread. */
+static void wait_not_in_flight(void *cb) {
+	while (in_flight == cb && !pthread_equal(in_flight_thread, pthread_self())) pthread_cond_wait(&reg_cond, &reg_mu);
+}
+
 void SteamAPI_UnregisterCallback(void *cb) {
 	if (cb == NULL) return;
 	pthread_mutex_lock(&reg_mu);
+	wait_not_in_flight(cb);
 	if (CB_FLAGS(cb) & CB_REGISTERED) {
 		CB_FLAGS(cb) &= (uint8_t)~CB_REGISTERED;
 		int i = find_registration(cb, 0);
@@ -207,6 +229,7 @@ void SteamAPI_RegisterCallResult(void *cb, uint64_t call) {
 void SteamAPI_UnregisterCallResult(void *cb, uint64_t call) {
 	if (cb == NULL || call == 0) return;
 	pthread_mutex_lock(&reg_mu);
+	wait_not_in_flight(cb);
 	int i = find_registration(cb, call);
 	if (i >= 0) {
 		remove_registration(i);
@@ -244,14 +267,24 @@ static void dispatch(const event *e, int gameserver) {
 	uint8_t param[P2PC_MAX_PAYLOAD + P2PC_PAYLOAD_SLACK] = {0};
 	for (int i = 0; i < n; i++) {
 		pthread_mutex_lock(&reg_mu);
-		int still = find_registration(snap[i], 0) >= 0 && CB_ID(snap[i]) == e->id;
+		run_fn run = NULL;
+		if (find_registration(snap[i], 0) >= 0 && CB_ID(snap[i]) == e->id) {
+			/* Read under the lock: an unregister on another thread
+			 * now waits until this handler has returned. */
+			run = (run_fn)(*(void ***)snap[i])[0];
+			in_flight = snap[i];
+			in_flight_thread = pthread_self();
+		}
 		pthread_mutex_unlock(&reg_mu);
-		if (!still) continue;
+		if (run == NULL) continue;
 		/* A fresh copy for each handler: one may write into its param. */
 		memset(param, 0, sizeof param);
 		memcpy(param, e->payload, (size_t)e->size);
-		run_fn run = (run_fn)(*(void ***)snap[i])[0];
 		run(snap[i], param);
+		pthread_mutex_lock(&reg_mu);
+		in_flight = NULL;
+		pthread_cond_broadcast(&reg_cond);
+		pthread_mutex_unlock(&reg_mu);
 	}
 	if (snap != stack) free(snap);
 }
@@ -263,7 +296,7 @@ static void run_callbacks(int gameserver) {
 	for (;;) {
 		pthread_mutex_lock(&q_mu);
 		int got = gameserver ? 0 : ring_pop(&classic_q, &e);
-		if (got && e.id == P2PC_CB_SESSION_REQUEST) pending_requests--;
+		if (got && e.id == P2PC_CB_SESSION_REQUEST) __atomic_sub_fetch(&pending_requests, 1, __ATOMIC_RELAXED);
 		pthread_mutex_unlock(&q_mu);
 		if (!got) break;
 		dispatch(&e, gameserver);
@@ -300,7 +333,7 @@ uint32_t SteamAPI_ManualDispatch_GetNextCallback(int32_t pipe, p2pc_callback_msg
 		pthread_mutex_unlock(&q_mu);
 		return 0;
 	}
-	if (e.id == P2PC_CB_SESSION_REQUEST) pending_requests--;
+	if (e.id == P2PC_CB_SESSION_REQUEST) __atomic_sub_fetch(&pending_requests, 1, __ATOMIC_RELAXED);
 	/* The payload stays valid until FreeLastCallback, in C memory. */
 	manual_current = calloc(1, (size_t)e.size + P2PC_PAYLOAD_SLACK);
 	if (manual_current == NULL) {

@@ -27,9 +27,9 @@ func TestInitFailureSaysWhy(t *testing.T) {
 	server := silent.LocalAddr().String()
 	logPath := filepath.Join(dir, "p2pcompat.log")
 
-	run := func(env []string) string {
+	run := func(env []string, args ...string) string {
 		t.Helper()
-		cmd := exec.Command(prog)
+		cmd := exec.Command(prog, args...)
 		cmd.Env = env
 		out, err := cmd.CombinedOutput()
 		if err != nil {
@@ -59,7 +59,14 @@ func TestInitFailureSaysWhy(t *testing.T) {
 		t.Errorf("no AppID: %s", got)
 	}
 
+	// Settings the game puts into its own environment just before init
+	// count: the library reads the environment as it is then.
 	addr := startRendezvous(t, rendezvous.ServerConfig{})
+	got = run(env, "SteamAppId=480", "P2PCOMPAT_RENDEZVOUS="+addr)
+	if got != "rc=0 pipe=21328 init=1 err=" {
+		t.Errorf("settings made with setenv before init: %s", got)
+	}
+
 	got = run(gameEnv(t, addr, individualBase+1, 480))
 	if got != "rc=0 pipe=21328 init=1 err=" {
 		t.Errorf("a working rendezvous: %s", got)

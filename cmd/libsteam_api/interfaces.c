@@ -34,10 +34,14 @@ static uint32_t g_app_id;
 static char g_persona[128];
 
 void p2pc_identity_set(uint64_t steam_id, uint32_t app_id, const char *persona) {
+	static int persona_set;
 	pthread_mutex_lock(&id_mu);
-	g_steam_id = steam_id;
-	g_app_id = app_id;
-	snprintf(g_persona, sizeof g_persona, "%s", persona ? persona : "");
+	__atomic_store_n(&g_steam_id, steam_id, __ATOMIC_RELAXED);
+	__atomic_store_n(&g_app_id, app_id, __ATOMIC_RELAXED);
+	/* GetPersonaName hands this buffer to the game for keeps, so it is
+	 * written once, at the first init, and never while a game may read it. */
+	if (!persona_set) snprintf(g_persona, sizeof g_persona, "%s", persona ? persona : "");
+	persona_set = 1;
 	pthread_mutex_unlock(&id_mu);
 }
 
@@ -63,6 +67,7 @@ static uint32_t net_available(void *self, uint32_t *size, int channel) {
 
 static uint32_t net_read(void *self, void *dest, uint32_t cap, uint32_t *size, void *from, int channel) {
 	(void)self;
+	if (size != NULL) *size = 0;
 	if (size == NULL || from == NULL || (dest == NULL && cap > 0)) return 0;
 	uint64_t remote = 0;
 	uint32_t ok = (uint32_t)p2pcGoRead(dest, cap, size, &remote, channel);
@@ -153,6 +158,17 @@ static int utils_call_failure(void *self, uint64_t call) {
 	return 2; /* k_ESteamAPICallFailureInvalidHandle: no call of ours exists */
 }
 static void utils_warning_hook(void *self, void *fn) { (void)self, (void)fn; }
+/* IsAPICallCompleted and GetAPICallResult: no call of ours exists, and
+ * exactly one byte of *failed is written. */
+static uint32_t utils_call_completed(void *self, uint64_t call, uint8_t *failed) {
+	(void)self, (void)call;
+	if (failed != NULL) *failed = 1;
+	return 0;
+}
+static uint32_t utils_call_result(void *self, uint64_t call, void *out, int size, int expected, uint8_t *failed) {
+	(void)out, (void)size, (void)expected;
+	return utils_call_completed(self, call, failed);
+}
 
 /* ---- ISteamApps ---- */
 
@@ -215,7 +231,8 @@ static const void *utils_vtbl[2 + STUB_SLOTS];    /* SteamUtils005-010 */
 static const void *utils011_vtbl[2 + STUB_SLOTS]; /* SteamUtils011 */
 static const void *apps_vtbl[2 + STUB_SLOTS];
 static const void *mm_vtbl[2 + STUB_SLOTS];    /* SteamMatchMaking009 */
-static const void *mm008_vtbl[2 + STUB_SLOTS]; /* 008 and older: one slot less from 11 */
+static const void *mm008_vtbl[2 + STUB_SLOTS]; /* 008: one slot less from 11 */
+static const void *mm007_vtbl[2 + STUB_SLOTS]; /* 007 and older: three less from 12 */
 static const void *stub_vtbl[2 + STUB_SLOTS];
 
 static void fill(const void **vt, int slots, const void *fn) {
@@ -245,14 +262,18 @@ static void build_tables(void) {
 	utils_vtbl[2 + 3] = S(utils_server_time);
 	utils_vtbl[2 + 4] = S(stub_empty); /* GetIPCountry */
 	utils_vtbl[2 + 9] = S(utils_app_id);
+	utils_vtbl[2 + 11] = S(utils_call_completed);
 	utils_vtbl[2 + 12] = S(utils_call_failure);
+	utils_vtbl[2 + 13] = S(utils_call_result);
 	utils_vtbl[2 + 16] = S(utils_warning_hook);
 	fill(utils011_vtbl, STUB_SLOTS, S(stub_zero));
 	utils011_vtbl[2 + 2] = S(utils_universe);
 	utils011_vtbl[2 + 3] = S(utils_server_time);
 	utils011_vtbl[2 + 4] = S(stub_empty);
 	utils011_vtbl[2 + 8] = S(utils_app_id);
+	utils011_vtbl[2 + 10] = S(utils_call_completed);
 	utils011_vtbl[2 + 11] = S(utils_call_failure);
+	utils011_vtbl[2 + 12] = S(utils_call_result);
 	utils011_vtbl[2 + 15] = S(utils_warning_hook);
 
 	fill(apps_vtbl, STUB_SLOTS, S(stub_zero));
@@ -267,6 +288,9 @@ static void build_tables(void) {
 	fill(mm008_vtbl, STUB_SLOTS, S(stub_zero));
 	mm008_vtbl[2 + 18] = S(stub_empty);
 	mm008_vtbl[2 + 23] = S(stub_empty);
+	fill(mm007_vtbl, STUB_SLOTS, S(stub_zero));
+	mm007_vtbl[2 + 16] = S(stub_empty);
+	mm007_vtbl[2 + 21] = S(stub_empty);
 
 	const void *c[] = {
 	    S(client_create_pipe), S(client_release_pipe), S(client_global_user), S(client_local_user),
@@ -311,7 +335,7 @@ static const void *const *vtable_for(const char *v) {
 	if (family(v, "SteamUser") >= 0) return &user_vtbl[2];
 	if ((n = family(v, "SteamFriends")) >= 0) return n >= 18 ? &friends018_vtbl[2] : &friends_vtbl[2];
 	if ((n = family(v, "SteamUtils")) >= 0) return n >= 11 ? &utils011_vtbl[2] : &utils_vtbl[2];
-	if ((n = family(v, "SteamMatchMaking")) >= 0) return n >= 9 ? &mm_vtbl[2] : &mm008_vtbl[2];
+	if ((n = family(v, "SteamMatchMaking")) >= 0) return n >= 9 ? &mm_vtbl[2] : n == 8 ? &mm008_vtbl[2] : &mm007_vtbl[2];
 	if (family(v, "STEAMAPPS_INTERFACE_VERSION") >= 0) return &apps_vtbl[2];
 	return &stub_vtbl[2];
 }
@@ -482,16 +506,12 @@ int SteamAPI_ISteamUtils_GetConnectedUniverse(void *self) { return utils_univers
 uint32_t SteamAPI_ISteamUtils_GetServerRealTime(void *self) { return utils_server_time(self); }
 void SteamAPI_ISteamUtils_SetWarningMessageHook(void *self, void *fn) { utils_warning_hook(self, fn); }
 uint32_t SteamAPI_ISteamUtils_IsAPICallCompleted(void *self, uint64_t call, uint8_t *failed) {
-	(void)self, (void)call;
-	if (failed != NULL) *failed = 1;
-	return 0;
+	return utils_call_completed(self, call, failed);
 }
 int SteamAPI_ISteamUtils_GetAPICallFailureReason(void *self, uint64_t call) { return utils_call_failure(self, call); }
 uint32_t SteamAPI_ISteamUtils_GetAPICallResult(void *self, uint64_t call, void *out, int size, int expected,
                                                uint8_t *failed) {
-	(void)self, (void)call, (void)out, (void)size, (void)expected;
-	if (failed != NULL) *failed = 1;
-	return 0;
+	return utils_call_result(self, call, out, size, expected, failed);
 }
 uint32_t SteamAPI_ISteamApps_BIsSubscribed(void *self) { return apps_true(self); }
 uint32_t SteamAPI_ISteamApps_BIsSubscribedApp(void *self, uint32_t app) {

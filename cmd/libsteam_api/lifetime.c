@@ -36,12 +36,22 @@ int p2pc_initialised(void) { return __atomic_load_n(&g_initialised, __ATOMIC_ACQ
 
 uint32_t p2pc_restart_app_id(void) { return __atomic_load_n(&g_restart_app_id, __ATOMIC_RELAXED); }
 
+/* The library's path, made absolute when it is loaded: a game loaded
+ * through LD_LIBRARY_PATH=. may change directory before init. */
+static char g_library_path[4096];
+
+__attribute__((constructor)) static void find_library_path(void) {
+	Dl_info info;
+	if (dladdr((void *)find_library_path, &info) == 0 || info.dli_fname == NULL) return;
+	if (realpath(info.dli_fname, g_library_path) == NULL)
+		snprintf(g_library_path, sizeof g_library_path, "%s", info.dli_fname);
+}
+
 void p2pc_library_dir(char *buf, int cap) {
 	if (cap <= 0) return;
 	buf[0] = 0;
-	Dl_info info;
-	if (dladdr((void *)p2pc_library_dir, &info) == 0 || info.dli_fname == NULL) return;
-	snprintf(buf, (size_t)cap, "%s", info.dli_fname);
+	if (g_library_path[0] == 0) return;
+	snprintf(buf, (size_t)cap, "%s", g_library_path);
 	char *slash = strrchr(buf, '/');
 	if (slash == NULL)
 		snprintf(buf, (size_t)cap, ".");
@@ -65,8 +75,8 @@ static int init_locked(char *err, int cap) {
 		if (err) err[0] = 0;
 		return P2PC_INIT_OK;
 	}
-	char buf[1024];
-	char persona[128];
+	char buf[1024] = "";
+	char persona[128] = "";
 	uint64_t steam_id = 0;
 	uint32_t app_id = 0;
 	int rc = p2pcGoInit(buf, sizeof buf, persona, sizeof persona, &steam_id, &app_id);

@@ -147,13 +147,14 @@ func loadSettings(src sources) (*settings, error) {
 		}
 		*d.dst = v
 	}
+	// The caps keep P2PSessionState_t's int32 byte count from wrapping.
 	ints := []struct {
-		key string
-		def int
-		dst *int
+		key      string
+		def, max int
+		dst      *int
 	}{
-		{"P2PCOMPAT_MAX_SESSIONS", 4096, &s.maxSessions},
-		{"P2PCOMPAT_SEND_BUFFER", 1 << 20, &s.sendBuffer},
+		{"P2PCOMPAT_MAX_SESSIONS", 4096, 1 << 20, &s.maxSessions},
+		{"P2PCOMPAT_SEND_BUFFER", 1 << 20, 1 << 30, &s.sendBuffer},
 	}
 	for _, n := range ints {
 		st := get(n.key, "")
@@ -162,8 +163,8 @@ func loadSettings(src sources) (*settings, error) {
 			continue
 		}
 		v, err := strconv.Atoi(st.value)
-		if err != nil || v <= 0 {
-			return nil, fmt.Errorf("%q is not a positive whole number %s", st.value, st.where())
+		if err != nil || v <= 0 || v > n.max {
+			return nil, fmt.Errorf("%q is not a whole number from 1 to %d %s", st.value, n.max, st.where())
 		}
 		*n.dst = v
 	}
@@ -246,39 +247,43 @@ func storedSteamID(getenv func(string) string) (uint64, error) {
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return 0, fmt.Errorf("reading the kept SteamID: %w (or set P2PCOMPAT_STEAMID)", err)
 	}
-	var b [4]byte
+	var r [4]byte
 	var account uint32
 	for account == 0 {
-		if _, err := rand.Read(b[:]); err != nil {
+		if _, err := rand.Read(r[:]); err != nil {
 			return 0, err
 		}
-		account = binary.LittleEndian.Uint32(b[:])
+		account = binary.LittleEndian.Uint32(r[:])
 	}
 	id := uint64(individualBase) + uint64(account)
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return 0, fmt.Errorf("keeping a generated SteamID: %w (or set P2PCOMPAT_STEAMID)", err)
 	}
-	// Written to a temporary name and renamed, so that two games started at
-	// once cannot both keep half a file; the second rename wins, and both
-	// read the winner back.
+	// Written in full under a temporary name, then linked into place, which
+	// fails if the file exists: of two games started at once the first to
+	// link wins, and the other reads the winner's.
 	tmp, err := os.CreateTemp(filepath.Dir(path), "steamid-*")
 	if err != nil {
 		return 0, fmt.Errorf("keeping a generated SteamID: %w (or set P2PCOMPAT_STEAMID)", err)
 	}
+	defer os.Remove(tmp.Name())
 	_, werr := fmt.Fprintf(tmp, "%d\n", id)
-	cerr := tmp.Close()
-	if werr == nil && cerr == nil {
-		werr = os.Rename(tmp.Name(), path)
+	if cerr := tmp.Close(); werr == nil {
+		werr = cerr
 	}
-	if werr != nil || cerr != nil {
-		os.Remove(tmp.Name())
-		return 0, fmt.Errorf("keeping a generated SteamID in %s: %v (or set P2PCOMPAT_STEAMID)", path, errors.Join(werr, cerr))
+	if werr == nil {
+		if werr = os.Link(tmp.Name(), path); errors.Is(werr, os.ErrExist) {
+			werr = nil
+		}
 	}
-	b2, err := os.ReadFile(path)
+	if werr != nil {
+		return 0, fmt.Errorf("keeping a generated SteamID in %s: %w (or set P2PCOMPAT_STEAMID)", path, werr)
+	}
+	kept, err := os.ReadFile(path)
 	if err != nil {
 		return 0, err
 	}
-	return strconv.ParseUint(strings.TrimSpace(string(b2)), 10, 64)
+	return strconv.ParseUint(strings.TrimSpace(string(kept)), 10, 64)
 }
 
 // findAppID finds the AppID where Steam's own library does, in order:
@@ -286,7 +291,7 @@ func storedSteamID(getenv func(string) string) (uint64, error) {
 // steam_appid.txt in the working directory, then beside the library, then
 // SteamAPI_RestartAppIfNecessary's argument.
 func findAppID(src sources) (uint32, string, error) {
-	if v := strings.TrimSpace(src.getenv("SteamAppId")); v != "" {
+	if v := strings.TrimSpace(src.getenv("SteamAppId")); v != "" && v != "0" { // 0: a shortcut to a game outside Steam
 		id, err := strconv.ParseUint(v, 10, 32)
 		if err != nil || id == 0 {
 			return 0, "", fmt.Errorf("SteamAppId %q is not an AppID", v)
@@ -295,10 +300,12 @@ func findAppID(src sources) (uint32, string, error) {
 	}
 	if v := strings.TrimSpace(src.getenv("SteamGameId")); v != "" {
 		id, err := strconv.ParseUint(v, 10, 64)
-		if err != nil || id&0xffffff == 0 {
+		if err != nil {
 			return 0, "", fmt.Errorf("SteamGameId %q is not a game ID", v)
 		}
-		return uint32(id & 0xffffff), "SteamGameId", nil
+		if id&0xffffff != 0 {
+			return uint32(id & 0xffffff), "SteamGameId", nil
+		}
 	}
 	for _, dir := range []string{src.workDir, src.libDir} {
 		if dir == "" {

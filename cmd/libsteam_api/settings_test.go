@@ -138,6 +138,8 @@ func TestAppIDOrder(t *testing.T) {
 		{nil, wd, lib, 10, 620},
 		{nil, "", lib, 10, 730},
 		{nil, "", "", 10, 10},
+		// A shortcut to a game outside Steam: SteamAppId=0 counts as unset.
+		{map[string]string{"SteamAppId": "0", "SteamGameId": "0"}, wd, lib, 10, 620},
 	}
 	for _, c := range cases {
 		env := map[string]string{}
@@ -151,5 +153,28 @@ func TestAppIDOrder(t *testing.T) {
 	}
 	if _, _, err := findAppID(sources{getenv: envOf(nil)}); err == nil || !strings.Contains(err.Error(), "steam_appid.txt") {
 		t.Errorf("no AppID anywhere: %v", err)
+	}
+}
+
+// Games started at once all keep the one SteamID that is written first.
+func TestGeneratedSteamIDOneForConcurrentStarts(t *testing.T) {
+	for round := 0; round < 20; round++ {
+		env := envOf(map[string]string{"XDG_DATA_HOME": t.TempDir()})
+		ids := make(chan uint64, 8)
+		for range 8 {
+			go func() {
+				id, err := storedSteamID(env)
+				if err != nil {
+					t.Error(err)
+				}
+				ids <- id
+			}()
+		}
+		first := <-ids
+		for range 7 {
+			if id := <-ids; id != first {
+				t.Fatalf("round %d: SteamIDs %d and %d for one player", round, first, id)
+			}
+		}
 	}
 }
