@@ -8,6 +8,7 @@
 //
 //	cd bench && go run .          # full run, about a minute and a half
 //	cd bench && go run . -quick   # tiny counts, for CI
+//	cd bench && go run . -cabi    # the C ABI beside the Go API (cabi.go)
 //
 // Flags: -runs N (throughput runs per stack, median reported), -only to pick
 // workloads (e.g. -only 1,3 or -only rtt,idle), -json for machine-readable
@@ -42,6 +43,11 @@ type options struct {
 	only  string
 	json  bool
 
+	// -cabi: the C ABI comparison instead of the workloads (cabi.go).
+	cabi     bool
+	cabiIdle string
+	cabiAPI  string
+
 	// Hidden: the child process that hosts the idle workload's peers.
 	idlePeers int
 	idleFirst uint64
@@ -49,12 +55,18 @@ type options struct {
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == cabiPeerFlag {
+		os.Exit(cabiPeerMain(os.Args[2:], os.Stdout, os.Stderr))
+	}
 	var o options
 	fs := flag.NewFlagSet(os.Args[0], flag.ExitOnError)
 	fs.BoolVar(&o.quick, "quick", false, "tiny counts (for CI): finishes in well under 20 s")
 	fs.IntVar(&o.runs, "runs", 0, "throughput runs per stack, interleaved across stacks; the median is reported (default 3, 1 with -quick)")
 	fs.StringVar(&o.only, "only", "", "comma-separated workloads to run: 1..6 or throughput,large,rtt,unreliable,idle,allocs (default all)")
 	fs.BoolVar(&o.json, "json", false, "print JSON instead of the table")
+	fs.BoolVar(&o.cabi, "cabi", false, "instead of the workloads: build libsteam_api.so and time round trips and throughput through its C ABI beside the Go API (needs a C compiler)")
+	fs.StringVar(&o.cabiIdle, "cabi-idle", "", "with -cabi: the C program's pause between empty polls, spin, yield or sleep (default yield)")
+	fs.StringVar(&o.cabiAPI, "cabi-api", "", "with -cabi: call the flat API or the ISteamNetworking vtable (default flat)")
 	fs.IntVar(&o.idlePeers, "idle-peers", 0, "internal: host this many idle peers (child process of workload 5)")
 	fs.Uint64Var(&o.idleFirst, "idle-first", 0, "internal: SteamID of the first idle peer")
 	fs.Uint64Var(&o.idleOwner, "idle-owner", 0, "internal: SteamID the idle peers accept")
@@ -62,6 +74,10 @@ func main() {
 
 	if o.idlePeers > 0 {
 		os.Exit(idleChild(o.idlePeers, o.idleFirst, o.idleOwner, os.Stdin, os.Stdout))
+	}
+	run := run
+	if o.cabi {
+		run = runCABIMode
 	}
 	if err := run(o, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)

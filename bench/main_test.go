@@ -7,11 +7,11 @@ import (
 	"testing"
 )
 
-// TestMain lets the test binary serve as workload 5's child: the command
-// re-executes its own binary with -idle-peers, which under go test is this
-// one.
+// TestMain lets the test binary serve as workload 5's child and as the
+// -cabi comparison's Go processes: the command re-executes its own binary
+// with -idle-peers or -cabi-peer, which under go test is this one.
 func TestMain(m *testing.M) {
-	if len(os.Args) > 1 && os.Args[1] == "-idle-peers" {
+	if len(os.Args) > 1 && (os.Args[1] == "-idle-peers" || os.Args[1] == cabiPeerFlag) {
 		main()
 		return
 	}
