@@ -535,7 +535,10 @@ func (e *Engine) onAck(f *ackFrame, now time.Time) {
 		e.anyAcked = true
 	}
 	if largestNew != nil && largestNew.ackEliciting {
-		delay := time.Duration(f.delayUs) * time.Microsecond
+		// The peer's ACK delay counts at most our MaxAckDelay (RFC 9002
+		// §5.3), clamped before it is scaled: a delay from the wire must
+		// not overflow into a negative Duration and inflate the RTT.
+		delay := time.Duration(min(f.delayUs, uint64(e.cfg.MaxAckDelay/time.Microsecond))) * time.Microsecond
 		e.rtt.update(now.Sub(largestNew.sent), delay)
 	}
 	e.ptoCount = 0

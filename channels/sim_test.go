@@ -461,3 +461,35 @@ func TestWithheldAckBoundsWhatWeHold(t *testing.T) {
 		t.Fatalf("holding %d bytes for a peer that withholds one ACK", held)
 	}
 }
+
+// An ACK delay from the wire is clamped to the maximum ACK delay (RFC 9002
+// §5.3): a peer claiming one of years, or one whose microseconds overflow
+// a Duration, moves neither the RTT estimate nor the probe timeout.
+func TestAckDelayFromTheWireIsClamped(t *testing.T) {
+	for _, delayUs := range []uint64{(1<<64 - 1<<62) / 1000, 1 << 62, 146 * 365 * 24 * 3600 * 1_000_000, 1<<64 - 1} {
+		now := time.Unix(1_700_000_000, 0)
+		e := New(Config{}, now, func(int, []byte) {})
+		e.SetEstablished(now)
+		buf := make([]byte, 2048)
+		peerPN := uint64(1)
+		for i := 0; i < 20; i++ {
+			if err := e.Send([]byte("x"), Reliable, 0, now); err != nil {
+				t.Fatal(err)
+			}
+			pn, _, ok := e.NextPacket(buf, now)
+			if !ok {
+				t.Fatal("nothing to send")
+			}
+			now = now.Add(10 * time.Millisecond)
+			var got rangeSet
+			got.add(pn, pn+1)
+			if err := e.HandlePacket(peerPN, appendAck(nil, &got, delayUs, 1<<40), now); err != nil {
+				t.Fatal(err)
+			}
+			peerPN++
+		}
+		if r := e.rtt; r.smoothed < 5*time.Millisecond || r.smoothed > 20*time.Millisecond || e.rtt.pto(e.cfg.MaxAckDelay) <= 0 || e.rtt.pto(e.cfg.MaxAckDelay) > time.Second {
+			t.Errorf("ack delay %d µs: smoothed RTT %v, PTO %v (the path's RTT is 10 ms)", delayUs, r.smoothed, e.rtt.pto(e.cfg.MaxAckDelay))
+		}
+	}
+}
