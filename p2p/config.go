@@ -22,6 +22,11 @@ type Config struct {
 	ListenAddr     string        // local UDP address; "" means ":0", or loopback for a rendezvous on loopback
 	ConnectTimeout time.Duration // 0 means 20 s (C35, C41)
 	MaxSessions    int           // LRU capacity; 0 means 4096 (C42)
+	// MaxChannels caps the channels open with one user. A peer whose
+	// message would open one more is treated as broken: its session is
+	// closed, as by CloseP2PSessionWithUser but keeping what it sent and
+	// we have not read. 0 means 4096.
+	MaxChannels int
 
 	// IdleTimeout closes an established session without traffic (C40);
 	// 0 means 3 min.
@@ -103,6 +108,8 @@ func (c Config) validate() error {
 		return &ConfigError{"ConnectTimeout", "must not be negative"}
 	case c.MaxSessions < 0:
 		return &ConfigError{"MaxSessions", "must not be negative"}
+	case c.MaxChannels < 0:
+		return &ConfigError{"MaxChannels", "must not be negative"}
 	case c.SendBufferSize < 0:
 		return &ConfigError{"SendBufferSize", "must not be negative"}
 	case c.RecvBufferSize < 0:

@@ -104,6 +104,7 @@ func New(cfg Config) (*Networking, error) {
 		KeepaliveInterval: cfg.KeepaliveInterval,
 		RequestRepeat:     cfg.SessionRequestRepeat,
 		MaxSessions:       cfg.MaxSessions,
+		MaxChannels:       cfg.MaxChannels,
 		ForceRelay:        cfg.ForceRelay,
 		DeferWrites:       true,
 		Engine: channels.Config{

@@ -14,6 +14,11 @@ type Config struct {
 	KeepaliveInterval time.Duration // 0 means min(5 s, ConnectTimeout/4)
 	RequestRepeat     time.Duration // C31; 0 means 10 s
 	MaxSessions       int           // C42; 0 means 4096
+	// MaxChannels caps the channels open with one user; a peer whose
+	// message would open one more is treated as broken and its session
+	// closed, so that a peer cannot hold our memory with ever new channel
+	// numbers. 0 means 4096.
+	MaxChannels int
 	// ForceRelay keeps our address from peers: nothing is sent to a peer
 	// from our socket, only through our TURN allocation, and only pairs on
 	// it count. Relaying is then allowed whatever AllowP2PPacketRelay says.
@@ -46,6 +51,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxSessions <= 0 {
 		c.MaxSessions = 4096
+	}
+	if c.MaxChannels <= 0 {
+		c.MaxChannels = 4096
 	}
 	return c
 }

@@ -128,6 +128,7 @@ type session struct {
 	failNotified bool // C36: one ConnectFail until Close
 	lastError    SessionError
 	channels     map[int]struct{}
+	broken       bool      // the peer opened more channels than MaxChannels
 	pending      bool      // counted in Manager.pending: unaccepted, from a stranger
 	dirty        bool      // in Manager.dirty: to flush when the batch in hand ends
 	starved      bool      // in Manager.starved: to flush when the outbox has room
@@ -288,6 +289,13 @@ func (m *Manager) assignID(s *session) {
 
 func (m *Manager) newEngine(s *session) {
 	s.engine = channels.New(m.cfg.Engine, m.now, func(ch int, data []byte) {
+		if _, open := s.channels[ch]; !open {
+			if s.broken || len(s.channels) >= m.cfg.MaxChannels {
+				s.broken = true // closed once the packet is handled
+				bufpool.Put(data)
+				return
+			}
+		}
 		s.channels[ch] = struct{}{}
 		s.lastActivity = m.now
 		// Only messages make a session recently used (C42): ACKs and
@@ -903,7 +911,7 @@ func (m *Manager) onData(b []byte, from netip.AddrPort, sd side) {
 	if s.phase != phaseEstablished {
 		return
 	}
-	if err := s.engine.HandlePacket(pn, pt, m.now); err != nil {
+	if err := s.engine.HandlePacket(pn, pt, m.now); err != nil || s.broken {
 		m.remove(s)
 		m.free(s, true, false)
 		return
