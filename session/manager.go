@@ -153,6 +153,11 @@ type Manager struct {
 	removing    bool // an explicit Remove, not a capacity eviction
 	pending     int  // sessions of users we have not accepted
 	maxPending  int
+	// pendingOrder holds the sessions counted in pending, oldest first
+	// (and stale entries, skipped and compacted away): when strangers fill
+	// their quota, the oldest makes room for the newest, so that a flood
+	// of strangers cannot keep a friend's first request from the game.
+	pendingOrder []*session
 	allowRelay  bool
 	byID        map[uint64]*session
 	nextID      uint64
@@ -260,18 +265,55 @@ func (m *Manager) setPending(s *session, p bool) {
 	s.pending = p
 	if p {
 		m.pending++
+		if len(m.pendingOrder) >= 2*m.maxPending+16 {
+			kept := m.pendingOrder[:0]
+			for _, o := range m.pendingOrder {
+				if o.pending {
+					kept = append(kept, o)
+				}
+			}
+			clear(m.pendingOrder[len(kept):])
+			m.pendingOrder = kept
+		}
+		m.pendingOrder = append(m.pendingOrder, s)
 	} else {
 		m.pending--
 	}
 }
 
+// evictOldestStranger closes the oldest session of a user we have not
+// accepted, silently: nothing is sent toward a stranger. It reports
+// whether there was one.
+func (m *Manager) evictOldestStranger() bool {
+	for len(m.pendingOrder) > 0 {
+		s := m.pendingOrder[0]
+		m.pendingOrder[0] = nil
+		m.pendingOrder = m.pendingOrder[1:]
+		if !s.pending || s.freed {
+			continue
+		}
+		m.remove(s)
+		m.free(s, false, true)
+		return true
+	}
+	return false
+}
+
 // roomForStranger reports whether a session for a user we have not
-// accepted may be made: never by evicting one, never past the pending cap.
+// accepted may be made. Strangers compete only with strangers: past the
+// pending cap the oldest stranger makes room, and no accepted session is
+// ever evicted for one.
 func (m *Manager) roomForStranger(remote SteamID) bool {
 	if _, ok := m.preAccepted[remote]; ok {
 		return true
 	}
-	return m.pending < m.maxPending && m.table.Len() < m.cfg.MaxSessions
+	if m.pending >= m.maxPending && !m.evictOldestStranger() {
+		return false
+	}
+	if m.table.Len() >= m.cfg.MaxSessions && !(m.pending > 0 && m.evictOldestStranger()) {
+		return false
+	}
+	return true
 }
 
 // assignID gives s a fresh local ID. IDs only grow, so a peer can tell a
