@@ -238,6 +238,10 @@ func (m *Manager) remove(s *session) {
 	m.removing = false
 }
 
+// stranger reports a session with a user the game has neither accepted,
+// pre-accepted nor sent to: toward them we send nothing but answers.
+func (s *session) stranger() bool { return !s.localAccepted && !s.initiated }
+
 // newSession makes the table entry for remote; the LRU may evict another.
 func (m *Manager) newSession(remote SteamID) *session {
 	s := &session{remote: remote, created: m.now, started: m.now, lastHeard: m.now, channels: make(map[int]struct{}), allowRelay: m.allowRelay}
@@ -1023,6 +1027,8 @@ func (m *Manager) writeHandshake(s *session, body hsBody, to *pair) {
 		m.write(out, to.side, to.addr)
 	case s.path.valid():
 		m.write(out, s.path.side, s.path.addr)
+	case s.stranger():
+		// No path to a stranger yet: nothing goes to the addresses it named.
 	case m.cfg.ForceRelay:
 		for _, c := range s.candidates {
 			m.emit(out, sideRelay, c.addr)

@@ -388,6 +388,26 @@ func (m *Manager) write(b []byte, sd side, to netip.AddrPort) { m.emit(b, sd, to
 // opener can be sent (no TTL control) nothing is gained by waiting.
 // directFallback covers a receipt that never comes.
 func (m *Manager) probe(s *session, mk func(sd side, to netip.AddrPort) []byte) {
+	if s.stranger() {
+		// Nothing toward the addresses a stranger named but one opener
+		// per public candidate, which dies two hops out (OpenerTTL) and
+		// is what keeps our NAT from mistaking the stranger's probes for
+		// a new mapping. We only answer its probes, where they came from,
+		// which finds a pair; full probing starts when the game accepts.
+		if m.cfg.ForceRelay {
+			return
+		}
+		for i := range s.candidates {
+			if c := &s.candidates[i]; c.kind == candSrflx && !c.opened {
+				c.opened = true
+				if !m.env.WriteOpener(mk(sideDirect, c.addr), c.addr) {
+					// No TTL control here: full probes wait for the accept.
+					s.noOpeners = true
+				}
+			}
+		}
+		return
+	}
 	established := s.phase == phaseEstablished
 	if s.directAt.IsZero() && len(s.candidates) > 0 {
 		s.directAt = m.now.Add(directFallback)
