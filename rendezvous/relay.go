@@ -153,7 +153,7 @@ func (ri *relayIssuer) issue(steamID uint64, now time.Time) (expiry uint64, out 
 // turnAuthHandler checks credentials of the shared-secret scheme under
 // secret, refusing expired ones, as coturn does with use-auth-secret. It
 // tells users whose credentials each source uses.
-func turnAuthHandler(secret []byte, log *slog.Logger, users *relayUsers) turn.AuthHandler {
+func turnAuthHandler(secret []byte, log *slog.Logger, users *relayUsers, sockets *relaySockets) turn.AuthHandler {
 	return func(username, realm string, src net.Addr) ([]byte, bool) {
 		if realm != turnRealm {
 			log.Debug("rendezvous: relay refused a foreign realm", "realm", realm, "from", src)
@@ -170,6 +170,9 @@ func turnAuthHandler(secret []byte, log *slog.Logger, users *relayUsers) turn.Au
 		}
 		if ap, ok := udpAddrPort(src); ok {
 			users.set(ap, steamID)
+		}
+		if sockets != nil {
+			sockets.authenticated(steamID)
 		}
 		return turn.GenerateAuthKey(username, realm, turnPassword(secret, username)), true
 	}
@@ -307,32 +310,76 @@ type relaySockets struct {
 	turn.RelayAddressGeneratorStatic
 	max   int64
 	stats *counters
+
+	// The allocations open per player, capped at maxAllocationsPerUser,
+	// so that one player's credentials cannot take the relay from everyone
+	// else. pion's server authenticates a request and then allocates for
+	// it on the one goroutine that reads the relay's socket, so the
+	// SteamID of the credentials last authenticated is the allocation's.
+	mu      sync.Mutex
+	current uint64
+	perUser map[uint64]int
 }
+
+// maxAllocationsPerUser bounds one player's allocations on the embedded
+// relay: a client holds one, and two while it replaces it with one on
+// fresh credentials.
+const maxAllocationsPerUser = 4
 
 var errRelayFull = errors.New("rendezvous: relay allocation limit reached")
 
+// authenticated records the SteamID of the credentials of the request
+// being handled.
+func (g *relaySockets) authenticated(steamID uint64) {
+	g.mu.Lock()
+	g.current = steamID
+	g.mu.Unlock()
+}
+
 func (g *relaySockets) AllocatePacketConn(network string, port int) (net.PacketConn, net.Addr, error) {
+	g.mu.Lock()
+	user := g.current
+	if g.perUser == nil {
+		g.perUser = make(map[uint64]int)
+	}
+	if g.perUser[user] >= maxAllocationsPerUser {
+		g.mu.Unlock()
+		g.stats.relayAllocsRefused.Add(1)
+		return nil, nil, errRelayFull
+	}
+	g.perUser[user]++
+	g.mu.Unlock()
+	release := func() {
+		g.mu.Lock()
+		if g.perUser[user]--; g.perUser[user] <= 0 {
+			delete(g.perUser, user)
+		}
+		g.mu.Unlock()
+	}
 	open := &g.stats.relayOpen
 	if open.Add(1) > g.max {
 		open.Add(-1)
+		release()
 		g.stats.relayAllocsRefused.Add(1)
 		return nil, nil, errRelayFull
 	}
 	conn, addr, err := g.RelayAddressGeneratorStatic.AllocatePacketConn(network, port)
 	if err != nil {
 		open.Add(-1)
+		release()
 		return nil, nil, err
 	}
 	g.stats.relayAllocs.Add(1)
-	return &countedConn{PacketConn: conn, stats: g.stats}, addr, nil
+	return &countedConn{PacketConn: conn, stats: g.stats, release: release}, addr, nil
 }
 
 // countedConn is an allocation's relay socket. It counts what goes
 // through it, and gives its place back when it closes.
 type countedConn struct {
 	net.PacketConn
-	stats *counters
-	once  sync.Once
+	stats   *counters
+	release func() // gives the player's place back
+	once    sync.Once
 }
 
 // ReadFrom reads what a peer sent to the allocation.
@@ -356,7 +403,10 @@ func (c *countedConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 }
 
 func (c *countedConn) Close() error {
-	c.once.Do(func() { c.stats.relayOpen.Add(-1) })
+	c.once.Do(func() {
+		c.stats.relayOpen.Add(-1)
+		c.release()
+	})
 	return c.PacketConn.Close()
 }
 

@@ -353,22 +353,23 @@ func (s *Server) startRelays(cfg *ServerConfig, external []netip.AddrPort) error
 		s.turnConn = newTurnConn(s)
 		users := newRelayUsers(maxRelayUsers)
 		s.tab.relayable = func(ip netip.Addr) bool { return relayable(relayIP, ip) }
+		sockets := &relaySockets{
+			RelayAddressGeneratorStatic: turn.RelayAddressGeneratorStatic{
+				RelayAddress: net.IP(relayIP.AsSlice()),
+				Address:      bind,
+				Net:          cfg.Net,
+			},
+			max:   int64(cfg.MaxRelayAllocations),
+			stats: s.stats,
+		}
 		ts, err := turn.NewServer(turn.ServerConfig{
 			Realm:         turnRealm,
-			AuthHandler:   turnAuthHandler(secret, s.log, users),
+			AuthHandler:   turnAuthHandler(secret, s.log, users, sockets),
 			LoggerFactory: pionLogs{s.log},
 			PacketConnConfigs: []turn.PacketConnConfig{{
-				PacketConn: s.turnConn,
-				RelayAddressGenerator: &relaySockets{
-					RelayAddressGeneratorStatic: turn.RelayAddressGeneratorStatic{
-						RelayAddress: net.IP(relayIP.AsSlice()),
-						Address:      bind,
-						Net:          cfg.Net,
-					},
-					max:   int64(cfg.MaxRelayAllocations),
-					stats: s.stats,
-				},
-				PermissionHandler: contactPermissions(relayIP, users, s.tab, s.log),
+				PacketConn:            s.turnConn,
+				RelayAddressGenerator: sockets,
+				PermissionHandler:     contactPermissions(relayIP, users, s.tab, s.log),
 			}},
 		})
 		if err != nil {
