@@ -110,6 +110,23 @@ func newRelayIssuer(embedded netip.AddrPort, embeddedSecret []byte, external []n
 	return ri
 }
 
+// isRelay says whether ip is the IP of one of the relays this server hands
+// out: where a player's relayed addresses can be.
+func (ri *relayIssuer) isRelay(ip netip.Addr) bool {
+	if ri == nil {
+		return false
+	}
+	if ri.embedded.IsValid() && ri.embedded.Addr() == ip {
+		return true
+	}
+	for _, e := range ri.external {
+		if e.Addr() == ip {
+			return true
+		}
+	}
+	return false
+}
+
 // expiry is when credentials issued at now expire.
 func (ri *relayIssuer) expiry(now time.Time) uint64 {
 	e := now.Unix() + ri.ttl

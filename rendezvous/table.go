@@ -35,7 +35,8 @@ type registration struct {
 	// results about it carry its relayed addresses alone.
 	hidden bool
 	// contacts are the IPs of the users this one looked up or was offered
-	// by, as it was told them, the most recent last, at most maxContacts:
+	// by, where this server saw them or on relays it hands out, the most
+	// recent last, at most maxContacts:
 	// the peers its allocations on the embedded relay may reach (see
 	// table.permits). Kept only while an embedded relay runs, and only IPs
 	// that the relay would relay to at all; forgotten when the key changes
@@ -548,14 +549,17 @@ func (t *table) addContacts(r, of *registration) {
 			r.addContact(ip)
 		}
 	}
+	// Only addresses nobody could make up: where this server saw the
+	// user, and relayed addresses on a relay this server hands out. Local
+	// addresses are the user's own word, and a relay never needs them:
+	// counting them would let anyone widen its contacts to any address.
 	if !of.hidden {
 		add(of.observed)
-		for _, a := range of.local {
-			add(a)
-		}
 	}
 	for _, a := range of.relayed {
-		add(a)
+		if t.relays.isRelay(a.Addr().Unmap()) {
+			add(a)
+		}
 	}
 }
 

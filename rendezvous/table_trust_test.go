@@ -33,6 +33,7 @@ func trustTable() *table {
 	tab := newTestTable(time.Minute, 2*maxContacts)
 	relayIP := netip.MustParseAddr("198.18.0.254")
 	tab.relayable = func(ip netip.Addr) bool { return relayable(relayIP, ip) }
+	tab.relays = newRelayIssuer(netip.AddrPortFrom(relayIP, 3478), []byte("secret"), nil, nil, time.Hour)
 	return tab
 }
 
@@ -59,8 +60,9 @@ func ips(s ...string) []netip.Addr {
 }
 
 // A lookup that finds its target makes each of the two the other's
-// contact: the addresses each is told of the other, the ones the relay
-// would relay to at all.
+// contact: of the addresses each is told of the other, the ones nobody
+// could make up (where the server saw it, relayed addresses on a relay the
+// server hands out) that the relay would relay to at all.
 func TestTableContacts(t *testing.T) {
 	tab := trustTable()
 	private := netip.MustParseAddrPort("192.168.1.5:7000")
@@ -76,10 +78,9 @@ func TestTableContacts(t *testing.T) {
 	equal(t, [2]any{contactsOf(tab, 1), contactsOf(tab, 3)}, [2]any{[]netip.Addr(nil), []netip.Addr(nil)}, "contacts after lookups across games")
 
 	tab.handle(lookupBytes(3, 1, 2, 1), addrA, t0, nil)
-	equal(t, contactsOf(tab, 1), ips("198.18.0.2", "2001:db8::1"), "A's contacts: B's observed and local IPs")
+	equal(t, contactsOf(tab, 1), ips("198.18.0.2"), "A's contacts: B's observed IP, not the local one B declared")
 	// B was offered by A: A's observed and relayed IPs; not its local
-	// ones, which are private, and which the relay, on a public address,
-	// would refuse anyway.
+	// ones, which are A's own word.
 	equal(t, contactsOf(tab, 2), ips("198.18.0.1", "198.18.0.254"), "B's contacts")
 
 	// The relay's own say: only from the address B registered from, only
@@ -178,4 +179,20 @@ func TestTableHiddenAddress(t *testing.T) {
 	lookup = tab.handle(b.lookup(4, 1, 0xb1), addrB, t0, nil)
 	res = b.unseal(t, decodeOut(t, lookup)[0], lookup[0].b)
 	equal(t, res.addrs, []netip.AddrPort{addrA}, "H's candidates once it no longer hides")
+}
+
+// Addresses a user declares cannot widen anyone's contacts: a local
+// address, or a "relayed" one that is on no relay the server hands out,
+// names whoever the user likes, so neither becomes a contact.
+func TestTableDeclaredAddressesAreNoContacts(t *testing.T) {
+	tab := trustTable()
+	victim := netip.MustParseAddrPort("198.18.9.9:53")
+	fakeRelayed := netip.MustParseAddrPort("198.18.9.8:40000")
+	only(t, tab.handle(regWith(message{txID: 1, steamID: 1, appID: 480, publicKey: key(1), addrs: []netip.AddrPort{victim}, relayed: []netip.AddrPort{fakeRelayed}}), addrA, t0, nil))
+	mustRegister(t, tab, 2, 480, addrB, t0)
+	tab.handle(lookupBytes(1, 2, 1, 1), addrB, t0, nil)
+	equal(t, contactsOf(tab, 2), ips("198.18.0.1"), "B's contacts: A's observed IP alone")
+	for _, ip := range []string{"198.18.9.9", "198.18.9.8"} {
+		equal(t, tab.permits(2, addrB, netip.MustParseAddr(ip), t0), false, "B's relay to "+ip+", which A declared")
+	}
 }

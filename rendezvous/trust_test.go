@@ -122,8 +122,12 @@ func TestRelayOnlyToContacts(t *testing.T) {
 		t.Fatal("A's allocation was permitted to reach B before A met B")
 	}
 	equal(t, a.lookup(t, 2, 0xab).Status, LookupOK, "A's lookup of B")
-	noError(t, ta.CreatePermission(bLocal), "A's permission for B's local address")
 	noError(t, ta.CreatePermission(udpAddr(b.addr)), "A's permission for B's observed address")
+	// B's local address is B's own word: anyone could declare a third
+	// party's address as its own, and widen its contacts' reach to it.
+	if err := ta.CreatePermission(bLocal); err == nil {
+		t.Fatal("A's allocation was permitted to reach the local address B declared")
+	}
 	for _, x := range strangers {
 		if err := ta.CreatePermission(x); err == nil {
 			t.Fatalf("A's allocation was permitted to reach the stranger %v", x)
@@ -134,7 +138,10 @@ func TestRelayOnlyToContacts(t *testing.T) {
 	eventually(t, func() bool { _, ok := b.offerFor(0xab); return ok }, "B to get A's offer")
 	tb := b.sharedTURNClient(t, b.client.Relays()[0])
 	allocate(t, tb)
-	noError(t, tb.CreatePermission(udpAddr(a.candidates(a.addr)[1])), "B's permission for A's local address")
+	noError(t, tb.CreatePermission(udpAddr(a.addr)), "B's permission for A's observed address")
+	if err := tb.CreatePermission(udpAddr(a.candidates(a.addr)[1])); err == nil {
+		t.Fatal("B's allocation was permitted to reach the local address A declared")
+	}
 	for _, x := range strangers {
 		if err := tb.CreatePermission(x); err == nil {
 			t.Fatalf("B's allocation was permitted to reach the stranger %v", x)
