@@ -149,19 +149,19 @@ type Manager struct {
 	now    time.Time // time of the operation in progress
 	closed bool
 
-	table       *simplelru.LRU[SteamID, *session]
-	removing    bool // an explicit Remove, not a capacity eviction
-	pending     int  // sessions of users we have not accepted
-	maxPending  int
+	table      *simplelru.LRU[SteamID, *session]
+	removing   bool // an explicit Remove, not a capacity eviction
+	pending    int  // sessions of users we have not accepted
+	maxPending int
 	// pendingOrder holds the sessions counted in pending, oldest first
 	// (and stale entries, skipped and compacted away): when strangers fill
 	// their quota, the oldest makes room for the newest, so that a flood
 	// of strangers cannot keep a friend's first request from the game.
 	pendingOrder []*session
-	allowRelay  bool
-	byID        map[uint64]*session
-	nextID      uint64
-	preAccepted map[SteamID]struct{}
+	allowRelay   bool
+	byID         map[uint64]*session
+	nextID       uint64
+	preAccepted  map[SteamID]struct{}
 
 	queues     map[int]*recvQueue
 	spare      []*recvQueue // empty queues for reuse (see newQueue)
