@@ -44,17 +44,21 @@ type Networking struct {
 	mgr  *session.Manager
 	rv   *rendezvous.Client
 
-	relay     atomic.Pointer[relayfallback.Client] // allocated: sessions may use it
-	turn      atomic.Pointer[relayfallback.Client] // the client inbound TURN traffic goes to
-	rs        relaySide
-	stun      stunState
-	server    netip.AddrPort // the rendezvous
-	sim       *simulator     // nil unless Config.Simulate simulates something
-	seg       segIO
-	closed    atomic.Bool
-	closeOnce sync.Once
-	done      chan struct{}
-	wg        sync.WaitGroup
+	relay  atomic.Pointer[relayfallback.Client] // allocated: sessions may use it
+	turn   atomic.Pointer[relayfallback.Client] // the client inbound TURN traffic goes to
+	rs     relaySide
+	stun   stunState
+	server netip.AddrPort // the rendezvous
+	sim    *simulator     // nil unless Config.Simulate simulates something
+	seg    segIO
+	// onLoopback and subnets decide which announced peer addresses we
+	// send to (allowCandidate).
+	onLoopback bool
+	subnets    []netip.Prefix
+	closed     atomic.Bool
+	closeOnce  sync.Once
+	done       chan struct{}
+	wg         sync.WaitGroup
 }
 
 // New binds the socket, registers with the rendezvous and returns once the
@@ -93,6 +97,10 @@ func New(cfg Config) (*Networking, error) {
 	n.stun.done = make(chan struct{})
 	n.server = server
 	n.udp, _ = conn.(*net.UDPConn)
+	if ua, ok := conn.LocalAddr().(*net.UDPAddr); ok {
+		n.onLoopback = ua.IP.IsLoopback()
+	}
+	n.subnets = interfaceNets(cfg)
 	n.setupSocket()
 	if cfg.Simulate.enabled() {
 		n.sim = newSimulator(n, cfg.Simulate)
@@ -105,6 +113,7 @@ func New(cfg Config) (*Networking, error) {
 		RequestRepeat:     cfg.SessionRequestRepeat,
 		MaxSessions:       cfg.MaxSessions,
 		MaxChannels:       cfg.MaxChannels,
+		AllowCandidate:    n.allowCandidate,
 		ForceRelay:        cfg.ForceRelay,
 		DeferWrites:       true,
 		Engine: channels.Config{
@@ -238,6 +247,22 @@ func localAddrs(cfg Config, a net.Addr) []netip.AddrPort {
 	if !bound.Addr().IsUnspecified() {
 		return []netip.AddrPort{netip.AddrPortFrom(bound.Addr().Unmap(), port)}
 	}
+	var out []netip.AddrPort
+	for _, p := range interfaceNets(cfg) {
+		ip := p.Addr()
+		// IPv4 only: the Steam state reports IPv4, and a v4 socket cannot
+		// use the others.
+		if !ip.Is4() || ip.IsUnspecified() || ip.IsLinkLocalUnicast() || len(out) >= maxHostCandidates {
+			continue
+		}
+		out = append(out, netip.AddrPortFrom(ip, port))
+	}
+	return out
+}
+
+// interfaceNets lists the addresses, with their subnets, of the
+// interfaces that are up, loopback excepted.
+func interfaceNets(cfg Config) []netip.Prefix {
 	nw := cfg.Net
 	if nw == nil {
 		std, err := stdnet.NewNet()
@@ -259,26 +284,56 @@ func localAddrs(cfg Config, a net.Addr) []netip.AddrPort {
 			addrs = append(addrs, as...)
 		}
 	}
-	var out []netip.AddrPort
+	var out []netip.Prefix
 	for _, x := range addrs {
 		ipn, ok := x.(*net.IPNet)
 		if !ok {
 			continue
 		}
 		ip, ok := netip.AddrFromSlice(ipn.IP)
-		if !ok {
+		if !ok || ip.Unmap().IsLoopback() {
 			continue
 		}
-		ip = ip.Unmap()
-		// IPv4 only: the Steam state reports IPv4, and a v4 socket cannot
-		// use the others.
-		if !ip.Is4() || ip.IsUnspecified() || ip.IsLoopback() || ip.IsLinkLocalUnicast() || len(out) >= maxHostCandidates {
-			continue
+		ones, _ := ipn.Mask.Size()
+		if ip.Unmap().Is4() && ones > 32 {
+			ones -= 96
 		}
-		out = append(out, netip.AddrPortFrom(ip, port))
+		out = append(out, netip.PrefixFrom(ip.Unmap(), ones))
 	}
 	return out
 }
+
+// allowCandidate says whether we may send to a's peer at a, an address the
+// peer announced, whose address as the rendezvous saw it is peerObserved
+// (invalid if hidden). Loopback only when we are on loopback ourselves;
+// private and link-local addresses only when the peer sits behind our own
+// public address or the address is on one of our subnets: elsewhere they
+// name someone else's machine, or ours.
+func (n *Networking) allowCandidate(a netip.AddrPort, peerObserved netip.Addr) bool {
+	return candidateAllowed(a.Addr(), peerObserved, n.onLoopback, n.subnets, n.rv.Observed())
+}
+
+func candidateAllowed(ip, peerObserved netip.Addr, onLoopback bool, subnets []netip.Prefix, own netip.AddrPort) bool {
+	if ip.IsLoopback() {
+		return onLoopback
+	}
+	if !ip.IsPrivate() && !ip.IsLinkLocalUnicast() && !cgnat.Contains(ip) {
+		return true
+	}
+	if own.IsValid() && peerObserved.IsValid() && own.Addr() == peerObserved {
+		return true
+	}
+	for _, p := range subnets {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// cgnat is the shared address space of carrier-grade NAT (RFC 6598),
+// private in all but name.
+var cgnat = netip.MustParsePrefix("100.64.0.0/10")
 
 func (n *Networking) writeTo(b []byte, to netip.AddrPort) error {
 	var err error

@@ -1,6 +1,7 @@
 package session
 
 import (
+	"net/netip"
 	"time"
 
 	"github.com/p2pcompat/p2pcompat/channels"
@@ -19,6 +20,11 @@ type Config struct {
 	// closed, so that a peer cannot hold our memory with ever new channel
 	// numbers. 0 means 4096.
 	MaxChannels int
+	// AllowCandidate says whether an address a peer announced, whose
+	// address as the rendezvous saw it is peerObserved, may be sent to; nil
+	// allows every usable one. Unspecified, multicast and broadcast
+	// addresses and ports below 1024 are never used.
+	AllowCandidate func(a netip.AddrPort, peerObserved netip.Addr) bool
 	// ForceRelay keeps our address from peers: nothing is sent to a peer
 	// from our socket, only through our TURN allocation, and only pairs on
 	// it count. Relaying is then allowed whatever AllowP2PPacketRelay says.

@@ -83,7 +83,7 @@ func (w *world) add(id SteamID, cfg Config) *node {
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	n := &node{w: w, id: id, addr: netip.AddrPortFrom(netip.MustParseAddr("198.18.0.1"), uint16(1000+id)), keys: kp, cb: callbacks.New(0)}
+	n := &node{w: w, id: id, addr: netip.AddrPortFrom(netip.MustParseAddr("198.18.0.1"), uint16(40000+id)), keys: kp, cb: callbacks.New(0)}
 	cfg.SteamID = id
 	n.m = NewManager(cfg, kp, n, n.cb)
 	callbacks.Handle(n.cb, func(r Request) { n.reqs = append(n.reqs, r) })

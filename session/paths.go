@@ -75,7 +75,15 @@ func unmap(a netip.AddrPort) netip.AddrPort { return netip.AddrPortFrom(a.Addr()
 func (m *Manager) setCandidates(s *session, addrs, relayed []netip.AddrPort) {
 	old := s.candidates
 	s.candidates = make([]candidate, 0, len(addrs)+len(relayed))
+	var observed netip.Addr
+	if len(addrs) > 0 {
+		observed = unmap(addrs[0]).Addr()
+	}
 	for i, a := range addrs {
+		a = unmap(a)
+		if !usableCandidate(a) || m.cfg.AllowCandidate != nil && !m.cfg.AllowCandidate(a, observed) {
+			continue
+		}
 		// The rendezvous lists the address it saw first; an address the
 		// peer also bound is a host address (same host, same LAN).
 		k := candHost
@@ -85,7 +93,9 @@ func (m *Manager) setCandidates(s *session, addrs, relayed []netip.AddrPort) {
 		s.addCandidate(a, k)
 	}
 	for _, a := range relayed {
-		s.addCandidate(a, candRelay)
+		if usableCandidate(unmap(a)) {
+			s.addCandidate(a, candRelay)
+		}
 	}
 	// Pairs on a relayed address the peer no longer announces died with
 	// its allocation.
@@ -110,6 +120,14 @@ func (m *Manager) setCandidates(s *session, addrs, relayed []netip.AddrPort) {
 		}
 	}
 	m.permit(s)
+}
+
+// usableCandidate says whether an announced address can be a peer's at
+// all: no unspecified, multicast or broadcast address, no port below 1024
+// (which would aim our probes at someone's DNS or web server).
+func usableCandidate(a netip.AddrPort) bool {
+	ip := a.Addr()
+	return ip.IsValid() && !ip.IsUnspecified() && !ip.IsMulticast() && ip != netip.AddrFrom4([4]byte{255, 255, 255, 255}) && a.Port() >= 1024
 }
 
 func (s *session) addCandidate(a netip.AddrPort, k candKind) {
