@@ -712,3 +712,29 @@ func TestTableRequestsNeverAmplify(t *testing.T) {
 		}
 	}
 }
+
+// A LOOKUP makes the server send two datagrams, the answer to the requester
+// and the offer to the target; together they are no larger than the
+// lookup, however many addresses the target announced, so a spoofed
+// requester cannot make the server amplify traffic toward anyone.
+func TestLookupAnswersTogetherNoLargerThanTheLookup(t *testing.T) {
+	tab := newTestTable(time.Minute, 16)
+	local := make([]netip.AddrPort, MaxLocalAddrs)
+	for i := range local {
+		local[i] = netip.AddrPortFrom(netip.MustParseAddr("2001:db8::1"), uint16(40000+i))
+	}
+	requester := netip.MustParseAddrPort("[2001:db8::a]:40000")
+	target := netip.MustParseAddrPort("[2001:db8::b]:40000")
+	mustRegister(t, tab, 1, 480, requester, t0, local...)
+	mustRegister(t, tab, 2, 480, target, t0, local...)
+	lookup := lookupBytes(1, 1, 2, 7)
+	out := tab.handle(lookup, requester, t0, nil)
+	if len(out) != 2 {
+		t.Fatalf("%d datagrams for a lookup, want the answer and the offer", len(out))
+	}
+	sent := len(out[0].b) + len(out[1].b)
+	if sent > len(lookup) {
+		t.Fatalf("a %d-byte lookup made the server send %d bytes (%.2fx)", len(lookup), sent, float64(sent)/float64(len(lookup)))
+	}
+	t.Logf("a %d-byte lookup: %d + %d bytes sent (%.2fx)", len(lookup), len(out[0].b), len(out[1].b), float64(sent)/float64(len(lookup)))
+}

@@ -12,7 +12,7 @@ import (
 
 // Message layout, all integers big-endian:
 //
-//	header     kind(1)=0xD0 version(1)=5 type(1) flags(1) txID(8)
+//	header     kind(1)=0xD0 version(1)=6 type(1) flags(1) txID(8)
 //	REGISTER   steamID(8) appID(4) publicKey(32) n(1) addr*n m(1) addr*m options(1) t(1) token(t)
 //	           zero padding [mac(16)]                                                              to exactly registerLen bytes
 //	REGISTERED serverKey(32) addr k(1) [expiry(8) relay*k] [mac(16)]                               the server's X25519 key, the observed address, relays
@@ -64,9 +64,12 @@ import (
 // Version 5 added options and the token to REGISTER, which grew to 304
 // bytes, the refusal reasons about tokens, and RESULT and OFFER without
 // candidates (a user that hides its address).
+//
+// Version 6 pads LOOKUP to cover its two answers together, the RESULT to
+// the requester and the OFFER to the target, not each alone.
 
 const (
-	protocolVersion = 5
+	protocolVersion = 6
 	headerLen       = 1 + 1 + 1 + 1 + 8
 
 	// flagMAC marks a message that ends with a MAC.
@@ -104,10 +107,10 @@ const (
 
 	// lookupLen is the size every LOOKUP is padded to. A lookup makes the
 	// server send one answer to the requester and one offer to the target,
-	// and a registration's address can be spoofed; with the padding neither
-	// of them is ever larger than the lookup that caused it, so the server
-	// cannot be used to amplify traffic towards anyone.
-	lookupLen = 272
+	// and a registration's address can be spoofed; with the padding the two
+	// together are never larger than the lookup that caused them, so the
+	// server cannot be used to amplify traffic towards anyone.
+	lookupLen = maxResultLen + maxOfferLen
 	// registerLen is the size every REGISTER is padded to, for the same
 	// reason: its answer carries the server's key, the observed address and
 	// relay credentials, which the smallest registration would not cover.
@@ -128,8 +131,7 @@ const (
 // Compile-time checks that the padding covers the largest answers, and
 // leaves room for the largest body and the MAC.
 var (
-	_ [lookupLen - maxResultLen]struct{}
-	_ [lookupLen - maxOfferLen]struct{}
+	_ [lookupLen - maxResultLen - maxOfferLen]struct{}
 	_ [lookupLen - macLen - lookupFixedLen]struct{}
 	_ [registerLen - maxRegisteredLen]struct{}
 	_ [registerLen - maxRefusedLen]struct{}
@@ -137,6 +139,8 @@ var (
 	_ [maxMessageLen - maxUnregisterLen]struct{}
 	_ [offerAckLen - maxDeliveredLen]struct{}
 	_ [offerAckLen - macLen - offerAckFixedLen]struct{}
+	// A LOOKUP, padded, still fits in one datagram on any path.
+	_ [1200 - lookupLen]struct{}
 )
 
 type msgType uint8
