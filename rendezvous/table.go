@@ -128,7 +128,7 @@ func newTable(priv *ecdh.PrivateKey, ttl time.Duration, max int, allowed []uint3
 		priv:    priv,
 		regs:    make(map[uint64]*registration),
 		byAge:   list.New(),
-		retired: retiredKeys{max: max, tx: make(map[[32]byte]uint64)},
+		retired: newRetiredKeys(max),
 		mac:     newMacer(),
 		stats:   newCounters(allowed),
 	}
@@ -154,7 +154,7 @@ func (t *table) remove(r *registration) {
 	delete(t.regs, r.steamID)
 	t.stats.left(r.appID)
 	if r.authed {
-		t.retired.add(r.publicKey, r.lastTx)
+		t.retired.add(r.steamID, r.publicKey, r.lastTx)
 	}
 }
 
@@ -164,12 +164,16 @@ func (t *table) remove(r *registration) {
 // registration captured while the key was in use, replayed later, is then
 // no newer than that and is dropped, instead of bringing the old instance
 // back at the replayer's address. Keys are per instance, so an honest new
-// instance never collides with a retired key. At most max keys are kept,
-// the longest retired forgotten first.
+// instance never collides with a retired key.
+//
+// They are kept per SteamID, the latest maxRetiredPerID of each, so that
+// whoever re-keys a SteamID over and over flushes that ID's own entries
+// and nobody else's; at most max SteamIDs are remembered, the one first
+// seen longest ago forgotten first.
 type retiredKeys struct {
 	max   int
-	tx    map[[32]byte]uint64
-	order []retiredKey // a ring once it holds max entries; next is the oldest
+	ids   map[uint64][]retiredKey // oldest first
+	order []uint64                // a ring once it holds max IDs; next is the oldest
 	next  int
 }
 
@@ -178,42 +182,63 @@ type retiredKey struct {
 	tx  uint64
 }
 
-func (k *retiredKeys) add(key [32]byte, tx uint64) {
+// maxRetiredPerID bounds the retired keys kept for one SteamID: a player
+// restarts a few times a day, each start a new key.
+const maxRetiredPerID = 8
+
+func newRetiredKeys(max int) retiredKeys {
+	return retiredKeys{max: max, ids: make(map[uint64][]retiredKey)}
+}
+
+func (k *retiredKeys) add(steamID uint64, key [32]byte, tx uint64) {
 	if k.max <= 0 {
 		return
 	}
-	k.tx[key] = tx
-	e := retiredKey{key, tx}
-	if len(k.order) < k.max {
-		k.order = append(k.order, e)
-		return
+	keys, known := k.ids[steamID]
+	if !known {
+		if len(k.order) < k.max {
+			k.order = append(k.order, steamID)
+		} else {
+			delete(k.ids, k.order[k.next])
+			k.order[k.next] = steamID
+			k.next = (k.next + 1) % k.max
+		}
 	}
-	old := k.order[k.next]
-	if cur, ok := k.tx[old.key]; ok && cur == old.tx && old.key != key {
-		// Only if this entry is the key's latest retirement: a key that
-		// came back and retired again has a newer entry further on.
-		delete(k.tx, old.key)
+	keys = slices.DeleteFunc(keys, func(e retiredKey) bool { return e.key == key })
+	if len(keys) >= maxRetiredPerID {
+		keys = slices.Delete(keys, 0, 1)
 	}
-	k.order[k.next] = e
-	k.next = (k.next + 1) % k.max
+	k.ids[steamID] = append(keys, retiredKey{key, tx})
 }
 
-// stale reports whether a registration under key with txID is no newer
-// than one accepted before key retired.
-func (k *retiredKeys) stale(key [32]byte, txID uint64) bool {
-	tx, ok := k.tx[key]
+func (k *retiredKeys) find(steamID uint64, key [32]byte) (uint64, bool) {
+	for _, e := range k.ids[steamID] {
+		if e.key == key {
+			return e.tx, true
+		}
+	}
+	return 0, false
+}
+
+// stale reports whether a registration of steamID under key with txID is
+// no newer than one accepted before key retired.
+func (k *retiredKeys) stale(steamID uint64, key [32]byte, txID uint64) bool {
+	tx, ok := k.find(steamID, key)
 	return ok && txID <= tx
 }
 
-// has reports whether key is retired, whatever the txID.
-func (k *retiredKeys) has(key [32]byte) bool {
-	_, ok := k.tx[key]
+// has reports whether key is retired for steamID, whatever the txID.
+func (k *retiredKeys) has(steamID uint64, key [32]byte) bool {
+	_, ok := k.find(steamID, key)
 	return ok
 }
 
-// revive forgets key: it holds a registration again.
-func (k *retiredKeys) revive(key [32]byte) {
-	delete(k.tx, key)
+// revive forgets key for steamID: it holds a registration again. The ID
+// keeps its place in the order of IDs.
+func (k *retiredKeys) revive(steamID uint64, key [32]byte) {
+	if keys, ok := k.ids[steamID]; ok {
+		k.ids[steamID] = slices.DeleteFunc(keys, func(e retiredKey) bool { return e.key == key })
+	}
 }
 
 // macKey is the key shared with the holder of pub about steamID: r's cached
@@ -444,14 +469,14 @@ func (t *table) register(m *message, b []byte, from netip.AddrPort, now time.Tim
 				t.stats.unauthorized.Add(1)
 				return out
 			}
-		case t.retired.stale(m.publicKey, m.txID):
+		case t.retired.stale(m.steamID, m.publicKey, m.txID):
 			t.log.Debug("rendezvous: dropped registration of a retired key", "steamID", m.steamID, "from", from)
 			t.stats.unauthorized.Add(1)
 			return out
 		}
 	} else {
 		switch {
-		case t.retired.has(m.publicKey):
+		case t.retired.has(m.steamID, m.publicKey):
 			t.log.Debug("rendezvous: dropped unauthenticated registration of a retired key", "steamID", m.steamID, "from", from)
 			t.stats.unauthorized.Add(1)
 			return out
@@ -496,7 +521,7 @@ func (t *table) register(m *message, b []byte, from netip.AddrPort, now time.Tim
 	}
 	if !sameKey {
 		if r.authed {
-			t.retired.add(r.publicKey, r.lastTx)
+			t.retired.add(r.steamID, r.publicKey, r.lastTx)
 		}
 		r.publicKey = m.publicKey
 		r.authed, r.hasKey = false, false
@@ -509,7 +534,7 @@ func (t *table) register(m *message, b []byte, from netip.AddrPort, now time.Tim
 		}
 		r.authed = true
 		r.macKey, r.hasKey = key, true
-		t.retired.revive(m.publicKey)
+		t.retired.revive(m.steamID, m.publicKey)
 	} else if m.txID > r.lastTx {
 		r.lastTx = m.txID
 	}

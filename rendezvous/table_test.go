@@ -639,22 +639,43 @@ func TestTableRetiredKeyStaysRetired(t *testing.T) {
 	equal(t, snapshot(tab, 2).authed, true, "B authenticated again")
 }
 
+// Retired keys are bounded per SteamID and in SteamIDs: one ID re-keyed
+// over and over keeps only its latest keys and flushes nobody else's.
 func TestRetiredKeysBounded(t *testing.T) {
-	k := retiredKeys{max: 3, tx: make(map[[32]byte]uint64)}
-	for i := range byte(3) {
-		k.add(key(i), uint64(i)+10)
+	k := newRetiredKeys(2)
+	k.add(1, key(1), 10)
+	for i := range 100 {
+		k.add(2, key(byte(100+i)), uint64(i))
 	}
-	equal(t, [3]bool{k.stale(key(0), 10), k.stale(key(0), 11), k.has(key(2))}, [3]bool{true, false, true}, "after three")
-	k.revive(key(1))
-	equal(t, k.has(key(1)), false, "revived key retired")
-	k.add(key(1), 20) // retired again, evicting the oldest, key(0)
-	k.add(key(3), 30) // passes key(1)'s first entry, which is not its latest
-	k.add(key(4), 40) // evicts key(2)
-	got := [5]bool{k.has(key(0)), k.has(key(1)), k.has(key(2)), k.has(key(3)), k.has(key(4))}
-	equal(t, got, [5]bool{false, true, false, true, true}, "keys held")
-	equal(t, k.stale(key(1), 20), true, "key(1) stale at its latest txID")
-	if len(k.tx) > k.max || len(k.order) > k.max {
-		t.Fatalf("%d keys in %d entries, max %d", len(k.tx), len(k.order), k.max)
+	equal(t, [2]bool{k.stale(1, key(1), 10), k.stale(1, key(1), 11)}, [2]bool{true, false}, "ID 1's key after ID 2 re-keyed 100 times")
+	equal(t, len(k.ids[2]), maxRetiredPerID, "ID 2's keys kept")
+	equal(t, k.has(2, key(199)), true, "ID 2's latest key")
+	equal(t, k.has(2, key(100)), false, "ID 2's first key")
+	equal(t, k.has(2, key(1)), false, "ID 1's key under ID 2")
+	k.revive(1, key(1))
+	equal(t, k.has(1, key(1)), false, "revived key retired")
+	k.add(3, key(3), 30) // a third ID: the one first seen longest ago goes
+	equal(t, [3]bool{k.has(1, key(1)), k.has(2, key(199)), k.has(3, key(3))}, [3]bool{false, true, true}, "IDs held")
+	if len(k.ids) > k.max || len(k.order) > k.max {
+		t.Fatalf("%d IDs in %d entries, max %d", len(k.ids), len(k.order), k.max)
+	}
+}
+
+// A captured registration of a player who has since retired its key stays
+// dead however often someone else re-keys an ID of its own: the retired
+// keys of one ID cannot be flushed through another.
+func TestTableRetiredKeySurvivesAReKeyingFlood(t *testing.T) {
+	tab := newTestTable(time.Minute, 16)
+	a := newKeyedClient(t, tab, 1)
+	_, signed := registerKeyed(t, tab, a, addrA, t0)
+	silent(t, tab.handle(a.unregister(regTx.Add(1)), addrA, t0, nil), "unregistration")
+	for i := 0; i < 1000; i++ {
+		attacker := newKeyedClient(t, tab, 2)
+		registerKeyed(t, tab, attacker, addrC, t0)
+	}
+	silent(t, tab.handle(signed, addrC, t0, nil), "the player's captured registration, replayed after the flood")
+	if r := tab.regs[1]; r != nil {
+		t.Fatalf("the replay registered the player again, at %v", r.observed)
 	}
 }
 
