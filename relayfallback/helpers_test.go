@@ -44,7 +44,7 @@ func authHandler(username, realm string, _ net.Addr) ([]byte, bool) {
 }
 
 // startTURN runs pion's TURN server on 127.0.0.1.
-func startTURN(t *testing.T) (*turn.Server, netip.AddrPort) {
+func startTURN(t testing.TB) (*turn.Server, netip.AddrPort) {
 	t.Helper()
 	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	if err != nil {
@@ -77,7 +77,7 @@ type datagram struct {
 // harness is the shared socket of a peer: a plain UDP socket on 127.0.0.1
 // whose reader feeds HandleInbound and keeps what the client leaves.
 type harness struct {
-	t      *testing.T
+	t      testing.TB
 	sock   *net.UDPConn
 	client *Client
 	data   chan datagram // OnData
@@ -100,7 +100,7 @@ type harness struct {
 
 type harnessOpt func(*Config)
 
-func newHarness(t *testing.T, server netip.AddrPort, pass string, opts ...harnessOpt) *harness {
+func newHarness(t testing.TB, server netip.AddrPort, pass string, opts ...harnessOpt) *harness {
 	t.Helper()
 	sock, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
@@ -243,7 +243,7 @@ func nextData(t *testing.T, ch <-chan datagram, what string) datagram {
 }
 
 // peerSocket is a remote peer on 127.0.0.1.
-func peerSocket(t *testing.T) *net.UDPConn {
+func peerSocket(t testing.TB) *net.UDPConn {
 	t.Helper()
 	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
@@ -255,7 +255,7 @@ func peerSocket(t *testing.T) *net.UDPConn {
 
 func addrOf(c *net.UDPConn) netip.AddrPort { return c.LocalAddr().(*net.UDPAddr).AddrPort() }
 
-func readPeer(t *testing.T, c *net.UDPConn) datagram {
+func readPeer(t testing.TB, c *net.UDPConn) datagram {
 	t.Helper()
 	buf := make([]byte, 1<<16)
 	if err := c.SetReadDeadline(time.Now().Add(failAfter)); err != nil {
