@@ -158,10 +158,15 @@ type Manager struct {
 	// their quota, the oldest makes room for the newest, so that a flood
 	// of strangers cannot keep a friend's first request from the game.
 	pendingOrder []*session
-	allowRelay   bool
-	byID         map[uint64]*session
-	nextID       uint64
-	preAccepted  map[SteamID]struct{}
+	// pairs keeps the pair keys derived lately, so that a stranger whose
+	// session made room for another and who comes back costs no second
+	// X25519: under a flood of strangers the churn is otherwise all key
+	// agreements, and starves everything else.
+	pairs       *simplelru.LRU[pairKeyID, *seal.PairKey]
+	allowRelay  bool
+	byID        map[uint64]*session
+	nextID      uint64
+	preAccepted map[SteamID]struct{}
 
 	queues     map[int]*recvQueue
 	spare      []*recvQueue // empty queues for reuse (see newQueue)
@@ -216,6 +221,7 @@ func NewManager(cfg Config, keys seal.KeyPair, env Env, cb *callbacks.Queue) *Ma
 	// Users we have not accepted get at most a quarter of the table, so
 	// that strangers can never crowd out the sessions a game chose.
 	m.maxPending = max(1, cfg.MaxSessions/4)
+	m.pairs, _ = simplelru.NewLRU[pairKeyID, *seal.PairKey](max(64, cfg.MaxSessions), nil)
 	return m
 }
 
@@ -722,15 +728,26 @@ func (m *Manager) OnOffer(o rendezvous.Offer, now time.Time) {
 	m.schedule(s)
 }
 
+// pairKeyID names a pair key: the peer and its public key.
+type pairKeyID struct {
+	remote SteamID
+	pub    [32]byte
+}
+
 // setPeerKey records the peer's vouched public key; a new key means a new
 // instance of the peer, and whatever we knew of its sessions is void.
 func (m *Manager) setPeerKey(s *session, pub [32]byte) bool {
 	if s.pair != nil && s.peerPub == pub {
 		return true
 	}
-	pair, err := seal.NewPairKey(m.keys, pub, uint64(m.cfg.SteamID), uint64(s.remote))
-	if err != nil {
-		return false
+	id := pairKeyID{s.remote, pub}
+	pair, ok := m.pairs.Get(id)
+	if !ok {
+		var err error
+		if pair, err = seal.NewPairKey(m.keys, pub, uint64(m.cfg.SteamID), uint64(s.remote)); err != nil {
+			return false
+		}
+		m.pairs.Add(id, pair)
 	}
 	s.pair, s.peerPub = pair, pub
 	s.remoteID, s.keys, s.peerKnowsUs = 0, nil, false

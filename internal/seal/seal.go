@@ -21,6 +21,7 @@ import (
 	"sync"
 
 	"golang.org/x/crypto/chacha20poly1305"
+	"golang.org/x/crypto/curve25519"
 	"golang.org/x/crypto/hkdf"
 )
 
@@ -77,18 +78,12 @@ type PairKey struct {
 // SteamIDs are bound into every derived key, so a key pair vouched for one
 // SteamID cannot be replayed as another's.
 func NewPairKey(kp KeyPair, remotePublic [32]byte, localSteamID, remoteSteamID uint64) (*PairKey, error) {
-	curve := ecdh.X25519()
-	priv, err := curve.NewPrivateKey(kp.Private[:])
+	// One scalar multiplication: crypto/ecdh would spend a second one on
+	// our own public key for every peer, and a flood of strangers is all
+	// key agreements.
+	shared, err := curve25519.X25519(kp.Private[:], remotePublic[:])
 	if err != nil {
-		return nil, fmt.Errorf("seal: private key: %w", err)
-	}
-	pub, err := curve.NewPublicKey(remotePublic[:])
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrBadPublicKey, err)
-	}
-	shared, err := priv.ECDH(pub)
-	if err != nil {
-		// crypto/ecdh refuses the all-zero result of a low-order point.
+		// It refuses the all-zero result of a low-order point.
 		return nil, fmt.Errorf("%w: %w", ErrBadPublicKey, err)
 	}
 	k := &PairKey{localID: localSteamID, remoteID: remoteSteamID}
