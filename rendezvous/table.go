@@ -44,6 +44,10 @@ type registration struct {
 	contacts []netip.Addr
 }
 
+// fullLogEvery is the least time between two "registration table full"
+// warnings; the refusals are counted in the stats all the same.
+const fullLogEvery = 10 * time.Second
+
 // maxContacts bounds a registration's contacts. A peer announces a few
 // addresses (observed, local, relayed), which share IPs more often than
 // not, so this covers a few dozen peers met recently.
@@ -106,6 +110,11 @@ type table struct {
 	// hidePresence: a lookup of a user who is not online, or is online
 	// under another AppID, gets no answer at all.
 	hidePresence bool
+	// fullLogged is when "registration table full" was last logged, and
+	// fullRefused how many registrations it refused since: a flood must
+	// not turn into one log line per datagram.
+	fullLogged  time.Time
+	fullRefused int
 	// relayable, set while an embedded relay runs, says whether it would
 	// relay to an IP at all; the table then keeps contacts among those.
 	relayable func(netip.Addr) bool
@@ -506,7 +515,11 @@ func (t *table) register(m *message, b []byte, from netip.AddrPort, now time.Tim
 			t.expireLocked(now)
 		}
 		if len(t.regs) >= t.max {
-			t.log.Warn("rendezvous: registration table full", "max", t.max, "steamID", m.steamID)
+			t.fullRefused++
+			if now.Sub(t.fullLogged) >= fullLogEvery {
+				t.log.Warn("rendezvous: registration table full", "max", t.max, "refused since the last warning", t.fullRefused)
+				t.fullLogged, t.fullRefused = now, 0
+			}
 			return t.refuse(m, from, RefuseServerFull, sealKey, out)
 		}
 		r = &registration{steamID: m.steamID, appID: m.appID}

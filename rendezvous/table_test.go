@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/netip"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -758,4 +759,21 @@ func TestLookupAnswersTogetherNoLargerThanTheLookup(t *testing.T) {
 		t.Fatalf("a %d-byte lookup made the server send %d bytes (%.2fx)", len(lookup), sent, float64(sent)/float64(len(lookup)))
 	}
 	t.Logf("a %d-byte lookup: %d + %d bytes sent (%.2fx)", len(lookup), len(out[0].b), len(out[1].b), float64(sent)/float64(len(lookup)))
+}
+
+// A full table refuses every newcomer but warns once per fullLogEvery,
+// with the count, not once per refusal.
+func TestTableFullWarnsAtARate(t *testing.T) {
+	var logged bytes.Buffer
+	tab := newTestTable(time.Minute, 1)
+	tab.log = slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	mustRegister(t, tab, 1, 480, addrA, t0)
+	for i := 0; i < 1000; i++ {
+		now := t0.Add(time.Duration(i) * 25 * time.Millisecond) // 25 s in all
+		m, _ := only(t, tab.handle(regBytes(uint64(10+i), uint64(100+i), 480, key(byte(i))), addrC, now, nil))
+		equal(t, m.reason, RefuseServerFull, "reason")
+	}
+	if n := strings.Count(logged.String(), "registration table full"); n != 3 {
+		t.Fatalf("%d warnings for 1,000 refusals over 25 s, want 3 (one per 10 s):\n%s", n, logged.String())
+	}
 }
