@@ -27,3 +27,20 @@ func TestUsableCandidate(t *testing.T) {
 		}
 	}
 }
+
+// The address the rendezvous observed is where it heard the peer, not the
+// peer's say, so the private-address policy judges only the addresses the
+// peer declared: peers on a tailnet or a routed private network keep
+// their observed address as a candidate.
+func TestObservedAddressIsNotJudged(t *testing.T) {
+	refuseAll := func(netip.AddrPort, netip.Addr) bool { return false }
+	w := newWorld(t)
+	b := w.add(2, Config{AllowCandidate: refuseAll})
+	s := b.m.newSession(1)
+	observed := netip.MustParseAddrPort("100.101.2.2:41000")
+	declared := netip.MustParseAddrPort("10.0.2.7:41000")
+	b.m.setCandidates(s, []netip.AddrPort{observed, declared}, nil)
+	if len(s.candidates) != 1 || s.candidates[0].addr != observed {
+		t.Fatalf("candidates %+v, want the observed address alone", s.candidates)
+	}
+}

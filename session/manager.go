@@ -129,6 +129,7 @@ type session struct {
 	lastError    SessionError
 	channels     map[int]struct{}
 	broken       bool      // the peer opened more channels than MaxChannels
+	answered     pair      // where we last answered a stranger's probe
 	pending      bool      // counted in Manager.pending: unaccepted, from a stranger
 	dirty        bool      // in Manager.dirty: to flush when the batch in hand ends
 	starved      bool      // in Manager.starved: to flush when the outbox has room
@@ -439,7 +440,7 @@ func (m *Manager) resetAttempt(s *session) {
 	m.assignID(s)
 	s.started, s.lastHeard = m.now, m.now
 	s.remoteID, s.peerKnowsUs, s.remoteAccepted, s.localAccepted = 0, false, false, false
-	s.path, s.pairs, s.candidates = pair{}, nil, nil
+	s.path, s.pairs, s.candidates, s.answered = pair{}, nil, nil, pair{}
 	s.peerOpened, s.directAt, s.largestPN = false, time.Time{}, 0
 	s.allowRelay = m.allowRelay // C51: a new attempt takes the current setting
 	s.nextLookup, s.lookupWait, s.nextHello, s.helloWait = time.Time{}, 0, time.Time{}, 0
@@ -987,6 +988,9 @@ func (m *Manager) onData(b []byte, from netip.AddrPort, sd side) {
 // A reply never asks for a reply itself, or two connecting peers would
 // answer each other forever.
 func (m *Manager) replyHello(s *session, to pair, token uint64) {
+	if s.stranger() {
+		s.answered = to // where a goodbye may go: an answer too
+	}
 	flags := flagReply
 	if s.localAccepted {
 		flags |= flagAccepted
@@ -1045,7 +1049,12 @@ func (m *Manager) writeHandshake(s *session, body hsBody, to *pair) {
 	case s.path.valid():
 		m.write(out, s.path.side, s.path.addr)
 	case s.stranger():
-		// No path to a stranger yet: nothing goes to the addresses it named.
+		// No path to a stranger yet: nothing goes to the addresses it
+		// named, only to where its last probe came from, as an answer (a
+		// refusal by CloseP2PSessionWithUser ends its wait, C38).
+		if s.answered.valid() {
+			m.write(out, s.answered.side, s.answered.addr)
+		}
 	case m.cfg.ForceRelay:
 		for _, c := range s.candidates {
 			m.emit(out, sideRelay, c.addr)

@@ -81,7 +81,9 @@ func (m *Manager) setCandidates(s *session, addrs, relayed []netip.AddrPort) {
 	}
 	for i, a := range addrs {
 		a = unmap(a)
-		if !usableCandidate(a) || m.cfg.AllowCandidate != nil && !m.cfg.AllowCandidate(a, observed) {
+		// The observed address is where the rendezvous heard the peer,
+		// nobody's say: only the addresses the peer declared are judged.
+		if !usableCandidate(a) || i > 0 && m.cfg.AllowCandidate != nil && !m.cfg.AllowCandidate(a, observed) {
 			continue
 		}
 		// The rendezvous lists the address it saw first; an address the
@@ -406,6 +408,11 @@ func (m *Manager) write(b []byte, sd side, to netip.AddrPort) { m.emit(b, sd, to
 // opener can be sent (no TTL control) nothing is gained by waiting.
 // directFallback covers a receipt that never comes.
 func (m *Manager) probe(s *session, mk func(sd side, to netip.AddrPort) []byte) {
+	if s.directAt.IsZero() && len(s.candidates) > 0 {
+		// From the first opener on: an accept that comes late must not
+		// wait the whole fallback again before probing a NAT in full.
+		s.directAt = m.now.Add(directFallback)
+	}
 	if s.stranger() {
 		// Nothing toward the addresses a stranger named but one opener
 		// per public candidate, which dies two hops out (OpenerTTL) and
@@ -427,9 +434,6 @@ func (m *Manager) probe(s *session, mk func(sd side, to netip.AddrPort) []byte) 
 		return
 	}
 	established := s.phase == phaseEstablished
-	if s.directAt.IsZero() && len(s.candidates) > 0 {
-		s.directAt = m.now.Add(directFallback)
-	}
 	public := s.peerOpened || !s.directAt.IsZero() && !m.now.Before(s.directAt)
 	// Once established on a working direct path nothing is probed; on a
 	// relayed or silent one every pair is.

@@ -75,7 +75,7 @@ func (m *Manager) sessionDeadline(s *session) time.Time {
 				min(s.requested.Add(m.cfg.RequestRepeat))
 			}
 		}
-		if s.phase == phaseLookup || s.initiated && !s.peerKnowsUs {
+		if s.phase == phaseLookup || s.initiated && (!s.peerKnowsUs || !s.remoteAccepted) {
 			min(s.nextLookup)
 		}
 		if s.pair != nil {
@@ -233,7 +233,7 @@ func (m *Manager) tick(s *session) {
 				s.requested = now // quiet lately: no repeat, but the next check is due later
 			}
 		}
-		if (s.phase == phaseLookup || s.initiated && !s.peerKnowsUs) && !now.Before(s.nextLookup) {
+		if (s.phase == phaseLookup || s.initiated && (!s.peerKnowsUs || !s.remoteAccepted)) && !now.Before(s.nextLookup) {
 			m.lookup(s)
 		}
 		if s.pair != nil && !s.nextHello.IsZero() && !now.Before(s.nextHello) {

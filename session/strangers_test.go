@@ -1,0 +1,79 @@
+package session
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+)
+
+// A user whose session with us made room for another stranger, after it
+// had answered that user's probes, still connects once the game accepts:
+// the initiator keeps looking us up until we accept, and each lookup
+// brings us its offer again.
+func TestEvictedStrangerConnectsOnAccept(t *testing.T) {
+	w := newWorld(t)
+	a := w.add(1, Config{})
+	b := w.add(2, Config{MaxSessions: 4}) // room for one stranger
+	c := w.add(3, Config{})
+	a.send(2, "hi")
+	w.advance(500*time.Millisecond, 10*time.Millisecond)
+	if sa, _ := a.m.table.Peek(2); !sa.peerKnowsUs {
+		t.Fatal("setup: B never answered A's probes")
+	}
+	c.send(2, "flood")
+	w.pump()
+	if _, ok := b.m.table.Peek(1); ok {
+		t.Fatal("setup: A's session was not the one to make room")
+	}
+	b.m.Accept(1, w.now) // the game answers the request it saw
+	w.advance(10*time.Second, 50*time.Millisecond)
+	if st, _ := a.m.State(2); !st.ConnectionActive || len(a.fails) != 0 {
+		t.Fatalf("A after B accepted: %+v, fails %v", st, a.fails)
+	}
+	if got := b.read(); got != "hi" {
+		t.Fatalf("B read %q", got)
+	}
+}
+
+// A game that refuses a stranger with CloseP2PSessionWithUser tells it so
+// (C38), where its probe came from: the stranger's wait ends at once, not
+// after its connect timeout.
+func TestClosingAStrangerTellsIt(t *testing.T) {
+	w := newWorld(t)
+	a := w.add(1, Config{})
+	b := w.add(2, Config{})
+	start := w.now
+	a.send(2, "hi")
+	w.advance(500*time.Millisecond, 10*time.Millisecond)
+	b.m.Close(1, w.now)
+	w.advance(2*time.Second, 10*time.Millisecond)
+	if len(a.fails) != 1 || a.fails[0].SessionError != ErrorTimeout {
+		t.Fatalf("A's failures %v within %v of its send; want the refusal, long before the 20 s timeout", a.fails, w.now.Sub(start))
+	}
+}
+
+// A game that accepts late still connects through a NAT that drops the
+// initiator's packets until we have sent it a full-TTL datagram (as a
+// symmetric NAT does, where an opener names another port): the fallback to
+// full probes runs from the first opener, not from the accept, so an
+// accept at 18 s still beats the initiator's 20 s timeout.
+func TestLateAcceptProbesAtOnce(t *testing.T) {
+	w := newWorld(t)
+	a := w.add(1, Config{})
+	b := w.add(2, Config{})
+	opened := false
+	w.drop = func(from, to netip.AddrPort) bool {
+		if from == b.addr && to == a.addr {
+			opened = true
+		}
+		return from == a.addr && to == b.addr && !opened
+	}
+	a.send(2, "hi")
+	w.pump()
+	w.advance(18*time.Second, 10*time.Millisecond)
+	b.m.Accept(1, w.now)
+	w.advance(1500*time.Millisecond, 10*time.Millisecond)
+	if st, _ := a.m.State(2); !st.ConnectionActive || len(a.fails) != 0 {
+		t.Fatalf("A 1.5 s after an accept at 18 s: %+v, fails %v", st, a.fails)
+	}
+}
