@@ -130,7 +130,9 @@ type session struct {
 	channels     map[int]struct{}
 	broken       bool      // the peer opened more channels than MaxChannels
 	answered     pair      // where we last answered a stranger's probe
+	relayTouched bool      // permitted, or relayed to: revoke at the end
 	pending      bool      // counted in Manager.pending: unaccepted, from a stranger
+	pendingGen   uint64    // counts its pending spells (Manager.pendingOrder)
 	dirty        bool      // in Manager.dirty: to flush when the batch in hand ends
 	starved      bool      // in Manager.starved: to flush when the outbox has room
 	due          time.Time // when the session next needs attention
@@ -158,7 +160,7 @@ type Manager struct {
 	// (and stale entries, skipped and compacted away): when strangers fill
 	// their quota, the oldest makes room for the newest, so that a flood
 	// of strangers cannot keep a friend's first request from the game.
-	pendingOrder []*session
+	pendingOrder []pendingEntry
 	// pairs keeps the pair keys derived lately, so that a stranger whose
 	// session made room for another and who comes back costs no second
 	// X25519: under a flood of strangers the churn is otherwise all key
@@ -279,14 +281,15 @@ func (m *Manager) setPending(s *session, p bool) {
 		if len(m.pendingOrder) >= 2*m.maxPending+16 {
 			kept := m.pendingOrder[:0]
 			for _, o := range m.pendingOrder {
-				if o.pending {
+				if o.s.pending && o.s.pendingGen == o.gen {
 					kept = append(kept, o)
 				}
 			}
 			clear(m.pendingOrder[len(kept):])
 			m.pendingOrder = kept
 		}
-		m.pendingOrder = append(m.pendingOrder, s)
+		s.pendingGen++
+		m.pendingOrder = append(m.pendingOrder, pendingEntry{s, s.pendingGen})
 	} else {
 		m.pending--
 	}
@@ -297,10 +300,11 @@ func (m *Manager) setPending(s *session, p bool) {
 // whether there was one.
 func (m *Manager) evictOldestStranger() bool {
 	for len(m.pendingOrder) > 0 {
-		s := m.pendingOrder[0]
-		m.pendingOrder[0] = nil
+		e := m.pendingOrder[0]
+		m.pendingOrder[0] = pendingEntry{}
 		m.pendingOrder = m.pendingOrder[1:]
-		if !s.pending || s.freed {
+		s := e.s
+		if !s.pending || s.freed || s.pendingGen != e.gen {
 			continue
 		}
 		m.remove(s)
@@ -727,6 +731,13 @@ func (m *Manager) OnOffer(o rendezvous.Offer, now time.Time) {
 	}
 	m.sendHello(s, nil)
 	m.schedule(s)
+}
+
+// pendingEntry is a session in Manager.pendingOrder, with the generation
+// of its pending spell: an entry from an earlier spell is stale.
+type pendingEntry struct {
+	s   *session
+	gen uint64
 }
 
 // pairKeyID names a pair key: the peer and its public key.

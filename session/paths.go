@@ -215,6 +215,7 @@ func (m *Manager) permit(s *session) {
 	if !s.localAccepted || !s.allowRelay || !m.env.HasRelay() {
 		return
 	}
+	s.relayTouched = true
 	// The relay's own address is left out too: a relay does not relay to
 	// itself, and may refuse the request that names it.
 	own := m.env.RelayServer().Addr()
@@ -232,8 +233,8 @@ func (m *Manager) permit(s *session) {
 // revoke withdraws the relay permissions of a session that ends, except
 // for addresses another session still uses (two players behind one NAT).
 func (m *Manager) revoke(s *session) {
-	if !m.env.HasRelay() {
-		return
+	if !m.env.HasRelay() || !s.relayTouched {
+		return // a stranger's, say: nothing to withdraw, no table to scan
 	}
 	inUse := map[netip.Addr]bool{}
 	for _, o := range m.table.Values() {
@@ -434,6 +435,9 @@ func (m *Manager) probe(s *session, mk func(sd side, to netip.AddrPort) []byte) 
 		return
 	}
 	established := s.phase == phaseEstablished
+	if m.env.HasRelay() && (s.allowRelay || m.cfg.ForceRelay) {
+		s.relayTouched = true // what we relay to gets a permission
+	}
 	public := s.peerOpened || !s.directAt.IsZero() && !m.now.Before(s.directAt)
 	// Once established on a working direct path nothing is probed; on a
 	// relayed or silent one every pair is.
