@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -328,14 +329,17 @@ type relaySockets struct {
 	max   int64
 	stats *counters
 
-	// The allocations open per player, capped at maxAllocationsPerUser,
-	// so that one player's credentials cannot take the relay from everyone
-	// else. pion's server authenticates a request and then allocates for
-	// it on the one goroutine that reads the relay's socket, so the
-	// SteamID of the credentials last authenticated is the allocation's.
+	// The allocations open per player, oldest first, at most
+	// maxAllocationsPerUser: one player's credentials cannot take the
+	// relay from everyone else, and a player whose old allocations were
+	// left behind (a crash, a NAT rebinding) is not locked out by them: its
+	// newest allocation closes its oldest. pion's server authenticates a
+	// request and then allocates for it on the one goroutine that reads
+	// the relay's socket, so the SteamID of the credentials last
+	// authenticated is the allocation's.
 	mu      sync.Mutex
 	current uint64
-	perUser map[uint64]int
+	perUser map[uint64][]*countedConn
 }
 
 // maxAllocationsPerUser bounds one player's allocations on the embedded
@@ -356,38 +360,44 @@ func (g *relaySockets) authenticated(steamID uint64) {
 func (g *relaySockets) AllocatePacketConn(network string, port int) (net.PacketConn, net.Addr, error) {
 	g.mu.Lock()
 	user := g.current
-	if g.perUser == nil {
-		g.perUser = make(map[uint64]int)
+	var oldest *countedConn
+	if conns := g.perUser[user]; len(conns) >= maxAllocationsPerUser {
+		oldest = conns[0]
 	}
-	if g.perUser[user] >= maxAllocationsPerUser {
-		g.mu.Unlock()
-		g.stats.relayAllocsRefused.Add(1)
-		return nil, nil, errRelayFull
-	}
-	g.perUser[user]++
 	g.mu.Unlock()
-	release := func() {
-		g.mu.Lock()
-		if g.perUser[user]--; g.perUser[user] <= 0 {
-			delete(g.perUser, user)
-		}
-		g.mu.Unlock()
+	if oldest != nil {
+		oldest.Close() // gives its place back
 	}
 	open := &g.stats.relayOpen
 	if open.Add(1) > g.max {
 		open.Add(-1)
-		release()
 		g.stats.relayAllocsRefused.Add(1)
 		return nil, nil, errRelayFull
 	}
 	conn, addr, err := g.RelayAddressGeneratorStatic.AllocatePacketConn(network, port)
 	if err != nil {
 		open.Add(-1)
-		release()
 		return nil, nil, err
 	}
 	g.stats.relayAllocs.Add(1)
-	return &countedConn{PacketConn: conn, stats: g.stats, release: release}, addr, nil
+	c := &countedConn{PacketConn: conn, stats: g.stats}
+	c.release = func() {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		conns := slices.DeleteFunc(g.perUser[user], func(o *countedConn) bool { return o == c })
+		if len(conns) == 0 {
+			delete(g.perUser, user)
+		} else {
+			g.perUser[user] = conns
+		}
+	}
+	g.mu.Lock()
+	if g.perUser == nil {
+		g.perUser = make(map[uint64][]*countedConn)
+	}
+	g.perUser[user] = append(g.perUser[user], c)
+	g.mu.Unlock()
+	return c, addr, nil
 }
 
 // countedConn is an allocation's relay socket. It counts what goes
