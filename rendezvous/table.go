@@ -180,7 +180,8 @@ func (t *table) remove(r *registration) {
 // and nobody else's; at most max SteamIDs are remembered, the one first
 // seen longest ago forgotten first.
 type retiredKeys struct {
-	max   int
+	max   int                     // keys in all, and SteamIDs
+	total int                     // keys held
 	ids   map[uint64][]retiredKey // oldest first
 	order []uint64                // a ring once it holds max IDs; next is the oldest
 	next  int
@@ -208,16 +209,32 @@ func (k *retiredKeys) add(steamID uint64, key [32]byte, tx uint64) {
 		if len(k.order) < k.max {
 			k.order = append(k.order, steamID)
 		} else {
-			delete(k.ids, k.order[k.next])
+			k.forget(k.order[k.next])
 			k.order[k.next] = steamID
 			k.next = (k.next + 1) % k.max
 		}
 	}
+	n := len(keys)
 	keys = slices.DeleteFunc(keys, func(e retiredKey) bool { return e.key == key })
 	if len(keys) >= maxRetiredPerID {
 		keys = slices.Delete(keys, 0, 1)
 	}
 	k.ids[steamID] = append(keys, retiredKey{key, tx})
+	k.total += len(k.ids[steamID]) - n
+	// Bounded in keys too, not only in IDs: the IDs first seen longest
+	// ago go first, never the one just added.
+	for i := 0; k.total > k.max && i < len(k.order); i++ {
+		if id := k.order[(k.next+i)%len(k.order)]; id != steamID {
+			k.forget(id)
+		}
+	}
+}
+
+// forget drops every retired key of steamID; its place in the order of
+// IDs is reused when a new ID needs one.
+func (k *retiredKeys) forget(steamID uint64) {
+	k.total -= len(k.ids[steamID])
+	delete(k.ids, steamID)
 }
 
 func (k *retiredKeys) find(steamID uint64, key [32]byte) (uint64, bool) {
@@ -246,7 +263,9 @@ func (k *retiredKeys) has(steamID uint64, key [32]byte) bool {
 // keeps its place in the order of IDs.
 func (k *retiredKeys) revive(steamID uint64, key [32]byte) {
 	if keys, ok := k.ids[steamID]; ok {
+		n := len(keys)
 		k.ids[steamID] = slices.DeleteFunc(keys, func(e retiredKey) bool { return e.key == key })
+		k.total -= n - len(k.ids[steamID])
 	}
 }
 

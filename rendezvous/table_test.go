@@ -643,7 +643,7 @@ func TestTableRetiredKeyStaysRetired(t *testing.T) {
 // Retired keys are bounded per SteamID and in SteamIDs: one ID re-keyed
 // over and over keeps only its latest keys and flushes nobody else's.
 func TestRetiredKeysBounded(t *testing.T) {
-	k := newRetiredKeys(2)
+	k := newRetiredKeys(10)
 	k.add(1, key(1), 10)
 	for i := range 100 {
 		k.add(2, key(byte(100+i)), uint64(i))
@@ -653,12 +653,18 @@ func TestRetiredKeysBounded(t *testing.T) {
 	equal(t, k.has(2, key(199)), true, "ID 2's latest key")
 	equal(t, k.has(2, key(100)), false, "ID 2's first key")
 	equal(t, k.has(2, key(1)), false, "ID 1's key under ID 2")
-	k.revive(1, key(1))
-	equal(t, k.has(1, key(1)), false, "revived key retired")
-	k.add(3, key(3), 30) // a third ID: the one first seen longest ago goes
-	equal(t, [3]bool{k.has(1, key(1)), k.has(2, key(199)), k.has(3, key(3))}, [3]bool{false, true, true}, "IDs held")
-	if len(k.ids) > k.max || len(k.order) > k.max {
-		t.Fatalf("%d IDs in %d entries, max %d", len(k.ids), len(k.order), k.max)
+	k.add(3, key(3), 30) // 10 keys in all: at the bound
+	equal(t, [3]bool{k.has(1, key(1)), k.has(2, key(199)), k.has(3, key(3))}, [3]bool{true, true, true}, "IDs held at the bound")
+	k.add(4, key(4), 40) // past it: the ID first seen longest ago goes
+	equal(t, [4]bool{k.has(1, key(1)), k.has(2, key(199)), k.has(3, key(3)), k.has(4, key(4))}, [4]bool{false, true, true, true}, "IDs held past the bound")
+	k.revive(2, key(199))
+	equal(t, k.has(2, key(199)), false, "revived key retired")
+	held := 0
+	for _, keys := range k.ids {
+		held += len(keys)
+	}
+	if held != k.total || k.total > k.max || len(k.order) > k.max {
+		t.Fatalf("%d keys held, %d counted, in %d IDs; max %d", held, k.total, len(k.order), k.max)
 	}
 }
 
