@@ -239,6 +239,37 @@ static void fill(const void **vt, int slots, const void *fn) {
 	for (int i = 0; i < slots; i++) vt[2 + i] = fn;
 }
 
+/* ISteamFriends: SteamFriends018 dropped SetPersonaName (slot 1), so from
+ * there on its slots are one lower than 014-017's. */
+static void build_friends(const void **vt, int lower) {
+	fill(vt, STUB_SLOTS, S(stub_zero));
+	vt[2 + 0] = S(friends_persona);
+	vt[2 + 7 - lower] = S(stub_empty); /* GetFriendPersonaName */
+}
+
+/* ISteamUtils: slots 0-7 agree in every version; SteamUtils011 dropped
+ * GetCSERIPPort (slot 7), so from GetAppID on it is one lower. */
+static void build_utils(const void **vt, int lower) {
+	fill(vt, STUB_SLOTS, S(stub_zero));
+	vt[2 + 2] = S(utils_universe);
+	vt[2 + 3] = S(utils_server_time);
+	vt[2 + 4] = S(stub_empty); /* GetIPCountry */
+	vt[2 + 9 - lower] = S(utils_app_id);
+	vt[2 + 11 - lower] = S(utils_call_completed);
+	vt[2 + 12 - lower] = S(utils_call_failure);
+	vt[2 + 13 - lower] = S(utils_call_result);
+	vt[2 + 16 - lower] = S(utils_warning_hook);
+}
+
+/* ISteamMatchmaking: the string slots GetLobbyData and GetLobbyMemberData,
+ * 19 and 24 in SteamMatchMaking009; 008 lacks slot 11 (one lower), 007
+ * also two filters (three lower). */
+static void build_matchmaking(const void **vt, int lower) {
+	fill(vt, STUB_SLOTS, S(stub_zero));
+	vt[2 + 19 - lower] = S(stub_empty);
+	vt[2 + 24 - lower] = S(stub_empty);
+}
+
 static pthread_once_t tables_once = PTHREAD_ONCE_INIT;
 
 static void build_tables(void) {
@@ -250,31 +281,10 @@ static void build_tables(void) {
 	user_vtbl[2 + 2] = S(user_steam_id);
 	user_vtbl[2 + 12] = S(user_voice_rate);
 
-	fill(friends_vtbl, STUB_SLOTS, S(stub_zero));
-	friends_vtbl[2 + 0] = S(friends_persona);
-	friends_vtbl[2 + 7] = S(stub_empty); /* GetFriendPersonaName */
-	fill(friends018_vtbl, STUB_SLOTS, S(stub_zero));
-	friends018_vtbl[2 + 0] = S(friends_persona);
-	friends018_vtbl[2 + 6] = S(stub_empty);
-
-	fill(utils_vtbl, STUB_SLOTS, S(stub_zero));
-	utils_vtbl[2 + 2] = S(utils_universe);
-	utils_vtbl[2 + 3] = S(utils_server_time);
-	utils_vtbl[2 + 4] = S(stub_empty); /* GetIPCountry */
-	utils_vtbl[2 + 9] = S(utils_app_id);
-	utils_vtbl[2 + 11] = S(utils_call_completed);
-	utils_vtbl[2 + 12] = S(utils_call_failure);
-	utils_vtbl[2 + 13] = S(utils_call_result);
-	utils_vtbl[2 + 16] = S(utils_warning_hook);
-	fill(utils011_vtbl, STUB_SLOTS, S(stub_zero));
-	utils011_vtbl[2 + 2] = S(utils_universe);
-	utils011_vtbl[2 + 3] = S(utils_server_time);
-	utils011_vtbl[2 + 4] = S(stub_empty);
-	utils011_vtbl[2 + 8] = S(utils_app_id);
-	utils011_vtbl[2 + 10] = S(utils_call_completed);
-	utils011_vtbl[2 + 11] = S(utils_call_failure);
-	utils011_vtbl[2 + 12] = S(utils_call_result);
-	utils011_vtbl[2 + 15] = S(utils_warning_hook);
+	build_friends(friends_vtbl, 0);
+	build_friends(friends018_vtbl, 1);
+	build_utils(utils_vtbl, 0);
+	build_utils(utils011_vtbl, 1);
 
 	fill(apps_vtbl, STUB_SLOTS, S(stub_zero));
 	apps_vtbl[2 + 0] = S(apps_true);     /* BIsSubscribed */
@@ -282,15 +292,9 @@ static void build_tables(void) {
 	apps_vtbl[2 + 5] = S(apps_language); /* GetAvailableGameLanguages */
 	apps_vtbl[2 + 6] = S(apps_true);     /* BIsSubscribedApp */
 
-	fill(mm_vtbl, STUB_SLOTS, S(stub_zero));
-	mm_vtbl[2 + 19] = S(stub_empty); /* GetLobbyData */
-	mm_vtbl[2 + 24] = S(stub_empty); /* GetLobbyMemberData */
-	fill(mm008_vtbl, STUB_SLOTS, S(stub_zero));
-	mm008_vtbl[2 + 18] = S(stub_empty);
-	mm008_vtbl[2 + 23] = S(stub_empty);
-	fill(mm007_vtbl, STUB_SLOTS, S(stub_zero));
-	mm007_vtbl[2 + 16] = S(stub_empty);
-	mm007_vtbl[2 + 21] = S(stub_empty);
+	build_matchmaking(mm_vtbl, 0);
+	build_matchmaking(mm008_vtbl, 1);
+	build_matchmaking(mm007_vtbl, 3);
 
 	const void *c[] = {
 	    S(client_create_pipe), S(client_release_pipe), S(client_global_user), S(client_local_user),
