@@ -44,6 +44,16 @@ func (c *cabi) start(t *testing.T, name string, spec gameSpec, env ...string) *g
 // other way round. envS and envR are settings of the sender and receiver.
 func (c *cabi) bothWays(t *testing.T, envS, envR []string, f func(t *testing.T, s, r *game)) {
 	t.Helper()
+	c.bothWaysWith(t, func(s, r *gameSpec) {
+		s.env = append(s.env[:len(s.env):len(s.env)], envS...)
+		r.env = append(r.env[:len(r.env):len(r.env)], envR...)
+	}, f)
+}
+
+// bothWaysWith is bothWays with the sender's and receiver's specs edited
+// by edit.
+func (c *cabi) bothWaysWith(t *testing.T, edit func(s, r *gameSpec), f func(t *testing.T, s, r *game)) {
+	t.Helper()
 	for _, d := range []struct {
 		name string
 		s, r gameSpec
@@ -53,9 +63,8 @@ func (c *cabi) bothWays(t *testing.T, envS, envR []string, f func(t *testing.T, 
 	} {
 		t.Run(d.name, func(t *testing.T) {
 			t.Parallel()
-			s := c.start(t, "S", d.s, envS...)
-			r := c.start(t, "R", d.r, envR...)
-			f(t, s, r)
+			edit(&d.s, &d.r)
+			f(t, c.start(t, "S", d.s), c.start(t, "R", d.r))
 		})
 	}
 }
@@ -439,31 +448,23 @@ func TestCABI(t *testing.T) {
 	// user share one session and one underlying path.
 	t.Run("C06_ChannelsShareOneSession", func(t *testing.T) {
 		t.Parallel()
-		for _, d := range []struct {
-			name string
-			s, r gameSpec
-		}{{"vtable-classic_to_flat-manual", vtableClassic, flatManual}, {"flat-manual_to_vtable-classic", flatManual, vtableClassic}} {
-			t.Run(d.name, func(t *testing.T) {
-				t.Parallel()
-				d.s.listen = true
-				s, r := c.start(t, "S", d.s), c.start(t, "R", d.r)
-				r.do(t, "autoaccept on")
-				chans := []int{0, 1, 7, 1000, 1 << 20, 1<<31 - 1}
-				for _, ch := range chans {
-					if !s.sendText(t, r.id, reliable, ch, fmt.Sprintf("ch%d", ch)) {
-						t.Fatalf("channel %d refused", ch)
-					}
+		c.bothWaysWith(t, func(s, _ *gameSpec) { s.listen = true }, func(t *testing.T, s, r *game) {
+			r.do(t, "autoaccept on")
+			chans := []int{0, 1, 7, 1000, 1 << 20, 1<<31 - 1}
+			for _, ch := range chans {
+				if !s.sendText(t, r.id, reliable, ch, fmt.Sprintf("ch%d", ch)) {
+					t.Fatalf("channel %d refused", ch)
 				}
-				for _, ch := range chans {
-					recvText(t, r, ch, fmt.Sprintf("ch%d", ch), s, s, r)
-				}
-				// One session, one path: the state names a single remote address.
-				st, ok := r.state(t, s.id)
-				if !ok || !st.active || st.ip != loopback || st.port != uint16(s.port) {
-					t.Fatalf("state %+v, ok %v; want one active session to 127.0.0.1:%d", st, ok, s.port)
-				}
-			})
-		}
+			}
+			for _, ch := range chans {
+				recvText(t, r, ch, fmt.Sprintf("ch%d", ch), s, s, r)
+			}
+			// One session, one path: the state names a single remote address.
+			st, ok := r.state(t, s.id)
+			if !ok || !st.active || st.ip != loopback || st.port != uint16(s.port) {
+				t.Fatalf("state %+v, ok %v; want one active session to 127.0.0.1:%d", st, ok, s.port)
+			}
+		})
 	})
 
 	// C07: Backpressure: a per-user send queue cap (default 1 MiB,
@@ -1036,49 +1037,41 @@ func TestCABI(t *testing.T) {
 	// the peer's address, or the relay's when relayed.
 	t.Run("C50_SessionState", func(t *testing.T) {
 		t.Parallel()
-		for _, d := range []struct {
-			name string
-			s, r gameSpec
-		}{{"vtable-classic_to_flat-manual", vtableClassic, flatManual}, {"flat-manual_to_vtable-classic", flatManual, vtableClassic}} {
-			t.Run(d.name, func(t *testing.T) {
-				t.Parallel()
-				d.s.listen, d.r.listen = true, true
-				s, r := c.start(t, "S", d.s), c.start(t, "R", d.r)
-				if _, ok := s.state(t, r.id); ok {
-					t.Fatal("a session before any send")
+		c.bothWaysWith(t, func(s, r *gameSpec) { s.listen, r.listen = true, true }, func(t *testing.T, s, r *game) {
+			if _, ok := s.state(t, r.id); ok {
+				t.Fatal("a session before any send")
+			}
+			s.send(t, r.id, reliable, 0, 700, 0)
+			s.send(t, r.id, unreliable, 1, 300, 1)
+			waitEvent(t, r, requestEv(s.id))
+			st, ok := s.state(t, r.id)
+			if !ok || !st.connecting || st.active || st.relay || st.err != errNone {
+				t.Fatalf("waiting for accept: %+v, %v", st, ok)
+			}
+			if st.packets != 2 || st.bytes < 1000 {
+				t.Fatalf("queued while waiting: %d packets, %d bytes; want 2 and at least 1000", st.packets, st.bytes)
+			}
+			r.accept(t, s.id)
+			recv(t, r, 0, 1024, s, r)
+			recv(t, r, 1, 1024, s, r)
+			eventually(t, "active, queue drained", func() bool {
+				st, _ := s.state(t, r.id)
+				return st.active && st.bytes == 0 && st.packets == 0
+			}, s, r)
+			for _, w := range []struct{ g, peer *game }{{s, r}, {r, s}} {
+				st, _ := w.g.state(t, w.peer.id)
+				if !st.active || st.connecting || st.relay || st.ip != loopback || st.port != uint16(w.peer.port) {
+					t.Fatalf("%s: established state toward %s: %+v; want active, direct, 127.0.0.1:%d", w.g.spec.name, w.peer.spec.name, st, w.peer.port)
 				}
-				s.send(t, r.id, reliable, 0, 700, 0)
-				s.send(t, r.id, unreliable, 1, 300, 1)
-				waitEvent(t, r, requestEv(s.id))
-				st, ok := s.state(t, r.id)
-				if !ok || !st.connecting || st.active || st.relay || st.err != errNone {
-					t.Fatalf("waiting for accept: %+v, %v", st, ok)
-				}
-				if st.packets != 2 || st.bytes < 1000 {
-					t.Fatalf("queued while waiting: %d packets, %d bytes; want 2 and at least 1000", st.packets, st.bytes)
-				}
-				r.accept(t, s.id)
-				recv(t, r, 0, 1024, s, r)
-				recv(t, r, 1, 1024, s, r)
-				eventually(t, "active, queue drained", func() bool {
-					st, _ := s.state(t, r.id)
-					return st.active && st.bytes == 0 && st.packets == 0
-				}, s, r)
-				for _, w := range []struct{ g, peer *game }{{s, r}, {r, s}} {
-					st, _ := w.g.state(t, w.peer.id)
-					if !st.active || st.connecting || st.relay || st.ip != loopback || st.port != uint16(w.peer.port) {
-						t.Fatalf("%s: established state toward %s: %+v; want active, direct, 127.0.0.1:%d", w.g.spec.name, w.peer.spec.name, st, w.peer.port)
-					}
-				}
-				// A failed session reports its error.
-				u := unknownSteamID()
-				s.send(t, u, reliable, 0, 0, 0)
-				eventually(t, "the failure", func() bool {
-					st, ok := s.state(t, u)
-					return ok && !st.connecting && st.err == errDestinationNotLoggedOn
-				}, s)
-			})
-		}
+			}
+			// A failed session reports its error.
+			u := unknownSteamID()
+			s.send(t, u, reliable, 0, 0, 0)
+			eventually(t, "the failure", func() bool {
+				st, ok := s.state(t, u)
+				return ok && !st.connecting && st.err == errDestinationNotLoggedOn
+			}, s)
+		})
 	})
 
 	// C60: Callbacks are queued and run only inside RunCallbacks(), on the
