@@ -169,33 +169,28 @@ func measureCABI(p cabiParams, log io.Writer) (*cabiReport, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The three setups, interleaved run by run so that the machine's
+	// moods fall on all of them alike.
+	setups := []struct {
+		label, errLabel string
+		into            *[]cabiRun
+		run             func() (cabiRun, error)
+	}{
+		{"C ABI, 2 processes: ", "C ABI", &rep.C, func() (cabiRun, error) { return runPair(b.prog, nil, b.dir, env, p) }},
+		{"Go API, 2 processes:", "Go API two-process", &rep.Go2, func() (cabiRun, error) { return runPair(self, []string{cabiPeerFlag}, b.dir, env, p) }},
+		{"Go API, 1 process:  ", "Go API", &rep.Go, func() (cabiRun, error) { return runGoAPI(env, p) }},
+	}
 	for r := 1; r <= p.Runs; r++ {
-		runtime.GC()
-		c, err := runPair(b.prog, nil, b.dir, env, p)
-		if err != nil {
-			rep.Errors = append(rep.Errors, fmt.Sprintf("C ABI run %d: %v", r, err))
-			fmt.Fprintf(log, "  [%d/%d] C ABI: error: %v\n", r, p.Runs, err)
-		} else {
-			rep.C = append(rep.C, c)
-			fmt.Fprintf(log, "  [%d/%d] C ABI, 2 processes:  round trip p50 %s µs, p99 %s µs; %s MB/s\n", r, p.Runs, num(c.P50), num(c.P99), num(c.MBps))
-		}
-		runtime.GC()
-		g2, err := runPair(self, []string{cabiPeerFlag}, b.dir, env, p)
-		if err != nil {
-			rep.Errors = append(rep.Errors, fmt.Sprintf("Go API two-process run %d: %v", r, err))
-			fmt.Fprintf(log, "  [%d/%d] Go API, 2 processes: error: %v\n", r, p.Runs, err)
-		} else {
-			rep.Go2 = append(rep.Go2, g2)
-			fmt.Fprintf(log, "  [%d/%d] Go API, 2 processes: round trip p50 %s µs, p99 %s µs; %s MB/s\n", r, p.Runs, num(g2.P50), num(g2.P99), num(g2.MBps))
-		}
-		runtime.GC()
-		g, err := runGoAPI(env, p)
-		if err != nil {
-			rep.Errors = append(rep.Errors, fmt.Sprintf("Go API run %d: %v", r, err))
-			fmt.Fprintf(log, "  [%d/%d] Go API: error: %v\n", r, p.Runs, err)
-		} else {
-			rep.Go = append(rep.Go, g)
-			fmt.Fprintf(log, "  [%d/%d] Go API, 1 process:   round trip p50 %s µs, p99 %s µs; %s MB/s\n", r, p.Runs, num(g.P50), num(g.P99), num(g.MBps))
+		for _, su := range setups {
+			runtime.GC()
+			res, err := su.run()
+			if err != nil {
+				rep.Errors = append(rep.Errors, fmt.Sprintf("%s run %d: %v", su.errLabel, r, err))
+				fmt.Fprintf(log, "  [%d/%d] %s error: %v\n", r, p.Runs, su.label, err)
+				continue
+			}
+			*su.into = append(*su.into, res)
+			fmt.Fprintf(log, "  [%d/%d] %s round trip p50 %s µs, p99 %s µs; %s MB/s\n", r, p.Runs, su.label, num(res.P50), num(res.P99), num(res.MBps))
 		}
 	}
 	rep.Elapsed = time.Since(start).Round(100 * time.Millisecond).String()
