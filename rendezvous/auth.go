@@ -5,9 +5,12 @@ import (
 	"crypto/hkdf"
 	"crypto/hmac"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/binary"
 	"fmt"
 	"hash"
+
+	"golang.org/x/crypto/chacha20"
 )
 
 // Message authentication.
@@ -114,4 +117,35 @@ func (x *macer) verify(b []byte, key *[32]byte) bool {
 	body := len(b) - macLen
 	mac := x.sum(key, b[:body])
 	return hmac.Equal(mac[:], b[body:])
+}
+
+// constantTimeEqual compares two secrets in a time that does not depend on
+// where they differ.
+func constantTimeEqual(a, b []byte) bool { return subtle.ConstantTimeCompare(a, b) == 1 }
+
+// tokenKeyLabel derives the key the token is encrypted under from the MAC
+// key, so that the two are never the same key.
+const tokenKeyLabel = "p2pcompat rendezvous token key"
+
+// cryptToken encrypts, or decrypts, the token of a REGISTER with txID
+// in place: it is XORed with ChaCha20 (RFC 8439) under
+// SHA-256(tokenKeyLabel || macKey), with the txID as the nonce. The MAC
+// that follows covers the ciphertext, so the pair is encrypt-then-MAC.
+// A client never sends two registrations with one txID and different
+// tokens (SetToken starts a new one), so no nonce repeats under one key;
+// a retransmission repeats the same bytes.
+func cryptToken(tok []byte, macKey *[32]byte, txID uint64) {
+	h := sha256.New()
+	h.Write([]byte(tokenKeyLabel))
+	h.Write(macKey[:])
+	var key [32]byte
+	h.Sum(key[:0])
+	var nonce [chacha20.NonceSize]byte
+	binary.BigEndian.PutUint64(nonce[4:], txID)
+	c, err := chacha20.NewUnauthenticatedCipher(key[:], nonce[:])
+	if err != nil {
+		// Only wrong key or nonce sizes fail, and these are fixed.
+		panic("rendezvous: chacha20: " + err.Error())
+	}
+	c.XORKeyStream(tok, tok)
 }

@@ -66,6 +66,10 @@ type Offer struct {
 	// Relayed alone.
 	Addrs   []netip.AddrPort
 	Relayed []netip.AddrPort // requester's addresses on TURN relays (its SetRelayed), at most MaxRelayedAddrs; may be nil
+	// Certificate is the requester's key certificate (its
+	// ClientConfig.Certificate, decoded), for VerifyCertificate; nil if
+	// it sent none.
+	Certificate []byte
 }
 
 // LookupResult is the server's answer to Lookup.
@@ -79,6 +83,9 @@ type LookupResult struct {
 	// alone.
 	Addrs   []netip.AddrPort
 	Relayed []netip.AddrPort // target's addresses on TURN relays, at most MaxRelayedAddrs; nil unless LookupOK, may be nil then
+	// Certificate is the target's key certificate, for VerifyCertificate;
+	// nil unless LookupOK and the target sent one.
+	Certificate []byte
 }
 
 // Relay is a TURN server and credentials for it, handed out by the
@@ -86,7 +93,7 @@ type LookupResult struct {
 // the server, or one of the operator's external ones. The credentials are
 // the long-term credentials of RFC 8489 (the realm comes from the relay's
 // first answer), in coturn's shared-secret form: Username is
-// "expiry:steamID" and Password base64(HMAC-SHA1(secret, Username)).
+// "expiry:steamID:appID" and Password base64(HMAC-SHA1(secret, Username)).
 type Relay struct {
 	Addr     netip.AddrPort // IPv4
 	Username string
@@ -109,8 +116,8 @@ type ClientConfig struct {
 	// With it the client authenticates everything it sends once the server
 	// has told it the server's key, so that no one who sees its messages on
 	// the wire can move its registration or look others up in its name.
-	// Zero: the client does not authenticate, and its registration can be
-	// taken over by anyone who sees it.
+	// Zero: the client does not authenticate, cannot carry a Token, and its
+	// registration can be taken over by anyone.
 	PrivateKey [32]byte
 	Server     netip.AddrPort
 	// LocalAddrs are advertised candidates besides the observed one; at
@@ -120,8 +127,15 @@ type ClientConfig struct {
 	// this SteamID and AppID (IssueToken), in its text form; required by a
 	// server with a ServerConfig.Secret, which refuses a registration
 	// without a valid one (Register then fails with a *RefusedError whose
-	// Reason says why). "" sends none. SetToken replaces it.
+	// Reason says why). It travels only encrypted, inside registrations
+	// MAC'd under the key shared with the server, so it needs a
+	// PrivateKey. "" sends none. SetToken replaces it.
 	Token string
+	// Certificate is the back end's certificate of PublicKey for this
+	// SteamID and AppID (IssueCertificate), in its text form. The server
+	// passes it on in offers and lookup results, where peers check it
+	// (VerifyCertificate) against the back end's public key. "" sends none.
+	Certificate string
 	// HideAddress asks the server never to reveal this client's addresses,
 	// the one it observes and LocalAddrs, to anyone: offers and lookup
 	// results about it carry its relayed addresses alone (SetRelayed), so
@@ -212,6 +226,12 @@ func (c ClientConfig) withDefaults() (ClientConfig, error) {
 	if _, err := decodeToken(c.Token); err != nil {
 		return c, fmt.Errorf("%w: ClientConfig.Token: %w", ErrInvalidConfig, err)
 	}
+	if c.Token != "" && c.PrivateKey == ([32]byte{}) {
+		return c, fmt.Errorf("%w: ClientConfig.Token needs a PrivateKey: the token is sent only encrypted under the key shared with the server", ErrInvalidConfig)
+	}
+	if _, err := decodeCertificate(c.Certificate); err != nil {
+		return c, fmt.Errorf("%w: ClientConfig.Certificate: %w", ErrInvalidConfig, err)
+	}
 	if c.PrivateKey != ([32]byte{}) {
 		priv, err := ecdh.X25519().NewPrivateKey(c.PrivateKey[:])
 		if err != nil {
@@ -265,6 +285,11 @@ type regOutcome struct {
 
 type regAttempt struct {
 	attempt
+	// challenges counts the CHALLENGEs that made this attempt start over
+	// at once: a few are honest (first registration, new address, server
+	// restarted), more are someone else's, and are left to the
+	// retransmissions.
+	challenges int
 	// signed: the registration is MAC'd under the key shared with a server
 	// whose public key is signedFor.
 	signed    bool
@@ -292,10 +317,13 @@ type Client struct {
 	log       *slog.Logger
 	priv      *ecdh.PrivateKey // nil: cfg.PrivateKey is zero, nothing is authenticated
 
+	cert []byte // decoded cfg.Certificate; nil: none
+
 	mu         sync.Mutex
-	token      []byte   // decoded; nil: none
-	keyed      bool     // macKey is shared with the server whose public key is serverPub
-	serverPub  [32]byte // learnt from REGISTERED
+	token      []byte          // decoded; nil: none
+	cookie     [cookieLen]byte // from the latest CHALLENGE
+	keyed      bool            // macKey is shared with the server whose public key is serverPub
+	serverPub  [32]byte        // learnt from REGISTERED
 	macKey     [32]byte
 	mac        *macer
 	closed     bool
@@ -349,6 +377,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		c.priv, _ = ecdh.X25519().NewPrivateKey(cfg.PrivateKey[:])
 	}
 	c.token, _ = decodeToken(cfg.Token) // checked too
+	c.cert, _ = decodeCertificate(cfg.Certificate)
 	go c.loop()
 	return c, nil
 }
@@ -386,16 +415,23 @@ func (c *Client) registerMsgLocked(r *regAttempt) []byte {
 		addrs:       c.cfg.LocalAddrs,
 		relayed:     c.relayed,
 		hideAddress: c.cfg.HideAddress,
-		token:       c.token,
+		cookie:      c.cookie,
+		cert:        c.cert,
 	}
 	if c.cfg.HideAddress {
 		m.addrs = nil
+	}
+	if c.keyed && c.token != nil {
+		// Only encrypted, and so only MAC'd: sealLocked MACs exactly when
+		// the server's key is known.
+		m.token = bytes.Clone(c.token)
+		cryptToken(m.token, &c.macKey, r.txID)
 	}
 	return c.sealLocked(&m, registerLen)
 }
 
 func (c *Client) lookupMsgLocked(l *lookupAttempt, target uint64) []byte {
-	m := message{typ: msgLookup, txID: l.txID, steamID: c.cfg.SteamID, target: target, sessionID: l.sessionID}
+	m := message{typ: msgLookup, txID: l.txID, steamID: c.cfg.SteamID, appID: c.cfg.AppID, target: target, sessionID: l.sessionID}
 	return c.sealLocked(&m, lookupLen)
 }
 
@@ -536,7 +572,17 @@ func (c *Client) SetToken(token string) error {
 	}
 	c.mu.Lock()
 	c.token = b
+	var first []byte
+	if c.reg != nil && !c.closed {
+		// A new txID: the token is encrypted with the txID as its nonce,
+		// which must not serve two tokens.
+		first = c.restartRegisterLocked(time.Now())
+	}
 	c.mu.Unlock()
+	if first != nil {
+		c.send(first)
+		c.kick()
+	}
 	return nil
 }
 
@@ -610,6 +656,8 @@ func (c *Client) HandleInbound(b []byte, from netip.AddrPort) bool {
 		return true
 	}
 	switch m.typ {
+	case msgChallenge:
+		c.onChallenge(&m)
 	case msgRegistered:
 		c.finishRegister(&m, b, regOutcome{observed: m.addrs[0]})
 	case msgRefused:
@@ -624,6 +672,39 @@ func (c *Client) HandleInbound(b []byte, from netip.AddrPort) bool {
 		c.log.Debug("rendezvous: dropped unexpected message from server", "type", m.typ)
 	}
 	return true
+}
+
+// maxChallenges bounds the CHALLENGEs that make one registration attempt
+// start over at once.
+const maxChallenges = 3
+
+// onChallenge takes the server's CHALLENGE to the registration in flight:
+// it learns the server's key from it (trusted on first use, like an
+// unauthenticated REGISTERED, see HandleInbound) and the cookie, and
+// registers again with them, MAC'd if it has a key.
+func (c *Client) onChallenge(m *message) {
+	c.mu.Lock()
+	r := c.reg
+	if c.closed || r == nil || r.txID != m.txID {
+		c.mu.Unlock()
+		return
+	}
+	if c.priv != nil && !c.learnKeyLocked(m.publicKey) {
+		c.mu.Unlock()
+		return
+	}
+	changed := c.cookie != m.cookie || r.signed != c.keyed || r.signedFor != c.serverPub
+	c.cookie = m.cookie
+	if !changed || r.challenges >= maxChallenges {
+		// The next retransmission carries what there is.
+		c.mu.Unlock()
+		return
+	}
+	r.challenges++
+	b := c.restartRegisterLocked(time.Now())
+	c.mu.Unlock()
+	c.send(b)
+	c.kick()
 }
 
 // authenticLocked says whether m, received as b, may be taken as the
@@ -721,7 +802,7 @@ func (c *Client) finishRegister(m *message, b []byte, o regOutcome) {
 func (c *Client) setRelaysLocked(m *message) {
 	var relays []Relay
 	if len(m.relays) > 0 {
-		username := turnUsername(m.expiry, c.cfg.SteamID)
+		username := turnUsername(m.expiry, c.cfg.SteamID, c.cfg.AppID)
 		expires := time.Unix(int64(m.expiry), 0)
 		relays = make([]Relay, 0, len(m.relays))
 		for _, r := range m.relays {
@@ -796,7 +877,7 @@ func (c *Client) onLookupResult(m *message, b []byte) {
 	delete(c.lookups, m.target)
 	c.mu.Unlock()
 	if c.cfg.OnLookup != nil {
-		c.cfg.OnLookup(LookupResult{Target: m.target, Status: m.status, PublicKey: m.publicKey, Addrs: m.addrs, Relayed: m.relayed})
+		c.cfg.OnLookup(LookupResult{Target: m.target, Status: m.status, PublicKey: m.publicKey, Addrs: m.addrs, Relayed: m.relayed, Certificate: m.cert})
 	}
 }
 
@@ -819,14 +900,14 @@ func (c *Client) onOffer(m *message, b []byte) {
 		return
 	}
 	if c.cfg.OnOffer != nil {
-		c.cfg.OnOffer(Offer{From: m.steamID, PublicKey: m.publicKey, SessionID: m.sessionID, Addrs: m.addrs, Relayed: m.relayed})
+		c.cfg.OnOffer(Offer{From: m.steamID, PublicKey: m.publicKey, SessionID: m.sessionID, Addrs: m.addrs, Relayed: m.relayed, Certificate: m.cert})
 	}
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
 		return
 	}
-	ack := message{typ: msgOfferAck, txID: m.txID, steamID: c.cfg.SteamID, requester: m.steamID, sessionID: m.sessionID}
+	ack := message{typ: msgOfferAck, txID: m.txID, steamID: c.cfg.SteamID, appID: c.cfg.AppID, requester: m.steamID, sessionID: m.sessionID}
 	// MAC'd under the key known now, which may be newer than the offer's
 	// if OnOffer took long: the server checks it against what it holds now.
 	ab := c.sealLocked(&ack, offerAckLen)
@@ -885,7 +966,7 @@ func (c *Client) Close() error {
 		c.mu.Lock()
 		var bye []byte
 		if c.registered || c.reg != nil {
-			m := message{typ: msgUnregister, txID: rand.Uint64(), steamID: c.cfg.SteamID}
+			m := message{typ: msgUnregister, txID: rand.Uint64(), steamID: c.cfg.SteamID, appID: c.cfg.AppID}
 			bye = c.sealLocked(&m, maxUnregisterLen)
 		}
 		c.closed = true

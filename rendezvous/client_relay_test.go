@@ -69,7 +69,7 @@ func TestClientRelays(t *testing.T) {
 	relayB := netip.MustParseAddrPort("198.18.0.11:3478")
 	k, tx := registerFake(t, c, f, kp, srv[0], registeredWith(srv[0], expiry, relayCred{relayA, pw20(1)}, relayCred{relayB, pw20(2)}))
 
-	user := strconv.FormatUint(expiry, 10) + ":10"
+	user := strconv.FormatUint(expiry, 10) + ":10:480"
 	want := []Relay{
 		{Addr: relayA, Username: user, Password: base64.StdEncoding.EncodeToString(ptr(pw20(1))[:]), Expires: time.Unix(int64(expiry), 0)},
 		{Addr: relayB, Username: user, Password: base64.StdEncoding.EncodeToString(ptr(pw20(2))[:]), Expires: time.Unix(int64(expiry), 0)},
@@ -89,7 +89,7 @@ func TestClientRelays(t *testing.T) {
 	got := rec.got()
 	equal(t, len(got), 2, "OnRelays calls after new credentials")
 	equal(t, got[1], c.Relays(), "the new relays")
-	equal(t, got[1][0].Username, strconv.FormatUint(expiry+60, 10)+":10", "the new username")
+	equal(t, got[1][0].Username, strconv.FormatUint(expiry+60, 10)+":10:480", "the new username")
 	refresh = f.nextNew(msgRegister, refresh.txID)
 	feedSigned(t, c, registeredWith(srv[0], 0)(refresh.txID), k)
 	equal(t, len(rec.got()), 3, "OnRelays calls after the relays went")
@@ -244,8 +244,8 @@ func TestClientSetRelayed(t *testing.T) {
 
 // turnCredentialsFor is coturn's computation of the shared-secret
 // credentials, written out independently of relay.go.
-func turnCredentialsFor(secret string, expiry int64, steamID uint64) (username, password string) {
-	username = strconv.FormatInt(expiry, 10) + ":" + strconv.FormatUint(steamID, 10)
+func turnCredentialsFor(secret string, expiry int64, steamID uint64, appID uint32) (username, password string) {
+	username = strconv.FormatInt(expiry, 10) + ":" + strconv.FormatUint(steamID, 10) + ":" + strconv.FormatUint(uint64(appID), 10)
 	h := hmac.New(sha1.New, []byte(secret))
 	h.Write([]byte(username))
 	return username, base64.StdEncoding.EncodeToString(h.Sum(nil))

@@ -491,7 +491,7 @@ func TestClientLookup(t *testing.T) {
 	c, f, rec := newFakeClient(t, nil)
 	c.Lookup(20, 1)
 	first := f.next(msgLookup)
-	equal(t, first, message{typ: msgLookup, txID: first.txID, steamID: 10, target: 20, sessionID: 1}, "lookup")
+	equal(t, first, message{typ: msgLookup, txID: first.txID, steamID: 10, appID: 480, target: 20, sessionID: 1}, "lookup")
 	equal(t, f.next(msgLookup), first, "retransmitted lookup")
 
 	// A second call replaces the first.

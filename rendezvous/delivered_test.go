@@ -13,12 +13,12 @@ import (
 // on loopback.
 
 func offerAckBytes(txID, from, requester, session uint64) []byte {
-	m := message{typ: msgOfferAck, txID: txID, steamID: from, requester: requester, sessionID: session}
+	m := message{typ: msgOfferAck, txID: txID, steamID: from, appID: 480, requester: requester, sessionID: session}
 	return m.encode(nil)
 }
 
 func (c *keyedClient) offerAck(txID, requester, session uint64) []byte {
-	return signedBytes(message{typ: msgOfferAck, txID: txID, steamID: c.id, requester: requester, sessionID: session}, c.key)
+	return signedBytes(message{typ: msgOfferAck, txID: txID, steamID: c.id, appID: 480, requester: requester, sessionID: session}, c.key)
 }
 
 // deliveredTo checks that out is exactly one DELIVERED to `to`, no larger than
@@ -49,19 +49,19 @@ func TestTableOfferAck(t *testing.T) {
 	// B got A's offer: A hears of it, in a DELIVERED MAC'd for A that names
 	// B, with the txID of the receipt passed through.
 	req := b.offerAck(0x10, 1, 0x5e55)
-	m := deliveredTo(t, tab.handle(req, addrB, t0, nil), req, addrA, a)
+	m := deliveredTo(t, handle(tab, req, addrB, t0, nil), req, addrA, a)
 	equal(t, m, message{typ: msgDelivered, txID: 0x10, target: 2, sessionID: 0x5e55}, "DELIVERED")
 	// Nothing is kept: a repeated receipt is reported again.
-	equal(t, deliveredTo(t, tab.handle(req, addrB, t0, nil), req, addrA, a), m, "DELIVERED for the repeated receipt")
+	equal(t, deliveredTo(t, handle(tab, req, addrB, t0, nil), req, addrA, a), m, "DELIVERED for the repeated receipt")
 
 	// A receipt without a MAC from a user without a key pair, reported to
 	// an authenticated requester: MAC'd, and still no larger.
 	req = offerAckBytes(0x11, 3, 1, 7)
-	m = deliveredTo(t, tab.handle(req, addrC, t0, nil), req, addrA, a)
+	m = deliveredTo(t, handle(tab, req, addrC, t0, nil), req, addrA, a)
 	equal(t, [2]uint64{m.target, m.sessionID}, [2]uint64{3, 7}, "target and session reported to A")
 	// And the other way round: no MAC for a requester without a key pair.
 	req = b.offerAck(0x12, 3, 8)
-	m = deliveredTo(t, tab.handle(req, addrB, t0, nil), req, addrC, nil)
+	m = deliveredTo(t, handle(tab, req, addrB, t0, nil), req, addrC, nil)
 	equal(t, [2]uint64{m.target, m.sessionID}, [2]uint64{2, 8}, "target and session reported to C")
 
 	// Who may not send a receipt, or get a report.
@@ -75,7 +75,7 @@ func TestTableOfferAck(t *testing.T) {
 		{"B's receipt from A's address", genuine, addrA},
 		{"B's receipt without its MAC", offerAckBytes(0x20, 2, 1, 9), addrB},
 		{"B's receipt under another key", b.forged().offerAck(0x20, 1, 9), addrB},
-		{"B's receipt MAC'd under A's key", signedBytes(message{typ: msgOfferAck, txID: 0x20, steamID: 2, requester: 1, sessionID: 9}, a.key), addrB},
+		{"B's receipt MAC'd under A's key", signedBytes(message{typ: msgOfferAck, txID: 0x20, steamID: 2, appID: 480, requester: 1, sessionID: 9}, a.key), addrB},
 		{"C's receipt from another address", offerAckBytes(0x21, 3, 1, 9), addrB},
 		{"a receipt from an unregistered user", offerAckBytes(0x22, 9, 1, 9), netip.MustParseAddrPort("198.18.0.9:1009")},
 		{"a receipt for an unregistered requester", b.offerAck(0x23, 99, 9), addrB},
@@ -83,17 +83,17 @@ func TestTableOfferAck(t *testing.T) {
 		{"a receipt from a user of another app", offerAckBytes(0x25, 4, 1, 9), addrD},
 		{"a receipt for requester zero", b.offerAck(0x26, 0, 9), addrB},
 	} {
-		silent(t, tab.handle(tc.req, tc.from, t0, nil), "%s", tc.name)
+		silent(t, handle(tab, tc.req, tc.from, t0, nil), "%s", tc.name)
 	}
 	for i, f := range flips(genuine) {
-		silent(t, tab.handle(f, addrB, t0, nil), "B's receipt with bit %d flipped", i)
+		silent(t, handle(tab, f, addrB, t0, nil), "B's receipt with bit %d flipped", i)
 	}
 
 	// Expired registrations neither send receipts nor get reports.
 	mustRegister(t, tab, 3, 480, addrC, t0.Add(ttl/2))
 	later := t0.Add(ttl)
-	silent(t, tab.handle(b.offerAck(0x30, 3, 9), addrB, later, nil), "a receipt from an expired user")
-	silent(t, tab.handle(offerAckBytes(0x31, 3, 1, 9), addrC, later, nil), "a receipt for an expired requester")
+	silent(t, handle(tab, b.offerAck(0x30, 3, 9), addrB, later, nil), "a receipt from an expired user")
+	silent(t, handle(tab, offerAckBytes(0x31, 3, 1, 9), addrC, later, nil), "a receipt for an expired requester")
 }
 
 // offerTracker plays the application of a target: it notes when OnOffer is
@@ -157,7 +157,7 @@ func TestClientAcknowledgesOffers(t *testing.T) {
 	equal(t, await(t, track.offers, "the offer").SessionID, uint64(77), "offer")
 	acks := acksSent(f)
 	equal(t, len(acks), 1, "receipts")
-	equal(t, acks[0].m, message{typ: msgOfferAck, txID: 5, steamID: 10, requester: 30, sessionID: 77}, "receipt")
+	equal(t, acks[0].m, message{typ: msgOfferAck, txID: 5, steamID: 10, appID: 480, requester: 30, sessionID: 77}, "receipt")
 	equal(t, acks[0].to, fakeServer, "receipt sent to")
 	equal(t, len(acks[0].b), offerAckLen, "receipt length")
 
@@ -204,7 +204,7 @@ func TestClientAcknowledgesAuthenticatedOffersOnly(t *testing.T) {
 	checkMAC(t, acks[0], srv[0], kp, 10)
 	equal(t, len(acks[0].b), offerAckLen, "MAC'd receipt length")
 	acks[0].m.hasMAC, acks[0].m.mac = false, [macLen]byte{}
-	equal(t, acks[0].m, message{typ: msgOfferAck, txID: 7, steamID: 10, requester: 30, sessionID: 79}, "receipt")
+	equal(t, acks[0].m, message{typ: msgOfferAck, txID: 7, steamID: 10, appID: 480, requester: 30, sessionID: 79}, "receipt")
 }
 
 func TestClientOnDelivered(t *testing.T) {
@@ -362,7 +362,7 @@ func TestForgedOfferAckReportsNothing(t *testing.T) {
 			send(raw, f)
 		}
 	}
-	forged := message{typ: msgOfferAck, txID: 0x666, steamID: 2, requester: 1, sessionID: 0x666}
+	forged := message{typ: msgOfferAck, txID: 0x666, steamID: 2, appID: 480, requester: 1, sessionID: 0x666}
 	stripped := forged.encode(nil)
 	otherKey := signedBytes(forged, key(66))
 	// From B's own address, which the server holds, but without B's key.

@@ -23,12 +23,22 @@
 // starts with wire.KindRendezvous so that it can be told apart from the other
 // traffic on the shared socket.
 //
+// A registration that would take a table slot, move one, or cost the
+// server a key agreement must carry a cookie that the server gave its
+// source address in a CHALLENGE (see cookie.go): a registration from a
+// forged source costs the server one HMAC and gets a CHALLENGE smaller than
+// itself, nothing more.
+//
 // The server has an X25519 key pair of its own and gives its public key in
-// every answer to a registration. A client configured with its private key
-// (ClientConfig.PrivateKey) then shares a key with the server that no one
-// watching the wire can compute, and ends everything it sends with a MAC
-// under it; its first registration, sent before it knows the server's key,
-// is followed at once by an authenticated one. From then on the server takes
+// every CHALLENGE and every answer to a registration. A client configured
+// with its private key (ClientConfig.PrivateKey) then shares a key with the
+// server that no one watching the wire can compute, and ends everything it
+// sends with a MAC under it; its first registration, sent before it knows
+// the server's key, is challenged, and followed at once by an
+// authenticated one with the cookie. A live authenticated registration is
+// not taken over by another key (RefuseIDInUse), unless the server has a
+// secret and the newcomer a valid token: a player who restarts with a new
+// key gets its SteamID back with its token, or at once if it kept its key. From then on the server takes
 // nothing unauthenticated in that client's name, so a captured message,
 // replayed or altered, cannot move the client's registration elsewhere or
 // make offers it never asked for. The server, in turn, ends everything it
@@ -55,14 +65,23 @@
 // Without Steam to vouch for SteamIDs, the server can demand a registration
 // token (ServerConfig.Secret): the game's back end makes one per player
 // under a secret it shares with the server (IssueToken), the client sends
-// it in every registration (ClientConfig.Token), and the server refuses a
+// it in every authenticated registration, encrypted under the key it shares
+// with the server (ClientConfig.Token), and the server refuses a
 // registration whose token is missing, not its own, expired, or made for
 // another SteamID or AppID, saying which (RefuseToken*; see token.go).
 //
+// The rendezvous vouches for the keys it hands out, which makes whoever
+// runs it able to give each side a key of its own. A game back end can take
+// that away: it certifies each player's key (IssueCertificate), the server
+// passes the certificates on unread (ClientConfig.Certificate,
+// Offer.Certificate, LookupResult.Certificate), and peers check them
+// against the back end's public key (VerifyCertificate; see cert.go).
+//
 // What the server tells about users is kept to what their peers need. With
 // ServerConfig.HidePresence, a lookup of a user who is offline or in
-// another game is not answered at all, so that only players of the same
-// game learn who is online. A client with ClientConfig.HideAddress is never
+// another game is not answered at all, and each AppID has registrations of
+// its own (one SteamID may be registered in several games at once), so
+// that only players of the same game learn who is online. A client with ClientConfig.HideAddress is never
 // described to anyone by the address the server sees it at nor by its
 // local ones: offers and lookup results about it carry its relayed
 // addresses alone, so that peers reach it through a relay only. The

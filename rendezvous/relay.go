@@ -26,49 +26,67 @@ import (
 // The server hands every client whose registration is authenticated
 // short-lived credentials for its TURN relays, in coturn's shared-secret
 // scheme (the "TURN REST API" of draft-uberti-behave-turn-rest, coturn's
-// use-auth-secret): the username is "expiry:steamID", expiry in unix
+// use-auth-secret): the username is "expiry:steamID:appID", expiry in unix
 // seconds, and the password is base64(HMAC-SHA1(secret, username)). Any
 // TURN server that knows the secret checks them without asking us, so an
 // operator can add coturn instances (ServerConfig.TURN) next to the relay
 // embedded in the server (ServerConfig.RelayIP) and run them on other
 // machines. A credential is useless for another user (the SteamID is in the
-// username) and after its expiry.
+// username) and after its expiry. The AppID names, for the embedded relay,
+// the registration whose contacts the allocation may reach: a server that
+// hides presence keeps one per SteamID and AppID.
 //
 // The wire carries only the expiry, once, and the raw HMAC per relay: the
-// client knows its own SteamID, so it rebuilds the username, and it encodes
+// client knows its own SteamID and AppID, so it rebuilds the username, and it encodes
 // the password itself (see Client.Relays).
 
 // turnRealm is the realm of the embedded relay; clients learn it from the
 // relay's first answer.
 const turnRealm = "p2pcompat"
 
-// turnUsername is the username of the credentials for steamID valid until
-// expiry.
-func turnUsername(expiry, steamID uint64) string {
-	return string(appendTURNUsername(nil, expiry, steamID))
+// turnUsername is the username of the credentials for steamID under appID
+// valid until expiry.
+func turnUsername(expiry, steamID uint64, appID uint32) string {
+	return string(appendTURNUsername(nil, expiry, steamID, appID))
 }
 
-func appendTURNUsername(b []byte, expiry, steamID uint64) []byte {
+func appendTURNUsername(b []byte, expiry, steamID uint64, appID uint32) []byte {
 	b = strconv.AppendUint(b, expiry, 10)
 	b = append(b, ':')
-	return strconv.AppendUint(b, steamID, 10)
+	b = strconv.AppendUint(b, steamID, 10)
+	b = append(b, ':')
+	return strconv.AppendUint(b, uint64(appID), 10)
 }
 
-// parseTURNUsername reads "expiry:steamID".
-func parseTURNUsername(username string) (expiry int64, steamID uint64, ok bool) {
-	e, id, found := strings.Cut(username, ":")
+// relayUser is whom a relay credential was issued to.
+type relayUser struct {
+	steamID uint64
+	appID   uint32
+}
+
+// parseTURNUsername reads "expiry:steamID:appID".
+func parseTURNUsername(username string) (expiry int64, u relayUser, ok bool) {
+	e, rest, found := strings.Cut(username, ":")
 	if !found {
-		return 0, 0, false
+		return 0, u, false
+	}
+	id, app, found := strings.Cut(rest, ":")
+	if !found {
+		return 0, u, false
 	}
 	expiry, err := strconv.ParseInt(e, 10, 64)
 	if err != nil || expiry <= 0 {
-		return 0, 0, false
+		return 0, u, false
 	}
-	steamID, err = strconv.ParseUint(id, 10, 64)
-	if err != nil || steamID == 0 {
-		return 0, 0, false
+	if u.steamID, err = strconv.ParseUint(id, 10, 64); err != nil || u.steamID == 0 {
+		return 0, u, false
 	}
-	return expiry, steamID, true
+	a, err := strconv.ParseUint(app, 10, 32)
+	if err != nil {
+		return 0, u, false
+	}
+	u.appID = uint32(a)
+	return expiry, u, true
 }
 
 // turnPassword is base64(HMAC-SHA1(secret, username)).
@@ -146,7 +164,7 @@ func (ri *relayIssuer) password(h hash.Hash) (p [relayPasswordLen]byte) {
 // issue returns steamID's credentials for at most MaxRelays relays: the
 // embedded one first, then external ones from a place that depends on the
 // SteamID, so that the users of a large fleet spread over it.
-func (ri *relayIssuer) issue(steamID uint64, now time.Time) (expiry uint64, out []relayCred) {
+func (ri *relayIssuer) issue(steamID uint64, appID uint32, now time.Time) (expiry uint64, out []relayCred) {
 	n := len(ri.external)
 	total := n
 	if ri.embedded.IsValid() {
@@ -156,7 +174,7 @@ func (ri *relayIssuer) issue(steamID uint64, now time.Time) (expiry uint64, out 
 		return 0, nil
 	}
 	expiry = ri.expiry(now)
-	ri.username = appendTURNUsername(ri.username[:0], expiry, steamID)
+	ri.username = appendTURNUsername(ri.username[:0], expiry, steamID, appID)
 	out = make([]relayCred, 0, min(total, MaxRelays))
 	if ri.embedded.IsValid() {
 		out = append(out, relayCred{addr: ri.embedded, password: ri.password(ri.embeddedMAC)})
@@ -177,7 +195,7 @@ func turnAuthHandler(secret []byte, log *slog.Logger, users *relayUsers, sockets
 			log.Debug("rendezvous: relay refused a foreign realm", "realm", realm, "from", src)
 			return nil, false
 		}
-		expiry, steamID, ok := parseTURNUsername(username)
+		expiry, user, ok := parseTURNUsername(username)
 		if !ok {
 			log.Debug("rendezvous: relay refused a malformed username", "username", username, "from", src)
 			return nil, false
@@ -187,10 +205,10 @@ func turnAuthHandler(secret []byte, log *slog.Logger, users *relayUsers, sockets
 			return nil, false
 		}
 		if ap, ok := udpAddrPort(src); ok {
-			users.set(ap, steamID)
+			users.set(ap, user)
 		}
 		if sockets != nil {
-			sockets.authenticated(steamID)
+			sockets.authenticated(user.steamID)
 		}
 		return turn.GenerateAuthKey(username, realm, turnPassword(secret, username)), true
 	}
@@ -256,9 +274,9 @@ func contactPermissions(relayIP netip.Addr, users *relayUsers, tab *table, log *
 		if !ok {
 			return false
 		}
-		id, ok := users.get(src)
-		if !ok || !tab.permits(id, src, ip.Unmap(), time.Now()) {
-			log.Debug("rendezvous: relay refused a permission to a stranger", "client", client, "steamID", id, "peer", peer)
+		u, ok := users.get(src)
+		if !ok || !tab.permits(u.steamID, u.appID, src, ip.Unmap(), time.Now()) {
+			log.Debug("rendezvous: relay refused a permission to a stranger", "client", client, "steamID", u.steamID, "peer", peer)
 			return false
 		}
 		return true
@@ -281,7 +299,7 @@ func udpAddrPort(a net.Addr) (netip.AddrPort, bool) {
 type relayUsers struct {
 	mu   sync.Mutex
 	max  int
-	ids  map[netip.AddrPort]uint64
+	ids  map[netip.AddrPort]relayUser
 	ring []netip.AddrPort // a ring once it holds max sources; next is the oldest
 	next int
 }
@@ -292,14 +310,14 @@ type relayUsers struct {
 const maxRelayUsers = 4096
 
 func newRelayUsers(max int) *relayUsers {
-	return &relayUsers{max: max, ids: make(map[netip.AddrPort]uint64)}
+	return &relayUsers{max: max, ids: make(map[netip.AddrPort]relayUser)}
 }
 
-func (u *relayUsers) set(src netip.AddrPort, steamID uint64) {
+func (u *relayUsers) set(src netip.AddrPort, user relayUser) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if _, ok := u.ids[src]; ok {
-		u.ids[src] = steamID
+		u.ids[src] = user
 		return
 	}
 	if len(u.ring) < u.max {
@@ -309,10 +327,10 @@ func (u *relayUsers) set(src netip.AddrPort, steamID uint64) {
 		u.ring[u.next] = src
 		u.next = (u.next + 1) % u.max
 	}
-	u.ids[src] = steamID
+	u.ids[src] = user
 }
 
-func (u *relayUsers) get(src netip.AddrPort) (uint64, bool) {
+func (u *relayUsers) get(src netip.AddrPort) (relayUser, bool) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	id, ok := u.ids[src]

@@ -212,7 +212,7 @@ func TestEmbeddedRelay(t *testing.T) {
 	equal(t, len(relays), 1, "relays")
 	r := relays[0]
 	equal(t, r.Addr, srv, "the embedded relay's address: RelayIP and the server's port")
-	if !strings.HasSuffix(r.Username, ":1") || time.Until(r.Expires) < 12*time.Hour-time.Minute || time.Until(r.Expires) > 15*time.Hour+time.Minute {
+	if !strings.HasSuffix(r.Username, ":1:480") || time.Until(r.Expires) < 12*time.Hour-time.Minute || time.Until(r.Expires) > 15*time.Hour+time.Minute {
 		t.Fatalf("credentials %+v: want a username for SteamID 1 valid for about 12 hours", r)
 	}
 
@@ -249,12 +249,12 @@ func TestEmbeddedRelay(t *testing.T) {
 func TestEmbeddedRelayRefusesExpiredCredentials(t *testing.T) {
 	const secret = "operator secret"
 	s, srv := startServer(t, ServerConfig{RelayIP: "127.0.0.1", TURNSecret: secret})
-	expired, password := turnCredentialsFor(secret, time.Now().Add(-time.Second).Unix(), 1)
+	expired, password := turnCredentialsFor(secret, time.Now().Add(-time.Second).Unix(), 1, 480)
 	c, _ := turnClient(t, srv, expired, password)
 	if _, err := c.Allocate(); err == nil {
 		t.Fatal("allocated with expired credentials")
 	}
-	fresh, password := turnCredentialsFor(secret, time.Now().Add(time.Minute).Unix(), 1)
+	fresh, password := turnCredentialsFor(secret, time.Now().Add(time.Minute).Unix(), 1, 480)
 	c, _ = turnClient(t, srv, fresh, password)
 	allocate(t, c)
 	equal(t, s.turn.AllocationCount(), 1, "allocations")
@@ -299,7 +299,7 @@ func TestExternalRelayCredentials(t *testing.T) {
 	relays := a.client.Relays()
 	equal(t, len(relays), 1, "relays")
 	r := relays[0]
-	wantUser, wantPassword := turnCredentialsFor(secret, r.Expires.Unix(), 76561197960265729)
+	wantUser, wantPassword := turnCredentialsFor(secret, r.Expires.Unix(), 76561197960265729, 480)
 	equal(t, [3]any{r.Addr, r.Username, r.Password}, [3]any{fleet, wantUser, wantPassword}, "the external relay and its credentials")
 	if d := time.Until(r.Expires); d < 59*time.Second || d > 76*time.Second {
 		t.Fatalf("credentials valid for %v, want a minute and a bit", d)
@@ -403,7 +403,7 @@ func TestRelayedAddressesTravel(t *testing.T) {
 	eventually(t, func() bool {
 		s.tab.mu.Lock()
 		defer s.tab.mu.Unlock()
-		return len(s.tab.regs[1].relayed) == 2
+		return len(s.tab.regs[regKey{steamID: 1}].relayed) == 2
 	}, "A's registration with its relayed addresses")
 
 	equal(t, b.lookup(t, 1, 0xb0), LookupResult{Target: 1, Status: LookupOK, PublicKey: a.pub, Addrs: a.candidates(obsA), Relayed: relayedA}, "B's lookup of A")

@@ -357,8 +357,9 @@ func barrier(t *testing.T, raw *net.UDPConn, srv netip.AddrPort, id uint64) mess
 	t.Helper()
 	buf := make([]byte, 2048)
 	deadline := time.Now().Add(eventuallyWithin)
+	req := message{typ: msgRegister, txID: 0xba77, steamID: id, appID: 480, publicKey: key(byte(id))}
 	for time.Now().Before(deadline) {
-		_, err := raw.WriteToUDPAddrPort(regBytes(0xba77, id, 480, key(byte(id))), srv)
+		_, err := raw.WriteToUDPAddrPort(req.encode(nil), srv)
 		noError(t, err, "write")
 		raw.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
 		n, from, err := raw.ReadFromUDPAddrPort(buf)
@@ -369,6 +370,11 @@ func barrier(t *testing.T, raw *net.UDPConn, srv netip.AddrPort, id uint64) mess
 		equal(t, from, srv, "source")
 		m, err := decode(buf[:n])
 		noError(t, err, "decode")
+		if m.typ == msgChallenge && req.cookie == ([cookieLen]byte{}) {
+			// The source proves it receives: again, with the cookie.
+			req.cookie = m.cookie
+			continue
+		}
 		return m
 	}
 	t.Fatal("the server never answered the barrier registration")
@@ -549,7 +555,7 @@ func TestNoGoroutineOutlivesClose(t *testing.T) {
 func authenticated(s *Server, id uint64) bool {
 	s.tab.mu.Lock()
 	defer s.tab.mu.Unlock()
-	r := s.tab.regs[id]
+	r := s.tab.regs[regKey{steamID: id}]
 	return r != nil && r.authed
 }
 
@@ -610,8 +616,9 @@ func TestCapturedSignallingReplayedFromElsewhere(t *testing.T) {
 
 	// The server answers a socket's datagrams in order, so once the
 	// barrier registration is answered, every replay has been handled.
-	// Until then the replayer may only have been told the server's key, or
-	// that a registration was refused (SteamID 0).
+	// Until then the replayer may only have been challenged (told the
+	// server's key and a cookie), or told that a registration was refused
+	// (SteamID 0).
 	_, err := raw.WriteToUDPAddrPort(regBytes(0xba77, 77, 480, key(77)), srv)
 	noError(t, err, "write")
 	buf := make([]byte, 2048)
@@ -621,7 +628,7 @@ func TestCapturedSignallingReplayedFromElsewhere(t *testing.T) {
 		noError(t, err, "read")
 		m, err := decode(buf[:n])
 		noError(t, err, "decode")
-		if m.typ != msgRegistered && m.typ != msgRefused {
+		if m.typ != msgRegistered && m.typ != msgRefused && m.typ != msgChallenge {
 			t.Fatalf("the replayer got a %v", m.typ)
 		}
 		if m.txID == 0xba77 {

@@ -44,6 +44,12 @@ type ServerStats struct {
 	// RelayQueueFull counts datagrams for the embedded relay dropped
 	// because it had fallen behind.
 	RelayQueueFull uint64
+	// Challenges counts registrations answered with a CHALLENGE instead
+	// of being looked at further: without the cookie that proves their
+	// source receives what is sent to it, where they would take a table
+	// slot or a key agreement (see cookie.go), or with a MAC that did not
+	// verify. A flood of forged registrations shows here.
+	Challenges uint64
 
 	// Registrations counts accepted registrations: new ones, refreshes and
 	// moves. Refused counts refused ones, by the reason given; it has an
@@ -103,6 +109,7 @@ type counters struct {
 	badMAC         atomic.Uint64
 	unauthorized   atomic.Uint64
 	relayQueueFull atomic.Uint64
+	challenges     atomic.Uint64
 
 	registrations   atomic.Uint64
 	refused         [maxRefuseReason + 1]atomic.Uint64
@@ -132,7 +139,7 @@ type counters struct {
 
 const (
 	// maxRefuseReason is the largest RefuseReason the server gives.
-	maxRefuseReason = RefuseTokenWrongApp
+	maxRefuseReason = RefuseIDInUse
 	// lookupStatuses is how many LookupStatus values there are.
 	lookupStatuses = int(LookupOtherApp) + 1
 )
@@ -186,6 +193,7 @@ func (c *counters) snapshot() ServerStats {
 		BadMAC:         c.badMAC.Load(),
 		Unauthorized:   c.unauthorized.Load(),
 		RelayQueueFull: c.relayQueueFull.Load(),
+		Challenges:     c.challenges.Load(),
 
 		Registrations:   c.registrations.Load(),
 		Refused:         make(map[RefuseReason]uint64, maxRefuseReason),

@@ -36,16 +36,16 @@ func TestTableStats(t *testing.T) {
 		{regBytes(1, 4, 999, key(4)), RefuseNoRightsToApp},
 		{regBytes(1, 0, 480, key(5)), RefuseInvalid},
 	} {
-		m, _ := only(t, tab.handle(tc.req, netip.MustParseAddrPort("198.18.0.4:1004"), t0, nil))
+		m, _ := only(t, handle(tab, tc.req, netip.MustParseAddrPort("198.18.0.4:1004"), t0, nil))
 		equal(t, [2]any{m.typ, m.reason}, [2]any{msgRefused, tc.want}, "answer to a registration to refuse")
 	}
 
 	// Lookups: B online, C in another game, 9 offline. The first
 	// forwards an offer, whose receipt B passes back.
-	equal(t, len(tab.handle(a.lookup(10, 2, 0x5e55), addrA, t0, nil)), 2, "datagrams for A's lookup of B: result and offer")
-	equal(t, len(tab.handle(a.lookup(11, 3, 1), addrA, t0, nil)), 1, "datagrams for A's lookup of C")
-	equal(t, len(tab.handle(a.lookup(12, 9, 1), addrA, t0, nil)), 1, "datagrams for A's lookup of 9")
-	equal(t, len(tab.handle(offerAckBytes(13, 2, 1, 0x5e55), addrB, t0, nil)), 1, "datagrams for B's receipt")
+	equal(t, len(handle(tab, a.lookup(10, 2, 0x5e55), addrA, t0, nil)), 2, "datagrams for A's lookup of B: result and offer")
+	equal(t, len(handle(tab, a.lookup(11, 3, 1), addrA, t0, nil)), 1, "datagrams for A's lookup of C")
+	equal(t, len(handle(tab, a.lookup(12, 9, 1), addrA, t0, nil)), 1, "datagrams for A's lookup of 9")
+	equal(t, len(handle(tab, offerAckBytes(13, 2, 1, 0x5e55), addrB, t0, nil)), 1, "datagrams for B's receipt")
 
 	// Dropped, each for its reason.
 	for _, tc := range []struct {
@@ -60,13 +60,14 @@ func TestTableStats(t *testing.T) {
 		{"an answer sent to the server", (&message{typ: msgDelivered, txID: 25, target: 1}).encode(nil), addrC},
 		{"a registration from port 0", regBytes(26, 7, 480, key(7)), netip.MustParseAddrPort("198.18.0.7:0")},
 	} {
-		if out := tab.handle(tc.req, tc.from, t0, nil); len(out) != 0 {
+		if out := handle(tab, tc.req, tc.from, t0, nil); len(out) != 0 {
 			t.Fatalf("%s: answered with %d datagrams", tc.name, len(out))
 		}
 	}
-	// The registration under another key is answered with the server's
-	// key alone, and counted as a bad MAC all the same.
-	tab.handle(a.forged().register(27), addrB, t0, nil)
+	// The registration under another key is challenged, which tells the
+	// server's key and a cookie alone, and counted as a bad MAC all the
+	// same.
+	handle(tab, a.forged().register(27), addrB, t0, nil)
 
 	// C moves to the other game; A leaves; B and C lapse.
 	mustRegister(t, tab, 3, 480, addrC, t0)
@@ -79,6 +80,7 @@ func TestTableStats(t *testing.T) {
 		Offers:           1,
 		Deliveries:       1,
 		BadMAC:           2,
+		Challenges:       1,
 		Unauthorized:     2,
 		Malformed:        2,
 		Unrecognized:     1,
@@ -86,7 +88,7 @@ func TestTableStats(t *testing.T) {
 		OnlineByApp:      map[uint32]int64{480: 3, 730: 0},
 	}
 	equal(t, tab.stats.snapshot(), want, "stats")
-	equal(t, len(tab.handle(a.unregister(30), addrA, t0, nil)), 0, "datagrams for A's unregistration")
+	equal(t, len(handle(tab, a.unregister(30), addrA, t0, nil)), 0, "datagrams for A's unregistration")
 	want.Unregistrations, want.Online, want.OnlineByApp = 1, 2, map[uint32]int64{480: 2, 730: 0}
 	equal(t, tab.stats.snapshot(), want, "stats after A left")
 	equal(t, tab.expire(t0.Add(time.Minute)), 2, "registrations expired")
@@ -102,7 +104,7 @@ func TestTableStatsHiddenLookups(t *testing.T) {
 	mustRegister(t, tab, 1, 480, addrA, t0)
 	mustRegister(t, tab, 2, 730, addrB, t0)
 	for target := uint64(2); target <= 3; target++ {
-		if out := tab.handle(lookupBytes(target, 1, target, 1), addrA, t0, nil); len(out) != 0 {
+		if out := handle(tab, lookupBytes(target, 1, target, 1), addrA, t0, nil); len(out) != 0 {
 			t.Fatalf("lookup of %d answered despite HidePresence", target)
 		}
 	}
@@ -154,17 +156,17 @@ func TestServerStatsSocket(t *testing.T) {
 	eventually(t, func() bool { return s.Stats().DatagramsOut == 3 }, "three datagrams out")
 	got := s.Stats()
 	want := ServerStats{
-		DatagramsIn:   6,
-		BytesIn:       bytesIn,
-		DatagramsOut:  3,
-		BytesOut:      bytesOut,
-		RateLimited:   1,
-		Malformed:     1,
-		Unrecognized:  1,
-		STUNBindings:  2,
-		Registrations: 1,
-		Refused:       refusedStats(nil),
-		Online:        1,
+		DatagramsIn:  6,
+		BytesIn:      bytesIn,
+		DatagramsOut: 3,
+		BytesOut:     bytesOut,
+		RateLimited:  1,
+		Malformed:    1,
+		Unrecognized: 1,
+		STUNBindings: 2,
+		// The registration came without a cookie, and took no slot.
+		Challenges: 1,
+		Refused:    refusedStats(nil),
 	}
 	equal(t, got, want, "stats")
 }

@@ -3,6 +3,7 @@ package rendezvous
 import (
 	"container/list"
 	"crypto/ecdh"
+	"crypto/rand"
 	"log/slog"
 	"net/netip"
 	"slices"
@@ -10,17 +11,31 @@ import (
 	"time"
 )
 
+// regKey names a registration: the SteamID, and the AppID on a server
+// that hides presence (zero otherwise). Hiding presence means that nothing
+// about a player is told outside its game, and whether a SteamID can be
+// registered under another AppID would tell whether it is online in this
+// one: there, each game has its own registrations, and a SteamID may hold
+// one in several at once, none visible from the others.
+type regKey struct {
+	steamID uint64
+	appID   uint32
+}
+
 // registration is one online user.
 type registration struct {
 	steamID   uint64
 	appID     uint32
 	publicKey [32]byte
-	observed  netip.AddrPort   // where the server saw the registration come from
-	local     []netip.AddrPort // advertised, never containing observed
-	relayed   []netip.AddrPort // advertised addresses on TURN relays
-	expires   time.Time
-	lastTx    uint64        // txID of the newest registration accepted
-	elem      *list.Element // in table.byAge
+	// cert is the back end's certificate of publicKey, passed on unread
+	// (see cert.go); nil: none.
+	cert     []byte
+	observed netip.AddrPort   // where the server saw the registration come from
+	local    []netip.AddrPort // advertised, never containing observed
+	relayed  []netip.AddrPort // advertised addresses on TURN relays
+	expires  time.Time
+	lastTx   uint64        // txID of the newest registration accepted
+	elem     *list.Element // in table.byAge
 	// authed: a registration MAC'd under publicKey has been accepted, so
 	// the holder of its private key knows the server's key and MACs
 	// everything it sends; nothing unauthenticated speaks for r any more.
@@ -123,10 +138,17 @@ type table struct {
 	stats *counters
 
 	mu      sync.Mutex
-	regs    map[uint64]*registration
+	regs    map[regKey]*registration
 	byAge   *list.List // of *registration, least recently refreshed first
 	retired retiredKeys
 	mac     *macer
+	// cookieKey makes the cookies of CHALLENGEs (see cookie.go); random,
+	// never sent. cookieBuf is reused to compute them.
+	cookieKey [32]byte
+	cookieBuf [8 + 16 + 2 + 8 + 32]byte
+	// keyAgreements counts X25519 operations, the costly part of a
+	// registration, for the tests of what a flood costs.
+	keyAgreements int
 }
 
 func newTable(priv *ecdh.PrivateKey, ttl time.Duration, max int, allowed []uint32, log *slog.Logger) *table {
@@ -135,13 +157,15 @@ func newTable(priv *ecdh.PrivateKey, ttl time.Duration, max int, allowed []uint3
 		max:     max,
 		log:     log,
 		priv:    priv,
-		regs:    make(map[uint64]*registration),
+		regs:    make(map[regKey]*registration),
 		byAge:   list.New(),
 		retired: newRetiredKeys(max),
 		mac:     newMacer(),
 		stats:   newCounters(allowed),
 	}
 	copy(t.pub[:], priv.PublicKey().Bytes())
+	// crypto/rand.Read does not fail on supported platforms.
+	_, _ = rand.Read(t.cookieKey[:])
 	if len(allowed) > 0 {
 		t.allowed = make(map[uint32]struct{}, len(allowed))
 		for _, a := range allowed {
@@ -158,9 +182,17 @@ func (t *table) len() int {
 	return len(t.regs)
 }
 
+// key is the name of the registration of steamID under appID.
+func (t *table) key(steamID uint64, appID uint32) regKey {
+	if t.hidePresence {
+		return regKey{steamID, appID}
+	}
+	return regKey{steamID: steamID}
+}
+
 func (t *table) remove(r *registration) {
 	t.byAge.Remove(r.elem)
-	delete(t.regs, r.steamID)
+	delete(t.regs, t.key(r.steamID, r.appID))
 	t.stats.left(r.appID)
 	if r.authed {
 		t.retired.add(r.steamID, r.publicKey, r.lastTx)
@@ -276,6 +308,7 @@ func (t *table) macKey(r *registration, pub [32]byte, steamID uint64) (key [32]b
 	if r != nil && r.publicKey == pub && r.hasKey {
 		return r.macKey, true
 	}
+	t.keyAgreements++
 	key, err := deriveMACKey(t.priv, pub, steamID)
 	if err != nil {
 		t.log.Debug("rendezvous: no key agreement", "steamID", steamID, "err", err)
@@ -331,11 +364,11 @@ func (t *table) expireLocked(now time.Time) int {
 	return n
 }
 
-// live returns the registration of id unless it is missing or expired.
+// live returns the registration named k unless it is missing or expired.
 // Expired ones are removed here too, so that answers never depend on how
 // recently the sweep ran.
-func (t *table) live(id uint64, now time.Time) *registration {
-	r := t.regs[id]
+func (t *table) live(k regKey, now time.Time) *registration {
+	r := t.regs[k]
 	if r == nil {
 		return nil
 	}
@@ -374,8 +407,8 @@ func (t *table) handle(b []byte, from netip.AddrPort, now time.Time, out []datag
 	case msgOfferAck:
 		return t.offerAck(&m, b, from, now, out)
 	case msgUnregister:
-		r := t.regs[m.steamID]
-		if r == nil || r.observed != from {
+		r := t.regs[t.key(m.steamID, m.appID)]
+		if r == nil || r.observed != from || r.appID != m.appID {
 			t.stats.unauthorized.Add(1)
 		} else if t.authentic(r, &m, b) {
 			t.remove(r)
@@ -416,31 +449,40 @@ func (t *table) refuse(m *message, to netip.AddrPort, reason RefuseReason, key *
 func (t *table) registered(m *message, from netip.AddrPort, key *[32]byte, now time.Time, out []datagram) []datagram {
 	reply := message{typ: msgRegistered, txID: m.txID, publicKey: t.pub, addrs: []netip.AddrPort{from}}
 	if key != nil && t.relays != nil {
-		reply.expiry, reply.relays = t.relays.issue(m.steamID, now)
+		reply.expiry, reply.relays = t.relays.issue(m.steamID, m.appID, now)
 	}
 	return append(out, datagram{b: t.seal(&reply, key, maxRegisteredLen), to: from})
 }
 
-// register handles a REGISTER. For a live registration r of the same user:
+// register handles a REGISTER. First, what it costs: one that would take
+// a table slot, move a registration to another address, or need a key
+// agreement must carry its source's cookie (see cookie.go), or it is
+// answered with a CHALLENGE and nothing else happens; a refresh from the
+// registered address under the registered key needs none. Then, for a
+// live registration r of the same user:
 //
 //   - MAC'd under the message's key and verified: accepted as a refresh, or
 //     as a move to another address if newer than r's last (unless r was
-//     never authenticated, whose txIDs anyone may have forged), or as a
-//     restarted instance if under another key that has not retired. A
-//     retransmission (the same txID from the same address) is accepted again.
+//     never authenticated, whose txIDs anyone may have forged). A
+//     retransmission (the same txID from the same address) is accepted
+//     again. Under another key, r is another instance's: it is not taken
+//     over (RefuseIDInUse) unless the server has a secret and the
+//     registration a valid token, which only the player's back end hands
+//     out, so that a restarted instance with a new key gets its ID back
+//     at once; without a secret it must wait until r lapses, or keep its
+//     key across restarts (p2p.Config.PrivateKey).
 //   - MAC'd but not verifying: this server restarted since the sender
 //     learnt its key, or the message was forged. Nothing changes, but the
-//     sender is told the server's key, so that an honest one can register
-//     again, authenticated.
+//     sender is challenged, which tells it the server's key, so that an
+//     honest one can register again, authenticated.
 //   - Unauthenticated while r is authenticated: under r's key, only a
 //     retransmission of r's last registration from r's address is answered,
-//     again changing nothing; the holder of that key MACs everything, so
+//     changing nothing; the holder of that key MACs everything, so
 //     anything else is a replay or forgery and is dropped. Under another
-//     key it may be a restarted instance: it is told the server's key, but
-//     r stays until the new instance proves its key with a MAC'd
-//     registration.
+//     key it is refused (RefuseIDInUse).
 //   - Unauthenticated while r is not: as before authentication existed, so
-//     that clients without a key pair keep working.
+//     that clients without a key pair keep working; such a registration
+//     can be taken over by anyone.
 //
 // With no live registration, a verified or unauthenticated registration
 // creates one, unless its key has retired (see retiredKeys).
@@ -451,17 +493,22 @@ func (t *table) registered(m *message, from netip.AddrPort, key *[32]byte, now t
 //
 // With a secret (t.tokens), a registration, verified or without a MAC, is
 // refused unless its token admits it (see token.go), before its other
-// fields are looked at and without changing anything: a refused refresh leaves the
-// registration to lapse at its expiry. Only a MAC'd registration that does
-// not verify is answered regardless, with the server's key alone, which
-// commits nothing and is public anyway.
+// fields are looked at and without changing anything: a refused refresh
+// leaves the registration to lapse at its expiry. A registration without a
+// MAC carries no token (the token travels only encrypted), so on such a
+// server only authenticated clients register.
 func (t *table) register(m *message, b []byte, from netip.AddrPort, now time.Time, out []datagram) []datagram {
 	if m.steamID == 0 || m.publicKey == ([32]byte{}) {
 		t.log.Debug("rendezvous: refused invalid registration", "steamID", m.steamID, "from", from)
 		return t.refuse(m, from, RefuseInvalid, nil, out)
 	}
-	r := t.live(m.steamID, now)
+	k := t.key(m.steamID, m.appID)
+	r := t.live(k, now)
 	sameKey := r != nil && r.publicKey == m.publicKey
+	if cheap := sameKey && r.observed == from && (!m.hasMAC || r.hasKey); !cheap &&
+		!t.validCookie(m.cookie, from, m.steamID, &m.publicKey, now) {
+		return t.challenge(m, from, now, out)
+	}
 	var key [32]byte
 	var sealKey *[32]byte // &key once m is verified
 	if m.hasMAC {
@@ -473,9 +520,12 @@ func (t *table) register(m *message, b []byte, from netip.AddrPort, now time.Tim
 		if !t.mac.verify(b, &key) {
 			t.stats.badMAC.Add(1)
 			t.log.Debug("rendezvous: registration failed authentication", "steamID", m.steamID, "from", from)
-			return t.registered(m, from, nil, now, out)
+			return t.challenge(m, from, now, out)
 		}
 		sealKey = &key
+		if m.token != nil {
+			cryptToken(m.token, &key, m.txID)
+		}
 	}
 	if t.tokens != nil {
 		if reason, ok := t.tokens.check(m.token, m.steamID, m.appID, now); !ok {
@@ -501,6 +551,11 @@ func (t *table) register(m *message, b []byte, from netip.AddrPort, now time.Tim
 			t.log.Debug("rendezvous: dropped registration of a retired key", "steamID", m.steamID, "from", from)
 			t.stats.unauthorized.Add(1)
 			return out
+		case r != nil && r.authed && t.tokens == nil:
+			// Under another key: without a token, nothing says that this
+			// is the player rather than anyone who knows its SteamID.
+			t.log.Debug("rendezvous: refused registration of a SteamID in use", "steamID", m.steamID, "from", from)
+			return t.refuse(m, from, RefuseIDInUse, sealKey, out)
 		}
 	} else {
 		switch {
@@ -509,8 +564,8 @@ func (t *table) register(m *message, b []byte, from netip.AddrPort, now time.Tim
 			t.stats.unauthorized.Add(1)
 			return out
 		case r != nil && r.authed && !sameKey:
-			t.log.Debug("rendezvous: new key must authenticate", "steamID", m.steamID, "from", from)
-			return t.registered(m, from, nil, now, out)
+			t.log.Debug("rendezvous: refused unauthenticated registration of a SteamID in use", "steamID", m.steamID, "from", from)
+			return t.refuse(m, from, RefuseIDInUse, nil, out)
 		case r != nil && r.authed:
 			if from == r.observed && m.txID == r.lastTx {
 				return t.registered(m, from, nil, now, out)
@@ -543,7 +598,7 @@ func (t *table) register(m *message, b []byte, from netip.AddrPort, now time.Tim
 		}
 		r = &registration{steamID: m.steamID, appID: m.appID}
 		r.elem = t.byAge.PushBack(r)
-		t.regs[m.steamID] = r
+		t.regs[k] = r
 		t.stats.joined(m.appID)
 		t.log.Debug("rendezvous: registered", "steamID", m.steamID, "appID", m.appID, "authenticated", m.hasMAC, "from", from)
 	} else {
@@ -577,6 +632,7 @@ func (t *table) register(m *message, b []byte, from netip.AddrPort, now time.Tim
 	}
 	r.observed = from
 	r.hidden = m.hideAddress
+	r.cert = m.cert
 	r.local = r.local[:0]
 	for _, a := range m.addrs {
 		a = canonical(a)
@@ -623,10 +679,13 @@ func (t *table) addContacts(r, of *registration) {
 // permits says whether the embedded relay may let an allocation of
 // steamID's, made from client, exchange datagrams with peer: steamID is
 // registered from client, and peer is one of its contacts.
-func (t *table) permits(steamID uint64, client netip.AddrPort, peer netip.Addr, now time.Time) bool {
+func (t *table) permits(steamID uint64, appID uint32, client netip.AddrPort, peer netip.Addr, now time.Time) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	r := t.live(steamID, now)
+	r := t.live(t.key(steamID, appID), now)
+	if r != nil && r.appID != appID {
+		return false
+	}
 	return r != nil && r.observed == client && slices.Contains(r.contacts, peer)
 }
 
@@ -640,8 +699,8 @@ func containsAddr(s []netip.AddrPort, a netip.AddrPort) bool {
 }
 
 func (t *table) lookup(m *message, b []byte, from netip.AddrPort, now time.Time, out []datagram) []datagram {
-	req := t.live(m.steamID, now)
-	if req == nil || req.observed != from {
+	req := t.live(t.key(m.steamID, m.appID), now)
+	if req == nil || req.observed != from || req.appID != m.appID {
 		// Only a registered user, from where it registered, may look others
 		// up; otherwise anyone could send offers in someone else's name.
 		t.log.Debug("rendezvous: dropped lookup from unregistered source", "steamID", m.steamID, "from", from)
@@ -655,7 +714,9 @@ func (t *table) lookup(m *message, b []byte, from netip.AddrPort, now time.Time,
 		return out
 	}
 	res := message{typ: msgLookupResult, txID: m.txID, target: m.target}
-	tgt := t.live(m.target, now)
+	// Under HidePresence the target is looked for in the requester's game
+	// only, and is not online as far as anyone outside it can tell.
+	tgt := t.live(t.key(m.target, req.appID), now)
 	switch {
 	case tgt == nil:
 		res.status = LookupNotOnline
@@ -666,6 +727,7 @@ func (t *table) lookup(m *message, b []byte, from netip.AddrPort, now time.Time,
 		res.publicKey = tgt.publicKey
 		res.addrs = tgt.candidates()
 		res.relayed = tgt.relayed
+		res.cert = tgt.cert
 	}
 	if res.status != LookupOK && t.hidePresence {
 		// Whether someone is online, and in which game, is for the users
@@ -690,6 +752,7 @@ func (t *table) lookup(m *message, b []byte, from netip.AddrPort, now time.Time,
 			sessionID: m.sessionID,
 			addrs:     req.candidates(),
 			relayed:   req.relayed,
+			cert:      req.cert,
 		}
 		out = append(out, datagram{b: t.seal(&offer, tgt.sealKey(), maxOfferLen), to: tgt.observed})
 		t.stats.offers.Add(1)
@@ -707,8 +770,8 @@ func (t *table) lookup(m *message, b []byte, from netip.AddrPort, now time.Time,
 // that it got one), a repeated receipt is passed on again, and a requester
 // gone or under another AppID gets nothing.
 func (t *table) offerAck(m *message, b []byte, from netip.AddrPort, now time.Time, out []datagram) []datagram {
-	tgt := t.live(m.steamID, now)
-	if tgt == nil || tgt.observed != from {
+	tgt := t.live(t.key(m.steamID, m.appID), now)
+	if tgt == nil || tgt.observed != from || tgt.appID != m.appID {
 		t.log.Debug("rendezvous: dropped offer receipt from unregistered source", "steamID", m.steamID, "from", from)
 		t.stats.unauthorized.Add(1)
 		return out
@@ -717,7 +780,7 @@ func (t *table) offerAck(m *message, b []byte, from netip.AddrPort, now time.Tim
 		t.log.Debug("rendezvous: dropped unauthenticated offer receipt", "steamID", m.steamID, "from", from)
 		return out
 	}
-	req := t.live(m.requester, now)
+	req := t.live(t.key(m.requester, tgt.appID), now)
 	if req == nil || req.appID != tgt.appID {
 		t.log.Debug("rendezvous: dropped offer receipt for a requester not online", "steamID", m.steamID, "requester", m.requester)
 		return out

@@ -1,6 +1,7 @@
 package rendezvous
 
 import (
+	"bytes"
 	"encoding/base64"
 	"net/netip"
 	"testing"
@@ -17,23 +18,23 @@ func TestTableMACsWhatItSendsToAuthenticatedClients(t *testing.T) {
 	registerKeyed(t, tab, b, addrB, t0)
 	mustRegister(t, tab, 3, 480, addrC, t0) // without a key pair
 
-	out := tab.handle(a.lookup(1, 2, 9), addrA, t0, nil)
+	out := handle(tab, a.lookup(1, 2, 9), addrA, t0, nil)
 	ms := decodeOut(t, out)
 	equal(t, len(ms), 2, "datagrams for A's lookup of B")
 	a.unseal(t, ms[0], out[0].b)
 	b.unseal(t, ms[1], out[1].b)
 
-	out = tab.handle(lookupBytes(2, 3, 1, 9), addrC, t0, nil)
+	out = handle(tab, lookupBytes(2, 3, 1, 9), addrC, t0, nil)
 	ms = decodeOut(t, out)
 	equal(t, [2]bool{ms[0].hasMAC, ms[1].hasMAC}, [2]bool{false, true}, "MAC'd: the answer to C, the offer to A")
 	a.unseal(t, ms[1], out[1].b)
 
-	out = tab.handle(a.lookup(3, 3, 9), addrA, t0, nil)
+	out = handle(tab, a.lookup(3, 3, 9), addrA, t0, nil)
 	ms = decodeOut(t, out)
 	equal(t, [2]bool{ms[0].hasMAC, ms[1].hasMAC}, [2]bool{true, false}, "MAC'd: the answer to A, the offer to C")
 	a.unseal(t, ms[0], out[0].b)
 
-	out = tab.handle(a.lookup(4, 99, 9), addrA, t0, nil)
+	out = handle(tab, a.lookup(4, 99, 9), addrA, t0, nil)
 	m, _ := only(t, out)
 	equal(t, a.unseal(t, m, out[0].b).status, LookupNotOnline, "A's lookup of nobody")
 
@@ -41,13 +42,14 @@ func TestTableMACsWhatItSendsToAuthenticatedClients(t *testing.T) {
 	strict := newTestTable(time.Minute, 10, 730)
 	d := newKeyedClient(t, strict, 4)
 	req := signedBytes(message{typ: msgRegister, txID: 5, steamID: 4, appID: 480, publicKey: d.pub}, d.key)
-	out = strict.handle(req, addrA, t0, nil)
+	out = handle(strict, req, addrA, t0, nil)
 	m, _ = only(t, out)
 	equal(t, d.unseal(t, m, out[0].b).reason, RefuseNoRightsToApp, "refusal")
-	// One that fails authentication only learns the server's key.
-	out = strict.handle(d.forged().register(6), addrA, t0, nil)
+	// One that fails authentication is challenged: it only learns the
+	// server's key and a cookie.
+	out = handle(strict, d.forged().register(6), addrA, t0, nil)
 	m, _ = only(t, out)
-	equal(t, [3]any{m.typ, m.hasMAC, m.publicKey}, [3]any{msgRegistered, false, strict.pub}, "answer to a registration that fails authentication")
+	equal(t, [3]any{m.typ, m.hasMAC, m.publicKey}, [3]any{msgChallenge, false, strict.pub}, "answer to a registration that fails authentication")
 }
 
 func testIssuer(embedded netip.AddrPort, external ...netip.AddrPort) *relayIssuer {
@@ -69,7 +71,7 @@ func TestTableRelayCredentials(t *testing.T) {
 
 	// Nothing for an unauthenticated registration.
 	req := regBytes(1, 3, 480, key(3))
-	out := tab.handle(req, addrC, t0, nil)
+	out := handle(tab, req, addrC, t0, nil)
 	m, _ := only(t, out)
 	equal(t, [2]any{m.relays, m.hasMAC}, [2]any{[]relayCred(nil), false}, "relays for an unauthenticated registration")
 
@@ -79,7 +81,7 @@ func TestTableRelayCredentials(t *testing.T) {
 		registerKeyed(t, tab, c, from, t0)
 		tx := regTx.Add(1)
 		req := c.register(tx)
-		out := tab.handle(req, from, t0, nil)
+		out := handle(tab, req, from, t0, nil)
 		notLarger(t, out, req)
 		m, _ := only(t, out)
 		m = c.unseal(t, m, out[0].b)
@@ -95,17 +97,17 @@ func TestTableRelayCredentials(t *testing.T) {
 			if i == 0 {
 				secret = "embedded secret"
 			}
-			_, password := turnCredentialsFor(secret, int64(m.expiry), id)
+			_, password := turnCredentialsFor(secret, int64(m.expiry), id, 480)
 			equal(t, r.addr, wantAddrs[i], "relay %d of %d", i, id)
 			equal(t, base64.StdEncoding.EncodeToString(r.password[:]), password, "password for relay %d of %d", i, id)
 		}
 
 		// A second later the credentials are the same: the client sees
 		// them change only every few minutes.
-		out = tab.handle(c.register(regTx.Add(1)), from, t0.Add(time.Second), nil)
+		out = handle(tab, c.register(regTx.Add(1)), from, t0.Add(time.Second), nil)
 		again, _ := only(t, out)
 		equal(t, [2]any{again.expiry, again.relays}, [2]any{m.expiry, m.relays}, "credentials a second later")
-		out = tab.handle(c.register(regTx.Add(1)), from, t0.Add(3*time.Minute), nil)
+		out = handle(tab, c.register(regTx.Add(1)), from, t0.Add(3*time.Minute), nil)
 		later, _ := only(t, out)
 		if later.expiry <= m.expiry {
 			t.Fatalf("expiry %d three minutes later, not after %d", later.expiry, m.expiry)
@@ -125,7 +127,7 @@ func TestRelayIssuerLists(t *testing.T) {
 		{"external only", testIssuer(netip.AddrPort{}, x), []netip.AddrPort{x}},
 		{"neither", testIssuer(netip.AddrPort{}), nil},
 	} {
-		expiry, creds := tc.ri.issue(7, t0)
+		expiry, creds := tc.ri.issue(7, 480, t0)
 		var got []netip.AddrPort
 		for _, c := range creds {
 			got = append(got, c.addr)
@@ -138,12 +140,16 @@ func TestRelayIssuerLists(t *testing.T) {
 }
 
 func TestTURNUsername(t *testing.T) {
-	equal(t, turnUsername(1_700_000_600, 76561197960265729), "1700000600:76561197960265729", "username")
+	equal(t, turnUsername(1_700_000_600, 76561197960265729, 480), "1700000600:76561197960265729:480", "username")
 	for _, tc := range []struct {
 		in string
 		ok bool
 	}{
-		{"1700000600:76561197960265729", true},
+		{"1700000600:76561197960265729:480", true},
+		{"1700000600:76561197960265729:0", true},
+		{"1700000600:76561197960265729", false},
+		{"1700000600:76561197960265729:4294967296", false},
+		{"1700000600:76561197960265729:-1", false},
 		{"1700000600", false},
 		{"1700000600:", false},
 		{":5", false},
@@ -151,7 +157,7 @@ func TestTURNUsername(t *testing.T) {
 		{"0:5", false},
 		{"1700000600:0", false},
 		{"1700000600:x", false},
-		{"1700000600:5:6", false},
+		{"1700000600:5:6:7", false},
 	} {
 		_, _, ok := parseTURNUsername(tc.in)
 		equal(t, ok, tc.ok, "parse %q", tc.in)
@@ -168,16 +174,16 @@ func TestTableRelayedAddressesTravel(t *testing.T) {
 	a := newKeyedClient(t, tab, 1)
 	registerKeyed(t, tab, a, addrA, t0)
 	reg := signedBytes(message{typ: msgRegister, txID: regTx.Add(1), steamID: 1, appID: 480, publicKey: a.pub, addrs: []netip.AddrPort{v4b}, relayed: []netip.AddrPort{r1, r2}}, a.key)
-	only(t, tab.handle(reg, addrA, t0, nil))
-	only(t, tab.handle((&message{typ: msgRegister, txID: 1, steamID: 2, appID: 480, publicKey: key(2), relayed: []netip.AddrPort{r3, r3}}).encode(nil), addrB, t0, nil))
+	only(t, handle(tab, reg, addrA, t0, nil))
+	only(t, handle(tab, (&message{typ: msgRegister, txID: 1, steamID: 2, appID: 480, publicKey: key(2), relayed: []netip.AddrPort{r3, r3}}).encode(nil), addrB, t0, nil))
 
-	ms := decodeOut(t, tab.handle(a.lookup(1, 2, 9), addrA, t0, nil))
+	ms := decodeOut(t, handle(tab, a.lookup(1, 2, 9), addrA, t0, nil))
 	equal(t, [2]any{ms[0].addrs, ms[0].relayed}, [2]any{[]netip.AddrPort{addrB}, []netip.AddrPort{r3}}, "B's candidates and relayed addresses, as A finds them")
 	equal(t, [2]any{ms[1].addrs, ms[1].relayed}, [2]any{[]netip.AddrPort{addrA, v4b}, []netip.AddrPort{r1, r2}}, "A's, in the offer to B")
 
 	// A registration without them withdraws them.
-	only(t, tab.handle(a.register(regTx.Add(1)), addrA, t0, nil))
-	ms = decodeOut(t, tab.handle(lookupBytes(2, 2, 1, 9), addrB, t0, nil))
+	only(t, handle(tab, a.register(regTx.Add(1)), addrA, t0, nil))
+	ms = decodeOut(t, handle(tab, lookupBytes(2, 2, 1, 9), addrB, t0, nil))
 	equal(t, ms[0].relayed, []netip.AddrPort(nil), "A's relayed addresses after withdrawing them")
 }
 
@@ -193,15 +199,15 @@ func TestTableMaxSizedAnswersWithRelaysStaySmall(t *testing.T) {
 	registerKeyed(t, tab, a, from(1), t0)
 	registerKeyed(t, tab, b, from(2), t0)
 	for _, c := range []*keyedClient{a, b} {
-		req := signedBytes(message{typ: msgRegister, txID: regTx.Add(1), steamID: c.id, appID: 480, publicKey: c.pub, addrs: maxAddrs(MaxLocalAddrs), relayed: maxAddrs(MaxRelayedAddrs)}, c.key)
-		out := tab.handle(req, from(byte(c.id)), t0, nil)
+		req := signedBytes(message{typ: msgRegister, txID: regTx.Add(1), steamID: c.id, appID: 480, publicKey: c.pub, addrs: maxAddrs(MaxLocalAddrs), relayed: maxAddrs(MaxRelayedAddrs), cert: bytes.Repeat([]byte{byte(c.id)}, certLen)}, c.key)
+		out := handle(tab, req, from(byte(c.id)), t0, nil)
 		notLarger(t, out, req)
 		m, _ := only(t, out)
 		equal(t, len(m.relays), MaxRelays, "relays")
 		equal(t, len(out[0].b), maxRegisteredLen, "the largest REGISTERED")
 	}
 	req := a.lookup(3, 2, 3)
-	out := tab.handle(req, from(1), t0, nil)
+	out := handle(tab, req, from(1), t0, nil)
 	equal(t, len(out), 2, "datagrams for an OK lookup")
 	notLarger(t, out, req)
 	equal(t, [2]int{len(out[0].b), len(out[1].b)}, [2]int{maxResultLen, maxOfferLen}, "the largest answer and offer")

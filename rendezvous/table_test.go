@@ -36,7 +36,7 @@ func regBytes(txID, id uint64, app uint32, pub [32]byte, local ...netip.AddrPort
 }
 
 func lookupBytes(txID, from, target, session uint64) []byte {
-	m := message{typ: msgLookup, txID: txID, steamID: from, target: target, sessionID: session}
+	m := message{typ: msgLookup, txID: txID, steamID: from, appID: 480, target: target, sessionID: session}
 	return m.encode(nil)
 }
 
@@ -81,7 +81,7 @@ var regTx atomic.Uint64
 func mustRegister(t *testing.T, tab *table, id uint64, app uint32, from netip.AddrPort, now time.Time, local ...netip.AddrPort) {
 	t.Helper()
 	tx := regTx.Add(1)
-	m, to := only(t, tab.handle(regBytes(tx, id, app, key(byte(id)), local...), from, now, nil))
+	m, to := only(t, handle(tab, regBytes(tx, id, app, key(byte(id)), local...), from, now, nil))
 	equal(t, m, message{typ: msgRegistered, txID: tx, publicKey: tab.pub, addrs: []netip.AddrPort{from}}, "answer to registration of %d", id)
 	equal(t, to, from, "answer sent to")
 }
@@ -89,14 +89,14 @@ func mustRegister(t *testing.T, tab *table, id uint64, app uint32, from netip.Ad
 func TestTableRegisterEchoesTxIDAndObserved(t *testing.T) {
 	tab := newTestTable(time.Minute, 10)
 	req := regBytes(0xabcdef, 7, 480, key(7), v4b)
-	out := tab.handle(req, addrA, t0, nil)
+	out := handle(tab, req, addrA, t0, nil)
 	m, to := only(t, out)
 	equal(t, m, message{typ: msgRegistered, txID: 0xabcdef, publicKey: tab.pub, addrs: []netip.AddrPort{addrA}}, "answer")
 	equal(t, to, addrA, "answer sent to")
 	notLarger(t, out, req)
 
 	// A duplicate changes nothing and is answered alike.
-	m2, _ := only(t, tab.handle(req, addrA, t0, nil))
+	m2, _ := only(t, handle(tab, req, addrA, t0, nil))
 	equal(t, m2, m, "answer to the duplicate")
 	equal(t, tab.len(), 1, "registrations")
 }
@@ -112,7 +112,7 @@ func TestTableRefusals(t *testing.T) {
 		{"zero SteamID", regBytes(2, 0, 480, key(7)), RefuseInvalid},
 		{"zero key", regBytes(3, 7, 480, [32]byte{}), RefuseInvalid},
 	} {
-		out := tab.handle(tc.req, addrA, t0, nil)
+		out := handle(tab, tc.req, addrA, t0, nil)
 		m, to := only(t, out)
 		equal(t, m.typ, msgRefused, "%s: answer", tc.name)
 		equal(t, m.reason, tc.reason, "%s: reason", tc.name)
@@ -126,7 +126,7 @@ func TestTableFullRefusesNewcomersButNotRefreshes(t *testing.T) {
 	tab := newTestTable(time.Minute, 2)
 	mustRegister(t, tab, 1, 480, addrA, t0)
 	mustRegister(t, tab, 2, 480, addrB, t0)
-	m, _ := only(t, tab.handle(regBytes(3, 3, 480, key(3)), addrC, t0, nil))
+	m, _ := only(t, handle(tab, regBytes(3, 3, 480, key(3)), addrC, t0, nil))
 	equal(t, m.reason, RefuseServerFull, "reason")
 	mustRegister(t, tab, 1, 480, addrA, t0.Add(time.Second))
 
@@ -142,7 +142,7 @@ func TestTableLookup(t *testing.T) {
 	mustRegister(t, tab, 3, 730, addrC, t0)
 
 	req := lookupBytes(77, 1, 2, 0x5e55)
-	out := tab.handle(req, addrA, t0, nil)
+	out := handle(tab, req, addrA, t0, nil)
 	notLarger(t, out, req)
 	ms := decodeOut(t, out)
 	equal(t, len(ms), 2, "datagrams for an OK lookup")
@@ -157,15 +157,15 @@ func TestTableLookup(t *testing.T) {
 		sessionID: 0x5e55, addrs: []netip.AddrPort{addrA, v4b},
 	}, "offer")
 
-	m, to := only(t, tab.handle(lookupBytes(78, 1, 3, 1), addrA, t0, nil))
+	m, to := only(t, handle(tab, lookupBytes(78, 1, 3, 1), addrA, t0, nil))
 	equal(t, to, addrA, "answer sent to")
 	equal(t, m, message{typ: msgLookupResult, txID: 78, target: 3, status: LookupOtherApp}, "answer")
 
-	m, _ = only(t, tab.handle(lookupBytes(79, 1, 4, 1), addrA, t0, nil))
+	m, _ = only(t, handle(tab, lookupBytes(79, 1, 4, 1), addrA, t0, nil))
 	equal(t, m, message{typ: msgLookupResult, txID: 79, target: 4, status: LookupNotOnline}, "answer")
 
 	// A retransmitted lookup forwards the offer again.
-	equal(t, len(tab.handle(req, addrA, t0, nil)), 2, "datagrams for a repeated lookup")
+	equal(t, len(handle(tab, req, addrA, t0, nil)), 2, "datagrams for a repeated lookup")
 }
 
 func TestTableMaxSizedAnswersStaySmall(t *testing.T) {
@@ -175,11 +175,11 @@ func TestTableMaxSizedAnswersStaySmall(t *testing.T) {
 		return netip.AddrPortFrom(netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 5: 0x01, 14: 0xff, 15: i}), 9000)
 	}
 	reqA := regBytes(1, 1, 480, key(1), big...)
-	notLarger(t, tab.handle(reqA, v6(1), t0, nil), reqA)
+	notLarger(t, handle(tab, reqA, v6(1), t0, nil), reqA)
 	reqB := regBytes(2, 2, 480, key(2), big...)
-	notLarger(t, tab.handle(reqB, v6(2), t0, nil), reqB)
+	notLarger(t, handle(tab, reqB, v6(2), t0, nil), reqB)
 	req := lookupBytes(3, 1, 2, 3)
-	out := tab.handle(req, v6(1), t0, nil)
+	out := handle(tab, req, v6(1), t0, nil)
 	equal(t, len(out), 2, "datagrams for an OK lookup")
 	notLarger(t, out, req)
 	equal(t, len(decodeOut(t, out)[1].addrs), maxCandidates, "candidates in the offer")
@@ -190,15 +190,15 @@ func TestTableDropsSpoofedLookupsAndUnregisters(t *testing.T) {
 	mustRegister(t, tab, 1, 480, addrA, t0)
 	mustRegister(t, tab, 2, 480, addrB, t0)
 
-	silent(t, tab.handle(lookupBytes(1, 1, 2, 9), addrC, t0, nil), "lookup in 1's name from elsewhere")
-	silent(t, tab.handle(lookupBytes(1, 5, 2, 9), addrC, t0, nil), "lookup by an unregistered user")
+	silent(t, handle(tab, lookupBytes(1, 1, 2, 9), addrC, t0, nil), "lookup in 1's name from elsewhere")
+	silent(t, handle(tab, lookupBytes(1, 5, 2, 9), addrC, t0, nil), "lookup by an unregistered user")
 
-	bye := (&message{typ: msgUnregister, txID: 3, steamID: 1}).encode(nil)
-	silent(t, tab.handle(bye, addrC, t0, nil), "unregistration")
+	bye := (&message{typ: msgUnregister, txID: 3, steamID: 1, appID: 480}).encode(nil)
+	silent(t, handle(tab, bye, addrC, t0, nil), "unregistration")
 	equal(t, tab.len(), 2, "registrations after an unregistration from elsewhere")
-	silent(t, tab.handle(bye, addrA, t0, nil), "unregistration")
+	silent(t, handle(tab, bye, addrA, t0, nil), "unregistration")
 	equal(t, tab.len(), 1, "registrations after the unregistration")
-	m, _ := only(t, tab.handle(lookupBytes(1, 2, 1, 9), addrB, t0, nil))
+	m, _ := only(t, handle(tab, lookupBytes(1, 2, 1, 9), addrB, t0, nil))
 	equal(t, m.status, LookupNotOnline, "status of the unregistered user")
 }
 
@@ -208,12 +208,12 @@ func TestTableReregistrationMoves(t *testing.T) {
 	mustRegister(t, tab, 2, 480, addrB, t0)
 	mustRegister(t, tab, 1, 730, addrC, t0) // the game restarted elsewhere, as another app
 
-	silent(t, tab.handle(lookupBytes(1, 1, 2, 9), addrA, t0, nil), "the old address no longer speaks for 1")
-	m, _ := only(t, tab.handle(lookupBytes(1, 2, 1, 9), addrB, t0, nil))
+	silent(t, handle(tab, lookupBytes(1, 1, 2, 9), addrA, t0, nil), "the old address no longer speaks for 1")
+	m, _ := only(t, handle(tab, lookupBytes(1, 2, 1, 9), addrB, t0, nil))
 	equal(t, m.status, LookupOtherApp, "status")
 
 	mustRegister(t, tab, 1, 480, addrC, t0)
-	out := tab.handle(lookupBytes(2, 2, 1, 9), addrB, t0, nil)
+	out := handle(tab, lookupBytes(2, 2, 1, 9), addrB, t0, nil)
 	equal(t, len(out), 2, "datagrams for an OK lookup")
 	equal(t, out[1].to, addrC, "the offer goes to the newest address")
 }
@@ -227,16 +227,16 @@ func TestTableExpiry(t *testing.T) {
 	// Refreshing 2 keeps it past the others.
 	mustRegister(t, tab, 2, 480, addrB, t0.Add(20*time.Second))
 
-	ms := decodeOut(t, tab.handle(lookupBytes(1, 2, 1, 9), addrB, t0.Add(ttl-time.Nanosecond), nil))
+	ms := decodeOut(t, handle(tab, lookupBytes(1, 2, 1, 9), addrB, t0.Add(ttl-time.Nanosecond), nil))
 	equal(t, ms[0].status, LookupOK, "status just before expiry")
 
 	// Lookups never see an expired registration, whether swept or not.
-	m, _ := only(t, tab.handle(lookupBytes(2, 2, 1, 9), addrB, t0.Add(ttl), nil))
+	m, _ := only(t, handle(tab, lookupBytes(2, 2, 1, 9), addrB, t0.Add(ttl), nil))
 	equal(t, m.status, LookupNotOnline, "status at expiry")
 	equal(t, tab.len(), 2, "registrations")
 
 	// An expired requester is not answered.
-	silent(t, tab.handle(lookupBytes(3, 3, 2, 9), addrC, t0.Add(10*time.Second+ttl), nil), "lookup by an expired user")
+	silent(t, handle(tab, lookupBytes(3, 3, 2, 9), addrC, t0.Add(10*time.Second+ttl), nil), "lookup by an expired user")
 
 	equal(t, tab.expire(t0.Add(20*time.Second+ttl-time.Nanosecond)), 0, "expired before the TTL")
 	equal(t, tab.len(), 1, "registrations")
@@ -269,7 +269,7 @@ func TestTableIgnoresGarbage(t *testing.T) {
 		junk = append(junk, b[:len(b)-1])
 	}
 	for _, b := range junk {
-		silent(t, tab.handle(b, addrB, t0, nil), "% x", b)
+		silent(t, handle(tab, b, addrB, t0, nil), "% x", b)
 	}
 	equal(t, tab.len(), 1, "registrations")
 
@@ -280,7 +280,7 @@ func TestTableIgnoresGarbage(t *testing.T) {
 		netip.MustParseAddrPort("224.0.0.1:1000"),
 		{},
 	} {
-		silent(t, tab.handle(regBytes(9, 9, 480, key(9)), from, t0, nil), "registration from %v", from)
+		silent(t, handle(tab, regBytes(9, 9, 480, key(9)), from, t0, nil), "registration from %v", from)
 	}
 	equal(t, tab.len(), 1, "registrations")
 }
@@ -289,11 +289,11 @@ func TestTableCanonicalisesSources(t *testing.T) {
 	tab := newTestTable(time.Minute, 10)
 	mapped := netip.AddrPortFrom(netip.AddrFrom16(addrA.Addr().As16()), addrA.Port())
 	mustRegister(t, tab, 2, 480, addrB, t0)
-	m, to := only(t, tab.handle(regBytes(1, 1, 480, key(1)), mapped, t0, nil))
+	m, to := only(t, handle(tab, regBytes(1, 1, 480, key(1)), mapped, t0, nil))
 	equal(t, m.addrs, []netip.AddrPort{addrA}, "observed address")
 	equal(t, to, addrA, "answer sent to")
 	// The same socket seen once as mapped and once as plain IPv4 is one source.
-	equal(t, len(tab.handle(lookupBytes(1, 1, 2, 9), addrA, t0, nil)), 2, "datagrams for an OK lookup")
+	equal(t, len(handle(tab, lookupBytes(1, 1, 2, 9), addrA, t0, nil)), 2, "datagrams for an OK lookup")
 }
 
 // A registration captured on the wire and replayed from another address
@@ -301,16 +301,16 @@ func TestTableCanonicalisesSources(t *testing.T) {
 func TestTableReplayedRegistrationDoesNotMove(t *testing.T) {
 	tab := newTestTable(time.Minute, 10)
 	captured := regBytes(1000, 1, 480, key(1))
-	only(t, tab.handle(captured, addrA, t0, nil))
+	only(t, handle(tab, captured, addrA, t0, nil))
 	mustRegister(t, tab, 2, 480, addrB, t0)
-	silent(t, tab.handle(captured, addrC, t0, nil), "replay from elsewhere")
-	ms := decodeOut(t, tab.handle(lookupBytes(5, 2, 1, 9), addrB, t0, nil))
+	silent(t, handle(tab, captured, addrC, t0, nil), "replay from elsewhere")
+	ms := decodeOut(t, handle(tab, lookupBytes(5, 2, 1, 9), addrB, t0, nil))
 	equal(t, ms[0].addrs[0], addrA, "1 is still where it registered")
 	// A retransmission from the same address is answered again (idempotent).
-	only(t, tab.handle(captured, addrA, t0, nil))
+	only(t, handle(tab, captured, addrA, t0, nil))
 	// A newer registration of the same instance moves it (a NAT rebinding).
-	only(t, tab.handle(regBytes(1001, 1, 480, key(1)), addrC, t0, nil))
-	ms = decodeOut(t, tab.handle(lookupBytes(6, 2, 1, 9), addrB, t0, nil))
+	only(t, handle(tab, regBytes(1001, 1, 480, key(1)), addrC, t0, nil))
+	ms = decodeOut(t, handle(tab, lookupBytes(6, 2, 1, 9), addrB, t0, nil))
 	equal(t, ms[0].addrs[0], addrC, "moved by a newer registration")
 }
 
@@ -358,7 +358,13 @@ func (c *keyedClient) forged() *keyedClient {
 	return &f
 }
 
+// signedBytes is m MAC'd under key, as a client sends it: its token, if
+// any, encrypted.
 func signedBytes(m message, key [32]byte) []byte {
+	if m.token != nil {
+		m.token = bytes.Clone(m.token)
+		cryptToken(m.token, &key, m.txID)
+	}
 	m.hasMAC = true
 	b := m.encode(nil)
 	newMacer().sign(b, &key)
@@ -375,11 +381,11 @@ func (c *keyedClient) register(txID uint64, local ...netip.AddrPort) []byte {
 }
 
 func (c *keyedClient) lookup(txID, target, session uint64) []byte {
-	return signedBytes(message{typ: msgLookup, txID: txID, steamID: c.id, target: target, sessionID: session}, c.key)
+	return signedBytes(message{typ: msgLookup, txID: txID, steamID: c.id, appID: 480, target: target, sessionID: session}, c.key)
 }
 
 func (c *keyedClient) unregister(txID uint64) []byte {
-	return signedBytes(message{typ: msgUnregister, txID: txID, steamID: c.id}, c.key)
+	return signedBytes(message{typ: msgUnregister, txID: txID, steamID: c.id, appID: 480}, c.key)
 }
 
 // registerKeyed registers c the way a client with a key pair does: once
@@ -389,10 +395,10 @@ func registerKeyed(t *testing.T, tab *table, c *keyedClient, from netip.AddrPort
 	t.Helper()
 	tx := regTx.Add(2)
 	plain = c.plainRegister(tx-1, local...)
-	m, to := only(t, tab.handle(plain, from, now, nil))
+	m, to := only(t, handle(tab, plain, from, now, nil))
 	equal(t, [2]any{m, to}, [2]any{message{typ: msgRegistered, txID: tx - 1, publicKey: tab.pub, addrs: []netip.AddrPort{from}}, from}, "answer to %d's first registration", c.id)
 	signed = c.register(tx, local...)
-	out := tab.handle(signed, from, now, nil)
+	out := handle(tab, signed, from, now, nil)
 	m, to = only(t, out)
 	m = c.unseal(t, m, out[0].b)
 	if (len(m.relays) > 0) != (tab.relays != nil) {
@@ -416,10 +422,11 @@ type regState struct {
 	authed    bool
 }
 
+// snapshot is what tab holds about id, registered under AppID 480.
 func snapshot(tab *table, id uint64) regState {
 	tab.mu.Lock()
 	defer tab.mu.Unlock()
-	r := tab.regs[id]
+	r := tab.regs[tab.key(id, 480)]
 	if r == nil {
 		return regState{}
 	}
@@ -437,7 +444,8 @@ func flips(b []byte) [][]byte {
 	return out
 }
 
-// onlyRegistered checks that out is at most a REGISTERED or REFUSED to from,
+// onlyRegistered checks that out is at most a REGISTERED, REFUSED or
+// CHALLENGE to from,
 // no larger than req: an answer to the sender that commits nothing.
 func onlyRegistered(t *testing.T, tab *table, out []datagram, req []byte, from netip.AddrPort) {
 	t.Helper()
@@ -446,10 +454,10 @@ func onlyRegistered(t *testing.T, tab *table, out []datagram, req []byte, from n
 		t.Fatalf("%d datagrams in answer to % x", len(out), req)
 	}
 	for i, m := range decodeOut(t, out) {
-		if out[i].to != from || (m.typ != msgRegistered && m.typ != msgRefused) {
+		if out[i].to != from || (m.typ != msgRegistered && m.typ != msgRefused && m.typ != msgChallenge) {
 			t.Fatalf("a %v to %v in answer to % x from %v", m.typ, out[i].to, req, from)
 		}
-		if m.typ == msgRegistered && m.publicKey != tab.pub {
+		if m.typ != msgRefused && m.publicKey != tab.pub {
 			t.Fatalf("REGISTERED carries % x, not the table's key", m.publicKey)
 		}
 	}
@@ -461,29 +469,29 @@ func TestTableAuthenticatedRegistration(t *testing.T) {
 	registerKeyed(t, tab, a, addrA, t0, v4b)
 	mustRegister(t, tab, 2, 480, addrB, t0) // a client without a key pair
 
-	out := tab.handle(a.lookup(10, 2, 0x5e55), addrA, t0, nil)
+	out := handle(tab, a.lookup(10, 2, 0x5e55), addrA, t0, nil)
 	ms := decodeOut(t, out)
 	equal(t, len(ms), 2, "datagrams for an authenticated lookup")
 	equal(t, [3]any{ms[1].typ, ms[1].sessionID, out[1].to}, [3]any{msgOffer, uint64(0x5e55), addrB}, "offer")
-	ms = decodeOut(t, tab.handle(lookupBytes(11, 2, 1, 9), addrB, t0, nil))
+	ms = decodeOut(t, handle(tab, lookupBytes(11, 2, 1, 9), addrB, t0, nil))
 	equal(t, [2]any{ms[0].publicKey, ms[0].addrs}, [2]any{a.pub, []netip.AddrPort{addrA, v4b}}, "A as B finds it")
 
 	// Once authenticated, nothing unauthenticated speaks for A.
-	silent(t, tab.handle(lookupBytes(12, 1, 2, 9), addrA, t0, nil), "unauthenticated lookup")
-	silent(t, tab.handle((&message{typ: msgUnregister, txID: 13, steamID: 1}).encode(nil), addrA, t0, nil), "unauthenticated unregistration")
+	silent(t, handle(tab, lookupBytes(12, 1, 2, 9), addrA, t0, nil), "unauthenticated lookup")
+	silent(t, handle(tab, (&message{typ: msgUnregister, txID: 13, steamID: 1, appID: 480}).encode(nil), addrA, t0, nil), "unauthenticated unregistration")
 	forger := a.forged()
-	silent(t, tab.handle(forger.lookup(14, 2, 9), addrA, t0, nil), "lookup under another key")
-	silent(t, tab.handle(forger.unregister(15), addrA, t0, nil), "unregistration under another key")
-	silent(t, tab.handle(a.unregister(16), addrC, t0, nil), "authenticated unregistration from elsewhere")
+	silent(t, handle(tab, forger.lookup(14, 2, 9), addrA, t0, nil), "lookup under another key")
+	silent(t, handle(tab, forger.unregister(15), addrA, t0, nil), "unregistration under another key")
+	silent(t, handle(tab, a.unregister(16), addrC, t0, nil), "authenticated unregistration from elsewhere")
 	equal(t, tab.len(), 2, "registrations")
 
 	// A refresh, and a move to another address (a NAT rebinding).
 	tx := regTx.Add(1)
-	m, to := only(t, tab.handle(a.register(tx), addrC, t0, nil))
+	m, to := only(t, handle(tab, a.register(tx), addrC, t0, nil))
 	equal(t, [2]any{m.typ, to}, [2]any{msgRegistered, addrC}, "answer to the move")
 	equal(t, snapshot(tab, 1).observed, addrC, "A's address after the move")
 
-	silent(t, tab.handle(a.unregister(17), addrC, t0, nil), "authenticated unregistration")
+	silent(t, handle(tab, a.unregister(17), addrC, t0, nil), "authenticated unregistration")
 	equal(t, tab.len(), 1, "registrations after A's unregistration")
 }
 
@@ -498,7 +506,7 @@ func TestTableCapturedRegistrationChangesNothing(t *testing.T) {
 
 	check := func(what string, b []byte, from netip.AddrPort) {
 		t.Helper()
-		onlyRegistered(t, tab, tab.handle(b, from, t0.Add(time.Second), nil), b, from)
+		onlyRegistered(t, tab, handle(tab, b, from, t0.Add(time.Second), nil), b, from)
 		equal(t, snapshot(tab, 1), beforeA, "A after %s from %v", what, from)
 		equal(t, snapshot(tab, 2), beforeB, "B after %s from %v", what, from)
 	}
@@ -512,7 +520,7 @@ func TestTableCapturedRegistrationChangesNothing(t *testing.T) {
 			if i/8 >= headerLen && i/8 < headerLen+8 {
 				// Another SteamID: the registration of someone else, which
 				// anyone may make; A and B are checked all the same.
-				tab.handle(f, from, t0.Add(time.Second), nil)
+				handle(tab, f, from, t0.Add(time.Second), nil)
 				continue
 			}
 			check(fmt.Sprintf("the first registration with bit %d flipped", i), f, from)
@@ -520,15 +528,15 @@ func TestTableCapturedRegistrationChangesNothing(t *testing.T) {
 	}
 	// From A's own address only retransmissions are answered, and they
 	// change nothing but the expiry of the authenticated one.
-	silent(t, tab.handle(plain, addrA, t0, nil), "the superseded first registration from A's address")
+	silent(t, handle(tab, plain, addrA, t0, nil), "the superseded first registration from A's address")
 	for i, f := range flips(signed) {
 		check(fmt.Sprintf("the authenticated registration with bit %d flipped", i), f, addrA)
 	}
 
 	// Lookups find A where it registered, and offers go there.
-	ms := decodeOut(t, tab.handle(lookupBytes(20, 2, 1, 9), addrB, t0, nil))
+	ms := decodeOut(t, handle(tab, lookupBytes(20, 2, 1, 9), addrB, t0, nil))
 	equal(t, [2]any{ms[0].publicKey, ms[0].addrs[0]}, [2]any{a.pub, addrA}, "A as B finds it")
-	out := tab.handle(lookupBytes(21, 2, 1, 9), addrB, t0, nil)
+	out := handle(tab, lookupBytes(21, 2, 1, 9), addrB, t0, nil)
 	equal(t, out[1].to, addrA, "offer to A sent to")
 }
 
@@ -541,21 +549,21 @@ func TestTableCapturedLookupMakesNoOffer(t *testing.T) {
 	registerKeyed(t, tab, a, addrA, t0)
 	registerKeyed(t, tab, b, addrB, t0)
 	captured := a.lookup(30, 2, 0x5e55)
-	equal(t, len(tab.handle(captured, addrA, t0, nil)), 2, "datagrams for the genuine lookup")
+	equal(t, len(handle(tab, captured, addrA, t0, nil)), 2, "datagrams for the genuine lookup")
 
-	silent(t, tab.handle(captured, addrC, t0, nil), "the lookup replayed from elsewhere")
-	silent(t, tab.handle(captured, addrB, t0, nil), "the lookup replayed from B")
+	silent(t, handle(tab, captured, addrC, t0, nil), "the lookup replayed from elsewhere")
+	silent(t, handle(tab, captured, addrB, t0, nil), "the lookup replayed from B")
 	for _, from := range []netip.AddrPort{addrA, addrB, addrC} {
 		for i, f := range flips(captured) {
-			silent(t, tab.handle(f, from, t0, nil), "the lookup with bit %d flipped from %v", i, from)
+			silent(t, handle(tab, f, from, t0, nil), "the lookup with bit %d flipped from %v", i, from)
 		}
 	}
 	// Nor without its MAC: A authenticates, so nothing unauthenticated is
 	// taken from it.
-	silent(t, tab.handle(lookupBytes(30, 1, 2, 0x5e55), addrA, t0, nil), "the lookup stripped of its MAC")
+	silent(t, handle(tab, lookupBytes(30, 1, 2, 0x5e55), addrA, t0, nil), "the lookup stripped of its MAC")
 	// The same lookup from A's own address is a retransmission: it forwards
 	// the very same offer again, which the target recognises by session ID.
-	ms := decodeOut(t, tab.handle(captured, addrA, t0, nil))
+	ms := decodeOut(t, handle(tab, captured, addrA, t0, nil))
 	equal(t, [2]any{len(ms), ms[1].sessionID}, [2]any{2, uint64(0x5e55)}, "a retransmission's offer")
 }
 
@@ -565,50 +573,87 @@ func TestTableRetransmittedRegistrationAnsweredAgain(t *testing.T) {
 	tab := newTestTable(time.Minute, 10)
 	a := newKeyedClient(t, tab, 1)
 	plain := a.plainRegister(100, v4b)
-	first := tab.handle(plain, addrA, t0, nil)
+	first := handle(tab, plain, addrA, t0, nil)
 	before := snapshot(tab, 1)
-	again := tab.handle(plain, addrA, t0, nil)
+	again := handle(tab, plain, addrA, t0, nil)
 	equal(t, decodeOut(t, again), decodeOut(t, first), "answer to the retransmission")
 	equal(t, snapshot(tab, 1), before, "A after the retransmission")
 
 	signed := a.register(101, v4b)
-	first = tab.handle(signed, addrA, t0, nil)
+	first = handle(tab, signed, addrA, t0, nil)
 	before = snapshot(tab, 1)
 	equal(t, before.authed, true, "authenticated")
-	again = tab.handle(signed, addrA, t0, nil)
+	again = handle(tab, signed, addrA, t0, nil)
 	equal(t, decodeOut(t, again), decodeOut(t, first), "answer to the authenticated retransmission")
 	equal(t, snapshot(tab, 1), before, "A after the authenticated retransmission")
 	// An unauthenticated copy of the latest registration from A's address
 	// is answered too, changing nothing; older ones are not.
-	m, _ := only(t, tab.handle(a.plainRegister(101, v4b), addrA, t0.Add(time.Second), nil))
+	m, _ := only(t, handle(tab, a.plainRegister(101, v4b), addrA, t0.Add(time.Second), nil))
 	equal(t, m.txID, uint64(101), "answer to an unauthenticated copy of the latest registration")
 	equal(t, snapshot(tab, 1), before, "A after it")
-	silent(t, tab.handle(plain, addrA, t0, nil), "the first registration after authentication")
+	silent(t, handle(tab, plain, addrA, t0, nil), "the first registration after authentication")
 }
 
-// An instance that restarted with a new key pair takes the registration
-// over once it proves its key; the old instance's registrations, replayed,
-// do not take it back.
-func TestTableNewInstanceProvesItsKey(t *testing.T) {
+// On an open server, a live authenticated registration is not taken over
+// by another key: whoever registers the SteamID under a key of its own,
+// authenticated or not, is refused, and lookups and offers keep going to
+// the player. Once the player's registration is gone, the ID is free.
+func TestTableLiveRegistrationIsNotTakenOver(t *testing.T) {
 	tab := newTestTable(time.Minute, 10)
-	old := newKeyedClient(t, tab, 1)
-	oldPlain, oldSigned := registerKeyed(t, tab, old, addrA, t0)
+	player := newKeyedClient(t, tab, 1)
+	registerKeyed(t, tab, player, addrA, t0)
 	mustRegister(t, tab, 2, 480, addrB, t0)
 	before := snapshot(tab, 1)
 
+	squatter := newKeyedClient(t, tab, 1)
+	req := squatter.plainRegister(regTx.Add(1))
+	out := handle(tab, req, addrC, t0, nil)
+	notLarger(t, out, req)
+	m, to := only(t, out)
+	equal(t, [3]any{m.typ, m.reason, to}, [3]any{msgRefused, RefuseIDInUse, addrC}, "answer to the squatter's registration")
+	req = squatter.register(regTx.Add(1))
+	out = handle(tab, req, addrC, t0, nil)
+	notLarger(t, out, req)
+	m, _ = only(t, out)
+	equal(t, squatter.unseal(t, m, out[0].b).reason, RefuseIDInUse, "answer to the squatter's authenticated registration")
+	equal(t, snapshot(tab, 1), before, "the player's registration")
+	out = handle(tab, lookupBytes(5, 2, 1, 9), addrB, t0, nil)
+	equal(t, len(out), 2, "datagrams for B's lookup")
+	ms := decodeOut(t, out)
+	equal(t, [2]any{ms[0].publicKey, ms[0].addrs[0]}, [2]any{player.pub, addrA}, "1 as B finds it")
+	offer := player.unseal(t, ms[1], out[1].b)
+	equal(t, [3]any{offer.typ, offer.steamID, out[1].to}, [3]any{msgOffer, uint64(2), addrA}, "B's offer, to the player under its key")
+
+	silent(t, handle(tab, player.unregister(regTx.Add(1)), addrA, t0, nil), "the player's unregistration")
+	registerKeyed(t, tab, squatter, addrC, t0)
+	equal(t, snapshot(tab, 1).publicKey, squatter.pub, "1 once the player left")
+}
+
+// On a server with a secret, an instance that restarted with a new key
+// pair takes the registration over with its token, which only the
+// player's back end hands out and which never travels in clear; the old
+// instance's registrations, replayed, do not take it back.
+func TestTableRestartedInstanceWithTokenTakesOver(t *testing.T) {
+	tab := newTestTable(time.Minute, 10)
+	tab.tokens = newTokenChecker(testSecret)
+	tok := makeToken(testSecret, 1, 480, uint64(t0.Add(time.Hour).Unix()))
+	old := newKeyedClient(t, tab, 1)
+	reg := func(c *keyedClient, token []byte) []byte {
+		return signedBytes(message{typ: msgRegister, txID: regTx.Add(1), steamID: 1, appID: 480, publicKey: c.pub, token: token}, c.key)
+	}
+	oldSigned := reg(old, tok)
+	m, _ := only(t, handle(tab, oldSigned, addrA, t0, nil))
+	equal(t, m.typ, msgRegistered, "answer to the old instance")
+
 	restarted := newKeyedClient(t, tab, 1)
-	m, to := only(t, tab.handle(restarted.plainRegister(regTx.Add(1)), addrC, t0, nil))
-	equal(t, [3]any{m.typ, m.publicKey, to}, [3]any{msgRegistered, tab.pub, addrC}, "answer to the unproven instance")
-	equal(t, snapshot(tab, 1), before, "registration before the new key is proven")
-
-	registerKeyed(t, tab, restarted, addrC, t0)
-	ms := decodeOut(t, tab.handle(lookupBytes(5, 2, 1, 9), addrB, t0, nil))
-	equal(t, [2]any{ms[0].publicKey, ms[0].addrs[0]}, [2]any{restarted.pub, addrC}, "1 as B finds it")
+	m, _ = only(t, handle(tab, reg(restarted, nil), addrC, t0, nil))
+	equal(t, m.reason, RefuseTokenMissing, "answer to the restarted instance without its token")
+	m, _ = only(t, handle(tab, reg(restarted, tok), addrC, t0, nil))
+	equal(t, m.typ, msgRegistered, "answer to the restarted instance with its token")
 	now := snapshot(tab, 1)
-
+	equal(t, [2]any{now.publicKey, now.observed}, [2]any{restarted.pub, addrC}, "1 after the restart")
 	for _, from := range []netip.AddrPort{addrA, addrC, addrB} {
-		silent(t, tab.handle(oldSigned, from, t0, nil), "the old instance's registration from %v", from)
-		silent(t, tab.handle(oldPlain, from, t0, nil), "the old instance's first registration from %v", from)
+		silent(t, handle(tab, oldSigned, from, t0, nil), "the old instance's registration from %v", from)
 	}
 	equal(t, snapshot(tab, 1), now, "registration after the replays")
 }
@@ -620,11 +665,11 @@ func TestTableRetiredKeyStaysRetired(t *testing.T) {
 	tab := newTestTable(ttl, 10)
 	a := newKeyedClient(t, tab, 1)
 	plain, signed := registerKeyed(t, tab, a, addrA, t0)
-	silent(t, tab.handle(a.unregister(regTx.Add(1)), addrA, t0, nil), "unregistration")
+	silent(t, handle(tab, a.unregister(regTx.Add(1)), addrA, t0, nil), "unregistration")
 	equal(t, tab.len(), 0, "registrations")
 	for _, from := range []netip.AddrPort{addrA, addrC} {
-		silent(t, tab.handle(signed, from, t0, nil), "the authenticated registration from %v", from)
-		silent(t, tab.handle(plain, from, t0, nil), "the first registration from %v", from)
+		silent(t, handle(tab, signed, from, t0, nil), "the authenticated registration from %v", from)
+		silent(t, handle(tab, plain, from, t0, nil), "the first registration from %v", from)
 	}
 	equal(t, tab.len(), 0, "registrations after the replays")
 
@@ -632,10 +677,10 @@ func TestTableRetiredKeyStaysRetired(t *testing.T) {
 	_, bSigned := registerKeyed(t, tab, b, addrB, t0)
 	later := t0.Add(ttl)
 	equal(t, tab.expire(later), 1, "expired")
-	silent(t, tab.handle(bSigned, addrC, later, nil), "B's registration after B expired")
+	silent(t, handle(tab, bSigned, addrC, later, nil), "B's registration after B expired")
 	equal(t, tab.len(), 0, "registrations")
 	// B was only cut off for a while; its next registration is newer.
-	m, _ := only(t, tab.handle(b.register(regTx.Add(1)), addrB, later, nil))
+	m, _ := only(t, handle(tab, b.register(regTx.Add(1)), addrB, later, nil))
 	equal(t, m.typ, msgRegistered, "answer to B's next registration")
 	equal(t, snapshot(tab, 2).authed, true, "B authenticated again")
 }
@@ -675,13 +720,16 @@ func TestTableRetiredKeySurvivesAReKeyingFlood(t *testing.T) {
 	tab := newTestTable(time.Minute, 16)
 	a := newKeyedClient(t, tab, 1)
 	_, signed := registerKeyed(t, tab, a, addrA, t0)
-	silent(t, tab.handle(a.unregister(regTx.Add(1)), addrA, t0, nil), "unregistration")
+	silent(t, handle(tab, a.unregister(regTx.Add(1)), addrA, t0, nil), "unregistration")
 	for i := 0; i < 1000; i++ {
 		attacker := newKeyedClient(t, tab, 2)
 		registerKeyed(t, tab, attacker, addrC, t0)
+		// A live registration is not taken over: each key leaves before
+		// the next comes, and retires.
+		silent(t, handle(tab, attacker.unregister(regTx.Add(1)), addrC, t0, nil), "attacker's unregistration")
 	}
-	silent(t, tab.handle(signed, addrC, t0, nil), "the player's captured registration, replayed after the flood")
-	if r := tab.regs[1]; r != nil {
+	silent(t, handle(tab, signed, addrC, t0, nil), "the player's captured registration, replayed after the flood")
+	if r := tab.regs[regKey{steamID: 1}]; r != nil {
 		t.Fatalf("the replay registered the player again, at %v", r.observed)
 	}
 }
@@ -696,17 +744,17 @@ func TestTableRestartedServerTellsItsKey(t *testing.T) {
 
 	after := newTestTable(time.Minute, 10)
 	refresh := a.register(regTx.Add(1))
-	out := after.handle(refresh, addrA, t0, nil)
+	out := handle(after, refresh, addrA, t0, nil)
 	onlyRegistered(t, after, out, refresh, addrA)
 	equal(t, len(out), 1, "answers to the stale-keyed registration")
 	equal(t, after.len(), 0, "registrations taken under the old key")
 
 	// The same instance, having learnt the new key from that answer.
 	a.learn(t, after)
-	m, _ := only(t, after.handle(a.register(regTx.Add(1)), addrA, t0, nil))
+	m, _ := only(t, handle(after, a.register(regTx.Add(1)), addrA, t0, nil))
 	equal(t, m.typ, msgRegistered, "answer under the new key")
 	equal(t, snapshot(after, 1).authed, true, "authenticated under the new key")
-	equal(t, len(after.handle(a.lookup(1, 1, 9), addrA, t0, nil)), 2, "datagrams for a lookup under the new key")
+	equal(t, len(handle(after, a.lookup(1, 1, 9), addrA, t0, nil)), 2, "datagrams for a lookup under the new key")
 }
 
 func TestTableRequestsNeverAmplify(t *testing.T) {
@@ -733,10 +781,10 @@ func TestTableRequestsNeverAmplify(t *testing.T) {
 	}
 	for _, req := range reqs {
 		for _, from := range []netip.AddrPort{addrA, addrB, addrC} {
-			notLarger(t, tab.handle(req, from, t0, nil), req)
+			notLarger(t, handle(tab, req, from, t0, nil), req)
 		}
 		for _, f := range flips(req) {
-			notLarger(t, tab.handle(f, addrA, t0, nil), f)
+			notLarger(t, handle(tab, f, addrA, t0, nil), f)
 		}
 	}
 }
@@ -756,7 +804,7 @@ func TestLookupAnswersTogetherNoLargerThanTheLookup(t *testing.T) {
 	mustRegister(t, tab, 1, 480, requester, t0, local...)
 	mustRegister(t, tab, 2, 480, target, t0, local...)
 	lookup := lookupBytes(1, 1, 2, 7)
-	out := tab.handle(lookup, requester, t0, nil)
+	out := handle(tab, lookup, requester, t0, nil)
 	if len(out) != 2 {
 		t.Fatalf("%d datagrams for a lookup, want the answer and the offer", len(out))
 	}
@@ -776,10 +824,39 @@ func TestTableFullWarnsAtARate(t *testing.T) {
 	mustRegister(t, tab, 1, 480, addrA, t0)
 	for i := 0; i < 1000; i++ {
 		now := t0.Add(time.Duration(i) * 25 * time.Millisecond) // 25 s in all
-		m, _ := only(t, tab.handle(regBytes(uint64(10+i), uint64(100+i), 480, key(byte(i))), addrC, now, nil))
+		m, _ := only(t, handle(tab, regBytes(uint64(10+i), uint64(100+i), 480, key(byte(i))), addrC, now, nil))
 		equal(t, m.reason, RefuseServerFull, "reason")
 	}
 	if n := strings.Count(logged.String(), "registration table full"); n != 3 {
 		t.Fatalf("%d warnings for 1,000 refusals over 25 s, want 3 (one per 10 s):\n%s", n, logged.String())
 	}
+}
+
+// handle is tab.handle as a client that answers CHALLENGEs sees it: a
+// REGISTER without a cookie is given the one the table would hand its
+// source, re-MAC'd if its MAC was right (the table's own key agreement
+// gives the key the sender shares with it), and a MAC'd REGISTER's token
+// is encrypted as a client encrypts it. The tests of cookies, and of
+// what a forged source gets, call tab.handle itself.
+func handle(tab *table, b []byte, from netip.AddrPort, now time.Time, out []datagram) []datagram {
+	m, err := decode(b)
+	if err != nil || m.typ != msgRegister || m.cookie != ([cookieLen]byte{}) {
+		return tab.handle(b, from, now, out)
+	}
+	from = canonical(from)
+	var key [32]byte
+	good := false
+	if m.hasMAC {
+		if k, err := deriveMACKey(tab.priv, m.publicKey, m.steamID); err == nil {
+			key, good = k, newMacer().verify(b, &k)
+		}
+	}
+	tab.mu.Lock()
+	m.cookie = tab.cookie(from, m.steamID, &m.publicKey, cookieEpochOf(now))
+	tab.mu.Unlock()
+	nb := m.encode(nil)
+	if good {
+		newMacer().sign(nb, &key)
+	}
+	return tab.handle(nb, from, now, out)
 }

@@ -17,14 +17,14 @@ func TestTableHidePresence(t *testing.T) {
 	mustRegister(t, tab, 2, 480, addrB, t0)
 	mustRegister(t, tab, 3, 730, addrC, t0)
 
-	silent(t, tab.handle(lookupBytes(1, 1, 3, 1), addrA, t0, nil), "lookup of a user in another game")
-	silent(t, tab.handle(lookupBytes(2, 1, 4, 1), addrA, t0, nil), "lookup of a user not online")
-	silent(t, tab.handle(lookupBytes(3, 3, 1, 1), addrC, t0, nil), "lookup from another game")
+	silent(t, handle(tab, lookupBytes(1, 1, 3, 1), addrA, t0, nil), "lookup of a user in another game")
+	silent(t, handle(tab, lookupBytes(2, 1, 4, 1), addrA, t0, nil), "lookup of a user not online")
+	silent(t, handle(tab, lookupBytes(3, 3, 1, 1), addrC, t0, nil), "lookup from another game")
 	// Once gone, a user is as unknown as one never seen.
-	silent(t, tab.handle(lookupBytes(4, 1, 2, 1), addrA, t0.Add(time.Hour), nil), "lookup of an expired user")
+	silent(t, handle(tab, lookupBytes(4, 1, 2, 1), addrA, t0.Add(time.Hour), nil), "lookup of an expired user")
 	mustRegister(t, tab, 1, 480, addrA, t0.Add(time.Hour))
 	mustRegister(t, tab, 2, 480, addrB, t0.Add(time.Hour))
-	ms := decodeOut(t, tab.handle(lookupBytes(5, 1, 2, 1), addrA, t0.Add(time.Hour), nil))
+	ms := decodeOut(t, handle(tab, lookupBytes(5, 1, 2, 1), addrA, t0.Add(time.Hour), nil))
 	equal(t, [3]any{len(ms), ms[0].status, ms[1].typ}, [3]any{2, LookupOK, msgOffer}, "lookup in the same game: answer and offer")
 }
 
@@ -45,7 +45,7 @@ func regWith(m message) []byte {
 func contactsOf(tab *table, id uint64) []netip.Addr {
 	tab.mu.Lock()
 	defer tab.mu.Unlock()
-	if r := tab.regs[id]; r != nil {
+	if r := tab.regs[regKey{steamID: id}]; r != nil {
 		return append([]netip.Addr(nil), r.contacts...)
 	}
 	return nil
@@ -67,17 +67,17 @@ func TestTableContacts(t *testing.T) {
 	tab := trustTable()
 	private := netip.MustParseAddrPort("192.168.1.5:7000")
 	relayedA := netip.MustParseAddrPort("198.18.0.254:50000")
-	only(t, tab.handle(regWith(message{txID: 1, steamID: 1, appID: 480, publicKey: key(1), addrs: []netip.AddrPort{v4b, private}, relayed: []netip.AddrPort{relayedA}}), addrA, t0, nil))
+	only(t, handle(tab, regWith(message{txID: 1, steamID: 1, appID: 480, publicKey: key(1), addrs: []netip.AddrPort{v4b, private}, relayed: []netip.AddrPort{relayedA}}), addrA, t0, nil))
 	mustRegister(t, tab, 2, 480, addrB, t0, v6a)
 	mustRegister(t, tab, 3, 730, addrC, t0)
 	equal(t, contactsOf(tab, 1), []netip.Addr(nil), "A's contacts before any lookup")
 
 	// Lookups that find nobody make nobody a contact.
-	tab.handle(lookupBytes(1, 1, 3, 1), addrA, t0, nil)
-	tab.handle(lookupBytes(2, 1, 4, 1), addrA, t0, nil)
+	handle(tab, lookupBytes(1, 1, 3, 1), addrA, t0, nil)
+	handle(tab, lookupBytes(2, 1, 4, 1), addrA, t0, nil)
 	equal(t, [2]any{contactsOf(tab, 1), contactsOf(tab, 3)}, [2]any{[]netip.Addr(nil), []netip.Addr(nil)}, "contacts after lookups across games")
 
-	tab.handle(lookupBytes(3, 1, 2, 1), addrA, t0, nil)
+	handle(tab, lookupBytes(3, 1, 2, 1), addrA, t0, nil)
 	equal(t, contactsOf(tab, 1), ips("198.18.0.2"), "A's contacts: B's observed IP, not the local one B declared")
 	// B was offered by A: A's observed and relayed IPs; not its local
 	// ones, which are A's own word.
@@ -85,12 +85,12 @@ func TestTableContacts(t *testing.T) {
 
 	// The relay's own say: only from the address B registered from, only
 	// to B's contacts.
-	equal(t, tab.permits(2, addrB, netip.MustParseAddr("198.18.0.1"), t0), true, "B to A")
-	equal(t, tab.permits(2, addrB, netip.MustParseAddr("198.18.0.254"), t0), true, "B to A's relayed address")
-	equal(t, tab.permits(2, addrB, netip.MustParseAddr("198.18.0.3"), t0), false, "B to a stranger")
-	equal(t, tab.permits(2, addrC, netip.MustParseAddr("198.18.0.1"), t0), false, "B's credentials from elsewhere")
-	equal(t, tab.permits(5, addrB, netip.MustParseAddr("198.18.0.1"), t0), false, "someone not registered")
-	equal(t, tab.permits(2, addrB, netip.MustParseAddr("198.18.0.1"), t0.Add(time.Hour)), false, "B expired")
+	equal(t, tab.permits(2, 480, addrB, netip.MustParseAddr("198.18.0.1"), t0), true, "B to A")
+	equal(t, tab.permits(2, 480, addrB, netip.MustParseAddr("198.18.0.254"), t0), true, "B to A's relayed address")
+	equal(t, tab.permits(2, 480, addrB, netip.MustParseAddr("198.18.0.3"), t0), false, "B to a stranger")
+	equal(t, tab.permits(2, 480, addrC, netip.MustParseAddr("198.18.0.1"), t0), false, "B's credentials from elsewhere")
+	equal(t, tab.permits(5, 480, addrB, netip.MustParseAddr("198.18.0.1"), t0), false, "someone not registered")
+	equal(t, tab.permits(2, 480, addrB, netip.MustParseAddr("198.18.0.1"), t0.Add(time.Hour)), false, "B expired")
 }
 
 // Contacts are bounded, the most recent kept; meeting a contact again
@@ -103,11 +103,11 @@ func TestTableContactsBounded(t *testing.T) {
 	}
 	for i := range maxContacts + 10 {
 		id := uint64(100 + i)
-		only(t, tab.handle(regBytes(1, id, 480, key(byte(id))), peer(i), t0, nil))
-		tab.handle(lookupBytes(uint64(i), 1, id, 1), addrA, t0, nil)
+		only(t, handle(tab, regBytes(1, id, 480, key(byte(id))), peer(i), t0, nil))
+		handle(tab, lookupBytes(uint64(i), 1, id, 1), addrA, t0, nil)
 		if i%10 == 5 {
 			// The first stays by being met again now and then.
-			tab.handle(lookupBytes(uint64(i), 1, 100, 1), addrA, t0, nil)
+			handle(tab, lookupBytes(uint64(i), 1, 100, 1), addrA, t0, nil)
 		}
 	}
 	got := contactsOf(tab, 1)
@@ -120,7 +120,7 @@ func TestTableContactsBounded(t *testing.T) {
 		t.Fatalf("contacts %v kept one of the oldest", got)
 	}
 	// Another key: another instance, which has met nobody.
-	only(t, tab.handle(regBytes(regTx.Add(1), 1, 480, key(99)), addrA, t0, nil))
+	only(t, handle(tab, regBytes(regTx.Add(1), 1, 480, key(99)), addrA, t0, nil))
 	equal(t, len(contactsOf(tab, 1)), 0, "contacts of a new instance")
 }
 
@@ -129,7 +129,7 @@ func TestTableNoRelayNoContacts(t *testing.T) {
 	tab := newTestTable(time.Minute, 10)
 	mustRegister(t, tab, 1, 480, addrA, t0)
 	mustRegister(t, tab, 2, 480, addrB, t0)
-	tab.handle(lookupBytes(1, 1, 2, 1), addrA, t0, nil)
+	handle(tab, lookupBytes(1, 1, 2, 1), addrA, t0, nil)
 	equal(t, [2]any{contactsOf(tab, 1), contactsOf(tab, 2)}, [2]any{[]netip.Addr(nil), []netip.Addr(nil)}, "contacts")
 }
 
@@ -143,7 +143,7 @@ func TestTableHiddenAddress(t *testing.T) {
 	relayedH := netip.MustParseAddrPort("198.18.0.254:50000")
 	local := netip.MustParseAddrPort("198.18.5.5:7000")
 	hreg := signedBytes(message{typ: msgRegister, txID: regTx.Add(1), steamID: 1, appID: 480, publicKey: h.pub, addrs: []netip.AddrPort{local}, relayed: []netip.AddrPort{relayedH}, hideAddress: true}, h.key)
-	out := tab.handle(hreg, addrA, t0, nil)
+	out := handle(tab, hreg, addrA, t0, nil)
 	m := h.unseal(t, decodeOut(t, out)[0], out[0].b)
 	equal(t, [2]any{m.typ, m.addrs}, [2]any{msgRegistered, []netip.AddrPort{addrA}}, "H learns its own observed address")
 	b := newKeyedClient(t, tab, 2)
@@ -152,16 +152,16 @@ func TestTableHiddenAddress(t *testing.T) {
 	var toB []datagram
 	// B looks H up, H looks B up (an offer to B), H acknowledges B's offer
 	// (a DELIVERED to B).
-	lookup := tab.handle(b.lookup(1, 1, 0xb0), addrB, t0, nil)
+	lookup := handle(tab, b.lookup(1, 1, 0xb0), addrB, t0, nil)
 	toB = append(toB, lookup[0])
 	res := b.unseal(t, decodeOut(t, lookup)[0], lookup[0].b)
 	equal(t, res, message{typ: msgLookupResult, txID: 1, target: 1, status: LookupOK, publicKey: h.pub, relayed: []netip.AddrPort{relayedH}}, "B's lookup of H")
-	offer := tab.handle(h.lookup(2, 2, 0xa0), addrA, t0, nil)
+	offer := handle(tab, h.lookup(2, 2, 0xa0), addrA, t0, nil)
 	equal(t, offer[1].to, addrB, "the offer goes to B")
 	toB = append(toB, offer[1])
 	o := b.unseal(t, decodeOut(t, offer)[1], offer[1].b)
 	equal(t, o, message{typ: msgOffer, txID: 2, steamID: 1, publicKey: h.pub, sessionID: 0xa0, relayed: []netip.AddrPort{relayedH}}, "H's offer to B")
-	delivered := tab.handle(h.offerAck(3, 2, 0xb0), addrA, t0, nil)
+	delivered := handle(tab, h.offerAck(3, 2, 0xb0), addrA, t0, nil)
 	equal(t, delivered[0].to, addrB, "the report goes to B")
 	toB = append(toB, delivered...)
 	for _, d := range toB {
@@ -175,8 +175,8 @@ func TestTableHiddenAddress(t *testing.T) {
 	equal(t, contactsOf(tab, 1), ips("198.18.0.2"), "H's contacts: B's observed address")
 
 	// Without the option again, H is visible again.
-	only(t, tab.handle(h.register(regTx.Add(1)), addrA, t0, nil))
-	lookup = tab.handle(b.lookup(4, 1, 0xb1), addrB, t0, nil)
+	only(t, handle(tab, h.register(regTx.Add(1)), addrA, t0, nil))
+	lookup = handle(tab, b.lookup(4, 1, 0xb1), addrB, t0, nil)
 	res = b.unseal(t, decodeOut(t, lookup)[0], lookup[0].b)
 	equal(t, res.addrs, []netip.AddrPort{addrA}, "H's candidates once it no longer hides")
 }
@@ -188,11 +188,11 @@ func TestTableDeclaredAddressesAreNoContacts(t *testing.T) {
 	tab := trustTable()
 	victim := netip.MustParseAddrPort("198.18.9.9:53")
 	fakeRelayed := netip.MustParseAddrPort("198.18.9.8:40000")
-	only(t, tab.handle(regWith(message{txID: 1, steamID: 1, appID: 480, publicKey: key(1), addrs: []netip.AddrPort{victim}, relayed: []netip.AddrPort{fakeRelayed}}), addrA, t0, nil))
+	only(t, handle(tab, regWith(message{txID: 1, steamID: 1, appID: 480, publicKey: key(1), addrs: []netip.AddrPort{victim}, relayed: []netip.AddrPort{fakeRelayed}}), addrA, t0, nil))
 	mustRegister(t, tab, 2, 480, addrB, t0)
-	tab.handle(lookupBytes(1, 2, 1, 1), addrB, t0, nil)
+	handle(tab, lookupBytes(1, 2, 1, 1), addrB, t0, nil)
 	equal(t, contactsOf(tab, 2), ips("198.18.0.1"), "B's contacts: A's observed IP alone")
 	for _, ip := range []string{"198.18.9.9", "198.18.9.8"} {
-		equal(t, tab.permits(2, addrB, netip.MustParseAddr(ip), t0), false, "B's relay to "+ip+", which A declared")
+		equal(t, tab.permits(2, 480, addrB, netip.MustParseAddr(ip), t0), false, "B's relay to "+ip+", which A declared")
 	}
 }

@@ -191,7 +191,8 @@ func tokenPeer(t *testing.T, srv netip.AddrPort, id uint64, app uint32, tok stri
 }
 
 // Each kind of bad token is refused with its reason, end to end through
-// Client.Register, with and without a key pair.
+// Client.Register (with a key pair: a token travels only encrypted under
+// it), and a client without a key pair is refused for having none.
 func TestTokensEndToEnd(t *testing.T) {
 	_, srv := startServer(t, ServerConfig{Secret: testSecret})
 	mint := func(id uint64, app uint32) string {
@@ -222,6 +223,9 @@ func TestTokensEndToEnd(t *testing.T) {
 		{"another game's", 6, mint(6, 730), RefuseTokenWrongApp},
 	} {
 		for _, withKey := range []bool{false, true} {
+			if !withKey && tc.tok != "" {
+				continue // a configuration error, see TestTokenConfig
+			}
 			opts := []peerOption{withConfig(func(c *ClientConfig) { c.Token = tc.tok })}
 			if withKey {
 				opts = append(opts, keyed(t))
@@ -261,7 +265,8 @@ func TestTokenConfig(t *testing.T) {
 	tokenPeer(t, srv, 1, 480, tok).register(t)
 	tokenPeer(t, srv, 2, 480, "").register(t)
 
-	for _, bad := range []string{"not a token", tok + "A", tok[:69], "?" + tok[1:]} {
+	for _, bad := range []string{"not a token", tok + "A", tok[:69], "?" + tok[1:], tok} {
+		// The last is a good token, but without a PrivateKey to encrypt it under.
 		_, err := NewClient(ClientConfig{SteamID: 1, Server: srv, Send: func([]byte, netip.AddrPort) error { return nil }, Token: bad})
 		if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), "ClientConfig.Token") {
 			t.Errorf("token %q: NewClient error %v, want ErrInvalidConfig naming ClientConfig.Token", bad, err)
@@ -269,27 +274,54 @@ func TestTokenConfig(t *testing.T) {
 	}
 }
 
-// SetToken renews the token that registrations carry: a refresh with an
-// expired token is refused, and one with a new token accepted.
+// The token travels only encrypted, under the key the client shares with
+// the server, in registrations MAC'd under it: the first registration,
+// sent before the client knows the server's key, carries none. SetToken
+// renews it, in a new registration (a new txID, the encryption's nonce).
 func TestSetToken(t *testing.T) {
-	c, f, _ := newFakeClient(t, func(cfg *ClientConfig) {
-		cfg.Token = textToken(makeToken(testSecret, 1, 480, 1_700_000_000))
+	first := makeToken(testSecret, 10, 480, 1_700_000_000)
+	c, f, _, kp, srv := newKeyedFakeClient(t, func(cfg *ClientConfig) {
+		cfg.Token = textToken(first)
 	})
 	go c.Register(context.Background())
 	m := f.next(msgRegister)
-	equal(t, m.token, makeToken(testSecret, 1, 480, 1_700_000_000), "token in the registration")
+	equal(t, [2]any{m.hasMAC, m.token}, [2]any{false, []byte(nil)}, "the registration before the server's key is known")
+	cookie := [cookieLen]byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}
+	feed(t, c, message{typ: msgChallenge, txID: m.txID, publicKey: srv[0].pub, cookie: cookie})
+	k := sharedKey(t, srv[0], kp, 10)
+	clear := func(m message) []byte {
+		t.Helper()
+		if m.token == nil {
+			return nil
+		}
+		if !m.hasMAC {
+			t.Fatal("a token in a registration without a MAC")
+		}
+		if bytes.Contains(m.token, first[20:]) {
+			t.Fatal("the token's MAC in clear")
+		}
+		p := bytes.Clone(m.token)
+		cryptToken(p, &k, m.txID)
+		return p
+	}
+	s := f.nextNewSent(msgRegister, m.txID)
+	checkMAC(t, s, srv[0], kp, 10)
+	m = s.m
+	equal(t, [2]any{m.cookie, clear(m)}, [2]any{cookie, first}, "the cookie, and the token decrypted")
 
 	if err := c.SetToken("garbage"); err == nil {
 		t.Fatal("SetToken took garbage")
 	}
-	renewed, err := IssueToken(testSecret, 1, 480, time.Hour)
+	renewed, err := IssueToken(testSecret, 10, 480, time.Hour)
 	noError(t, err, "IssueToken")
 	noError(t, c.SetToken(renewed), "SetToken")
 	want, _ := decodeToken(renewed)
-	// The next transmissions, retransmissions of the same registration,
-	// carry the new token.
-	for !bytes.Equal(m.token, want) {
+	for !bytes.Equal(clear(m), want) {
+		old := m.txID
 		m = f.next(msgRegister)
+		if m.txID == old && !bytes.Equal(clear(m), first) {
+			t.Fatal("a retransmission with another token under the same txID")
+		}
 	}
 	noError(t, c.SetToken(""), "SetToken to none")
 	for m.token != nil {
@@ -311,10 +343,12 @@ func TestTableTokens(t *testing.T) {
 		}
 		return m.encode(nil)
 	}
-	// Without a token, refused, unauthenticated or not.
+	// Without a token, refused, unauthenticated or not; a token in a
+	// registration without a MAC, in clear, does not even decode.
+	silent(t, handle(tab, reg(1, tok, false), addrA, t0, nil), "a registration with a token in clear")
 	for _, signed := range []bool{false, true} {
 		req := reg(1, nil, signed)
-		out := tab.handle(req, addrA, t0, nil)
+		out := handle(tab, req, addrA, t0, nil)
 		notLarger(t, out, req)
 		m, _ := only(t, out)
 		if signed {
@@ -324,19 +358,17 @@ func TestTableTokens(t *testing.T) {
 	}
 	equal(t, tab.len(), 0, "registrations")
 	// With it, registered; an attempt with a bad token then changes nothing.
-	m, _ := only(t, tab.handle(reg(2, tok, false), addrA, t0, nil))
-	equal(t, m.typ, msgRegistered, "answer to a registration with a token")
-	out := tab.handle(reg(3, tok, true), addrA, t0, nil)
+	out := handle(tab, reg(3, tok, true), addrA, t0, nil)
 	equal(t, a.unseal(t, decodeOut(t, out)[0], out[0].b).typ, msgRegistered, "answer to an authenticated registration with a token")
 	before := snapshot(tab, 1)
 	expired := makeToken(testSecret, 1, 480, uint64(t0.Add(-time.Hour).Unix()))
-	out = tab.handle(reg(4, expired, true), addrB, t0.Add(time.Second), nil)
+	out = handle(tab, reg(4, expired, true), addrB, t0.Add(time.Second), nil)
 	equal(t, a.unseal(t, decodeOut(t, out)[0], out[0].b).reason, RefuseTokenExpired, "answer to a registration with an expired token")
 	equal(t, snapshot(tab, 1), before, "registration after the refusal")
 	// A token of another player's, with a key of one's own: refused.
 	b := newKeyedClient(t, tab, 2)
 	m2 := signedBytes(message{typ: msgRegister, txID: 5, steamID: 2, appID: 480, publicKey: b.pub, token: tok}, b.key)
-	out = tab.handle(m2, addrC, t0, nil)
+	out = handle(tab, m2, addrC, t0, nil)
 	equal(t, b.unseal(t, decodeOut(t, out)[0], out[0].b).reason, RefuseTokenWrongID, "answer to a registration under another's token")
 	equal(t, snapshot(tab, 2).present, false, "2 registered")
 }
@@ -356,13 +388,17 @@ func TestTableTokenRefusalsNeverAmplify(t *testing.T) {
 		makeToken(testSecret, 1, 480, uint64(t0.Add(-time.Hour).Unix())),
 	} {
 		m := message{typ: msgRegister, txID: 1, steamID: 1, appID: 480, publicKey: c.pub, addrs: maxAddrs(MaxLocalAddrs), token: tok}
-		for _, req := range [][]byte{m.encode(nil), signedBytes(m, c.key)} {
-			out := tab.handle(req, addrA, t0, nil)
+		reqs := [][]byte{signedBytes(m, c.key)}
+		if tok == nil {
+			reqs = append(reqs, m.encode(nil))
+		}
+		for _, req := range reqs {
+			out := handle(tab, req, addrA, t0, nil)
 			m, _ := only(t, out)
 			equal(t, m.typ, msgRefused, "answer to a registration with a bad token")
 			notLarger(t, out, req)
 			for _, f := range flips(req) {
-				notLarger(t, tab.handle(f, addrA, t0, nil), f)
+				notLarger(t, handle(tab, f, addrA, t0, nil), f)
 			}
 		}
 	}

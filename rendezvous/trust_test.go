@@ -60,7 +60,7 @@ func TestHideAddress(t *testing.T) {
 	eventually(t, func() bool {
 		s.tab.mu.Lock()
 		defer s.tab.mu.Unlock()
-		return len(s.tab.regs[1].relayed) == 1
+		return len(s.tab.regs[regKey{steamID: 1}].relayed) == 1
 	}, "H's registration with its relayed address")
 	b.register(t)
 

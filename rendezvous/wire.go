@@ -12,16 +12,17 @@ import (
 
 // Message layout, all integers big-endian:
 //
-//	header     kind(1)=0xD0 version(1)=6 type(1) flags(1) txID(8)
-//	REGISTER   steamID(8) appID(4) publicKey(32) n(1) addr*n m(1) addr*m options(1) t(1) token(t)
-//	           zero padding [mac(16)]                                                              to exactly registerLen bytes
+//	header     kind(1)=0xD0 version(1)=7 type(1) flags(1) txID(8)
+//	REGISTER   steamID(8) appID(4) publicKey(32) cookie(16) n(1) addr*n m(1) addr*m options(1)
+//	           t(1) token(t) c(1) cert(c) zero padding [mac(16)]                                   to exactly registerLen bytes
+//	CHALLENGE  serverKey(32) cookie(16)                                                            never MAC'd
 //	REGISTERED serverKey(32) addr k(1) [expiry(8) relay*k] [mac(16)]                               the server's X25519 key, the observed address, relays
 //	REFUSED    reason(1) [mac(16)]
-//	LOOKUP     steamID(8) target(8) sessionID(8) zero padding [mac(16)]                            to exactly lookupLen bytes
-//	RESULT     target(8) status(1) [publicKey(32) n(1) addr*n m(1) addr*m] [mac(16)]               key and addrs only for LookupOK
-//	OFFER      from(8) publicKey(32) sessionID(8) n(1) addr*n m(1) addr*m [mac(16)]
-//	UNREGISTER steamID(8) [mac(16)]
-//	OFFER_ACK  steamID(8) requester(8) sessionID(8) zero padding [mac(16)]                         to exactly offerAckLen bytes
+//	LOOKUP     steamID(8) appID(4) target(8) sessionID(8) zero padding [mac(16)]                   to exactly lookupLen bytes
+//	RESULT     target(8) status(1) [publicKey(32) n(1) addr*n m(1) addr*m c(1) cert(c)] [mac(16)]  key, addrs and certificate only for LookupOK
+//	OFFER      from(8) publicKey(32) sessionID(8) n(1) addr*n m(1) addr*m c(1) cert(c) [mac(16)]
+//	UNREGISTER steamID(8) appID(4) [mac(16)]
+//	OFFER_ACK  steamID(8) appID(4) requester(8) sessionID(8) zero padding [mac(16)]                to exactly offerAckLen bytes
 //	DELIVERED  target(8) sessionID(8) [mac(16)]
 //	addr       family(1)=4|6 ip(4|16) port(2)
 //	relay      addr password(20)                                                                   a TURN server and HMAC-SHA1(secret, username)
@@ -31,13 +32,19 @@ import (
 // MaxRelayedAddrs). options is a bit set: optHideAddress asks the server
 // never to reveal the sender's observed and local addresses; the other bits
 // are zero. t is 0 (no token) or tokenLen, and token is the registration
-// token (see token.go) in its decoded form. In RESULT and OFFER, the n addrs
+// token (see token.go) in its decoded form, encrypted under the key the
+// MAC is made with (see auth.go): a REGISTER without a MAC carries none.
+// c is 0 (no certificate) or certLen, and cert is the back end's
+// certificate of the sender's key (see cert.go), which the server passes
+// on, unread, in RESULT and OFFER. cookie is all zeros or the server's
+// CHALLENGE cookie (see cookie.go), which a registration that would take
+// a table slot or a key agreement must carry. In RESULT and OFFER, the n addrs
 // are candidates, the observed address first (n <= maxCandidates), and the
 // m addrs relayed ones (m <= MaxRelayedAddrs); n is 0 exactly when the user
 // they are about hides its address, and is at least 1 otherwise (the
 // server always knows where it saw a user). In REGISTERED, k <= MaxRelays; the expiry
 // (unix seconds, 0 < expiry < 1<<63) is present only when k > 0 and is the
-// same for every relay, whose username is "expiry:steamID" (see relay.go).
+// same for every relay, whose username is "expiry:steamID:appID" (see relay.go).
 //
 // OFFER_ACK is the target's receipt for an OFFER (steamID the sender, the
 // target of the lookup; requester and sessionID those of the offer), sent
@@ -67,9 +74,16 @@ import (
 //
 // Version 6 pads LOOKUP to cover its two answers together, the RESULT to
 // the requester and the OFFER to the target, not each alone.
+//
+// Version 7 added CHALLENGE and the cookie, so that a registration from an
+// address that has not shown it can receive costs the server no key
+// agreement and no table slot; encrypted the token; added the key
+// certificate to REGISTER, RESULT and OFFER; and put the sender's AppID in
+// LOOKUP, OFFER_ACK and UNREGISTER, since a server that hides presence
+// keeps one registration per SteamID and AppID.
 
 const (
-	protocolVersion = 6
+	protocolVersion = 7
 	headerLen       = 1 + 1 + 1 + 1 + 8
 
 	// flagMAC marks a message that ends with a MAC.
@@ -94,14 +108,16 @@ const (
 	// coturn's shared-secret scheme before its base64 encoding.
 	relayPasswordLen    = 20
 	maxRelayedLen       = 1 + MaxRelayedAddrs*maxAddrLen
-	maxRegisterBodyLen  = headerLen + 8 + 4 + 32 + 1 + MaxLocalAddrs*maxAddrLen + maxRelayedLen + 1 + 1 + tokenLen
+	maxCertLen          = 1 + certLen
+	maxRegisterBodyLen  = headerLen + 8 + 4 + 32 + cookieLen + 1 + MaxLocalAddrs*maxAddrLen + maxRelayedLen + 1 + 1 + tokenLen + maxCertLen
+	challengeLen        = headerLen + 32 + cookieLen
 	maxRegisteredLen    = headerLen + 32 + maxAddrLen + 1 + 8 + MaxRelays*(maxAddrLen+relayPasswordLen) + macLen
 	maxRefusedLen       = headerLen + 1 + macLen
-	maxResultLen        = headerLen + 8 + 1 + 32 + 1 + maxCandidates*maxAddrLen + maxRelayedLen + macLen
-	maxOfferLen         = headerLen + 8 + 32 + 8 + 1 + maxCandidates*maxAddrLen + maxRelayedLen + macLen
-	lookupFixedLen      = headerLen + 8 + 8 + 8
-	maxUnregisterLen    = headerLen + 8 + macLen
-	offerAckFixedLen    = headerLen + 8 + 8 + 8
+	maxResultLen        = headerLen + 8 + 1 + 32 + 1 + maxCandidates*maxAddrLen + maxRelayedLen + maxCertLen + macLen
+	maxOfferLen         = headerLen + 8 + 32 + 8 + 1 + maxCandidates*maxAddrLen + maxRelayedLen + maxCertLen + macLen
+	lookupFixedLen      = headerLen + 8 + 4 + 8 + 8
+	maxUnregisterLen    = headerLen + 8 + 4 + macLen
+	offerAckFixedLen    = headerLen + 8 + 4 + 8 + 8
 	maxDeliveredLen     = headerLen + 8 + 8 + macLen
 	registerPaddedUntil = registerLen - macLen // where the padding of a MAC'd REGISTER ends
 
@@ -114,9 +130,9 @@ const (
 	// registerLen is the size every REGISTER is padded to, for the same
 	// reason: its answer carries the server's key, the observed address and
 	// relay credentials, which the smallest registration would not cover.
-	// It also leaves room for the largest registration, with a token and a
+	// It is the largest registration, with a token, a certificate and a
 	// MAC.
-	registerLen = 304
+	registerLen = maxRegisterBodyLen + macLen
 	// offerAckLen is the size every OFFER_ACK is padded to. An OFFER_ACK
 	// makes the server send a DELIVERED, to the requester rather than to
 	// the sender, MAC'd if the requester authenticates whether or not the
@@ -135,6 +151,7 @@ var (
 	_ [lookupLen - macLen - lookupFixedLen]struct{}
 	_ [registerLen - maxRegisteredLen]struct{}
 	_ [registerLen - maxRefusedLen]struct{}
+	_ [registerLen - challengeLen]struct{}
 	_ [registerPaddedUntil - maxRegisterBodyLen]struct{}
 	_ [maxMessageLen - maxUnregisterLen]struct{}
 	_ [offerAckLen - maxDeliveredLen]struct{}
@@ -155,6 +172,7 @@ const (
 	msgUnregister   msgType = 7
 	msgOfferAck     msgType = 8
 	msgDelivered    msgType = 9
+	msgChallenge    msgType = 10
 )
 
 // REGISTER options.
@@ -184,6 +202,8 @@ func (t msgType) String() string {
 		return "OFFER_ACK"
 	case msgDelivered:
 		return "DELIVERED"
+	case msgChallenge:
+		return "CHALLENGE"
 	}
 	return fmt.Sprintf("msgType(%d)", uint8(t))
 }
@@ -233,6 +253,11 @@ const (
 	RefuseTokenWrongID RefuseReason = 7
 	// RefuseTokenWrongApp: the token was made for another AppID.
 	RefuseTokenWrongApp RefuseReason = 8
+	// RefuseIDInUse: the SteamID is registered, live, under another key,
+	// and nothing in this registration (a valid token, on a server with a
+	// secret) shows that its sender is that player. The other
+	// registration stays; this one may try again once it has lapsed.
+	RefuseIDInUse RefuseReason = 9
 )
 
 func (r RefuseReason) String() string {
@@ -253,6 +278,8 @@ func (r RefuseReason) String() string {
 		return "token for another SteamID"
 	case RefuseTokenWrongApp:
 		return "token for another AppID"
+	case RefuseIDInUse:
+		return "SteamID in use under another key"
 	}
 	return fmt.Sprintf("RefuseReason(%d)", uint8(r))
 }
@@ -265,12 +292,13 @@ var ErrMalformed = errors.New("rendezvous: malformed message")
 type message struct {
 	typ       msgType
 	txID      uint64
-	steamID   uint64 // REGISTER, LOOKUP, UNREGISTER, OFFER_ACK: the sender; OFFER: the requester
-	appID     uint32
-	publicKey [32]byte // REGISTER: the sender's; REGISTERED: the server's; RESULT: the target's; OFFER: the requester's
-	target    uint64   // LOOKUP, RESULT: the looked-up user; DELIVERED: the sender of the OFFER_ACK
-	requester uint64   // OFFER_ACK: the requester of the acknowledged offer
-	sessionID uint64   // LOOKUP, OFFER, OFFER_ACK, DELIVERED
+	steamID   uint64          // REGISTER, LOOKUP, UNREGISTER, OFFER_ACK: the sender; OFFER: the requester
+	appID     uint32          // REGISTER, LOOKUP, UNREGISTER, OFFER_ACK: the sender's
+	publicKey [32]byte        // REGISTER: the sender's; REGISTERED, CHALLENGE: the server's; RESULT: the target's; OFFER: the requester's
+	cookie    [cookieLen]byte // REGISTER, CHALLENGE
+	target    uint64          // LOOKUP, RESULT: the looked-up user; DELIVERED: the sender of the OFFER_ACK
+	requester uint64          // OFFER_ACK: the requester of the acknowledged offer
+	sessionID uint64          // LOOKUP, OFFER, OFFER_ACK, DELIVERED
 	status    LookupStatus
 	reason    RefuseReason
 	// REGISTER: local candidates; REGISTERED: the observed address alone;
@@ -283,9 +311,13 @@ type message struct {
 	expiry uint64
 	relays []relayCred
 	// REGISTER: the sender asks that its observed and local addresses stay
-	// hidden (optHideAddress), and its token, nil or tokenLen bytes.
+	// hidden (optHideAddress), and its token, nil or tokenLen bytes: on
+	// the wire encrypted, here as the wire has it (see sealToken).
 	hideAddress bool
 	token       []byte
+	// cert: REGISTER: the sender's key certificate; RESULT: the target's;
+	// OFFER: the requester's. nil or certLen bytes.
+	cert []byte
 	// hasMAC: the message ends with mac. encode writes mac as it is; sign
 	// fills it in afterwards.
 	hasMAC bool
@@ -365,6 +397,7 @@ func (m *message) encode(b []byte) []byte {
 		b = binary.BigEndian.AppendUint64(b, m.steamID)
 		b = binary.BigEndian.AppendUint32(b, m.appID)
 		b = append(b, m.publicKey[:]...)
+		b = append(b, m.cookie[:]...)
 		b = appendAddrs(b, m.addrs)
 		b = appendAddrs(b, m.relayed)
 		var opts byte
@@ -373,7 +406,12 @@ func (m *message) encode(b []byte) []byte {
 		}
 		b = append(b, opts, byte(len(m.token)))
 		b = append(b, m.token...)
+		b = append(b, byte(len(m.cert)))
+		b = append(b, m.cert...)
 		b = appendPadding(b, start, registerLen, m.hasMAC)
+	case msgChallenge:
+		b = append(b, m.publicKey[:]...)
+		b = append(b, m.cookie[:]...)
 	case msgRegistered:
 		b = append(b, m.publicKey[:]...)
 		b = appendAddr(b, m.addrs[0])
@@ -389,6 +427,7 @@ func (m *message) encode(b []byte) []byte {
 		b = append(b, byte(m.reason))
 	case msgLookup:
 		b = binary.BigEndian.AppendUint64(b, m.steamID)
+		b = binary.BigEndian.AppendUint32(b, m.appID)
 		b = binary.BigEndian.AppendUint64(b, m.target)
 		b = binary.BigEndian.AppendUint64(b, m.sessionID)
 		b = appendPadding(b, start, lookupLen, m.hasMAC)
@@ -399,6 +438,8 @@ func (m *message) encode(b []byte) []byte {
 			b = append(b, m.publicKey[:]...)
 			b = appendAddrs(b, m.addrs)
 			b = appendAddrs(b, m.relayed)
+			b = append(b, byte(len(m.cert)))
+			b = append(b, m.cert...)
 		}
 	case msgOffer:
 		b = binary.BigEndian.AppendUint64(b, m.steamID)
@@ -406,10 +447,14 @@ func (m *message) encode(b []byte) []byte {
 		b = binary.BigEndian.AppendUint64(b, m.sessionID)
 		b = appendAddrs(b, m.addrs)
 		b = appendAddrs(b, m.relayed)
+		b = append(b, byte(len(m.cert)))
+		b = append(b, m.cert...)
 	case msgUnregister:
 		b = binary.BigEndian.AppendUint64(b, m.steamID)
+		b = binary.BigEndian.AppendUint32(b, m.appID)
 	case msgOfferAck:
 		b = binary.BigEndian.AppendUint64(b, m.steamID)
+		b = binary.BigEndian.AppendUint32(b, m.appID)
 		b = binary.BigEndian.AppendUint64(b, m.requester)
 		b = binary.BigEndian.AppendUint64(b, m.sessionID)
 		b = appendPadding(b, start, offerAckLen, m.hasMAC)
@@ -540,6 +585,20 @@ func (r *reader) addrs(lo, hi int) []netip.AddrPort {
 	return out
 }
 
+// cert reads a certificate: its length, 0 or certLen, then as many bytes.
+func (r *reader) cert() []byte {
+	switch c := int(r.u8()); c {
+	case 0:
+	case certLen:
+		if p := r.take(certLen); p != nil {
+			return bytes.Clone(p)
+		}
+	default:
+		r.fail("certificate of %d bytes, want 0 or %d", c, certLen)
+	}
+	return nil
+}
+
 // relays reads the relay list of a REGISTERED.
 func (r *reader) relays() (expiry uint64, out []relayCred) {
 	k := int(r.u8())
@@ -606,6 +665,9 @@ func decode(b []byte) (message, error) {
 		m.steamID = r.u64()
 		m.appID = r.u32()
 		m.publicKey = r.key()
+		if p := r.take(cookieLen); p != nil {
+			m.cookie = [cookieLen]byte(p)
+		}
 		m.addrs = r.addrs(0, MaxLocalAddrs)
 		m.relayed = r.addrs(0, MaxRelayedAddrs)
 		if opts := r.u8(); opts&^optHideAddress != 0 {
@@ -616,13 +678,26 @@ func decode(b []byte) (message, error) {
 		switch t := int(r.u8()); t {
 		case 0:
 		case tokenLen:
-			if p := r.take(tokenLen); p != nil {
+			if !m.hasMAC {
+				// The token travels only encrypted, under the key of
+				// the MAC.
+				r.fail("token without a MAC")
+			} else if p := r.take(tokenLen); p != nil {
 				m.token = bytes.Clone(p)
 			}
 		default:
 			r.fail("token of %d bytes, want 0 or %d", t, tokenLen)
 		}
+		m.cert = r.cert()
 		r.padding()
+	case msgChallenge:
+		if m.hasMAC {
+			r.fail("MAC'd CHALLENGE")
+		}
+		m.publicKey = r.key()
+		if p := r.take(cookieLen); p != nil {
+			m.cookie = [cookieLen]byte(p)
+		}
 	case msgRegistered:
 		m.publicKey = r.key()
 		m.addrs = []netip.AddrPort{r.addr()}
@@ -634,6 +709,7 @@ func decode(b []byte) (message, error) {
 			return message{}, fmt.Errorf("%w: LOOKUP of %d bytes, want %d", ErrMalformed, len(b), lookupLen)
 		}
 		m.steamID = r.u64()
+		m.appID = r.u32()
 		m.target = r.u64()
 		m.sessionID = r.u64()
 		r.padding()
@@ -645,6 +721,7 @@ func decode(b []byte) (message, error) {
 			m.publicKey = r.key()
 			m.addrs = r.addrs(0, maxCandidates)
 			m.relayed = r.addrs(0, MaxRelayedAddrs)
+			m.cert = r.cert()
 		case LookupNotOnline, LookupOtherApp:
 		default:
 			r.fail("lookup status %d", m.status)
@@ -655,13 +732,16 @@ func decode(b []byte) (message, error) {
 		m.sessionID = r.u64()
 		m.addrs = r.addrs(0, maxCandidates)
 		m.relayed = r.addrs(0, MaxRelayedAddrs)
+		m.cert = r.cert()
 	case msgUnregister:
 		m.steamID = r.u64()
+		m.appID = r.u32()
 	case msgOfferAck:
 		if len(b) != offerAckLen {
 			return message{}, fmt.Errorf("%w: OFFER_ACK of %d bytes, want %d", ErrMalformed, len(b), offerAckLen)
 		}
 		m.steamID = r.u64()
+		m.appID = r.u32()
 		m.requester = r.u64()
 		m.sessionID = r.u64()
 		r.padding()

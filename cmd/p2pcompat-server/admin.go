@@ -121,6 +121,8 @@ func refuseLabel(r rendezvous.RefuseReason) string {
 		return "token_wrong_steamid"
 	case rendezvous.RefuseTokenWrongApp:
 		return "token_wrong_appid"
+	case rendezvous.RefuseIDInUse:
+		return "steamid_in_use"
 	}
 	return "reason_" + strconv.Itoa(int(r))
 }
@@ -150,6 +152,7 @@ func writeMetrics(b *bytes.Buffer, st rendezvous.ServerStats, start time.Time) {
 		[]uint64{st.RateLimited, st.Malformed, st.Unrecognized, st.BadMAC, st.Unauthorized, st.RelayQueueFull})
 
 	m.counter("p2pcompat_registrations_total", "Registrations accepted: new ones, refreshes and moves.", st.Registrations)
+	m.counter("p2pcompat_registration_challenges_total", "Registrations answered with a cookie challenge: without a valid cookie where one is needed, or with a bad MAC.", st.Challenges)
 	reasons := slices.Sorted(maps.Keys(st.Refused))
 	labels := make([]string, len(reasons))
 	counts := make([]uint64, len(reasons))

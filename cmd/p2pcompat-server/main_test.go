@@ -683,12 +683,12 @@ func TestRunMetrics(t *testing.T) {
 	if r := a.result(t); r.Target != 99 || r.Status != rendezvous.LookupNotOnline {
 		t.Fatalf("A's lookup of 99: %+v", r)
 	}
-	// Each keyed client registers twice, unauthenticated and then
-	// authenticated, the second after Register may have returned; and B
-	// acknowledges A's offer, which the server passes on.
+	// Each client registers twice, first without the cookie (challenged)
+	// and then with it (and authenticated, if keyed); and B acknowledges
+	// A's offer, which the server passes on.
 	waitFor(t, func() bool {
 		st := in.srv.Stats()
-		return st.Registrations == 4 && st.Deliveries == 1 && st.DatagramsOut == 9
+		return st.Registrations == 2 && st.Deliveries == 1 && st.DatagramsOut == 10
 	}, "both clients authenticated and the offer acknowledged")
 
 	code, body, header, err := get(in.admin + "/metrics")
@@ -700,12 +700,13 @@ func TestRunMetrics(t *testing.T) {
 		t.Fatalf("/metrics is not in the exposition format: %v\n%s", err, body)
 	}
 	// In: A's two registrations and two lookups, B's two registrations
-	// and receipt, the refused registration. Out: four REGISTERED, a
-	// REFUSED, two lookup results, an offer and a DELIVERED.
+	// and receipt, the refused client's two. Out: three CHALLENGEs, two
+	// REGISTERED, a REFUSED, two lookup results, an offer and a DELIVERED.
 	want := map[string]float64{
-		"p2pcompat_udp_received_datagrams_total":                          8,
-		"p2pcompat_udp_sent_datagrams_total":                              9,
-		"p2pcompat_registrations_total":                                   4,
+		"p2pcompat_udp_received_datagrams_total":                          9,
+		"p2pcompat_udp_sent_datagrams_total":                              10,
+		"p2pcompat_registrations_total":                                   2,
+		"p2pcompat_registration_challenges_total":                         3,
 		`p2pcompat_registrations_refused_total{reason="app_not_allowed"}`: 1,
 		`p2pcompat_registrations_refused_total{reason="token_missing"}`:   0,
 		`p2pcompat_lookups_total{result="found"}`:                         1,

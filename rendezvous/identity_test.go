@@ -1,0 +1,185 @@
+package rendezvous
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/netip"
+	"testing"
+	"time"
+)
+
+// A registration that would take a table slot or a key agreement needs the
+// cookie of its source: without it, or with one for another source, ID or
+// key, or one two epochs old, it is challenged, and costs one HMAC. The
+// cookie of the previous epoch still works.
+func TestTableCookies(t *testing.T) {
+	tab := newTestTable(time.Minute, 10)
+	a := newKeyedClient(t, tab, 1)
+	withCookie := func(c [cookieLen]byte) []byte {
+		return signedBytes(message{typ: msgRegister, txID: regTx.Add(1), steamID: 1, appID: 480, publicKey: a.pub, cookie: c}, a.key)
+	}
+	agreements := tab.keyAgreements
+	req := withCookie([cookieLen]byte{})
+	out := tab.handle(req, addrA, t0, nil)
+	notLarger(t, out, req)
+	m, to := only(t, out)
+	equal(t, [3]any{m.typ, m.publicKey, to}, [3]any{msgChallenge, tab.pub, addrA}, "answer to a registration without a cookie")
+	good := m.cookie
+	equal(t, good, tab.cookie(addrA, 1, &a.pub, cookieEpochOf(t0)), "the cookie")
+	for name, c := range map[string][cookieLen]byte{
+		"another source's": tab.cookie(addrB, 1, &a.pub, cookieEpochOf(t0)),
+		"another ID's":     tab.cookie(addrA, 2, &a.pub, cookieEpochOf(t0)),
+		"another key's":    tab.cookie(addrA, 1, ptr(key(9)), cookieEpochOf(t0)),
+		"two epochs old":   tab.cookie(addrA, 1, &a.pub, cookieEpochOf(t0)-2),
+	} {
+		m, _ := only(t, tab.handle(withCookie(c), addrA, t0, nil))
+		equal(t, m.typ, msgChallenge, "answer to a registration with %s cookie", name)
+	}
+	equal(t, [2]int{tab.len(), tab.keyAgreements - agreements}, [2]int{0, 0}, "registrations and key agreements before a good cookie")
+
+	// The cookie of the previous epoch works.
+	later := t0.Add(cookieEpoch)
+	out = tab.handle(withCookie(good), addrA, later, nil)
+	m, _ = only(t, out)
+	equal(t, a.unseal(t, m, out[0].b).typ, msgRegistered, "answer with the previous epoch's cookie")
+	equal(t, tab.keyAgreements-agreements, 1, "key agreements")
+	// A refresh from the same address under the same key needs no cookie
+	// and no key agreement.
+	out = tab.handle(withCookie([cookieLen]byte{}), addrA, later, nil)
+	m, _ = only(t, out)
+	equal(t, a.unseal(t, m, out[0].b).typ, msgRegistered, "answer to a refresh without a cookie")
+	// A move to another address does.
+	m, _ = only(t, tab.handle(withCookie([cookieLen]byte{}), addrB, later, nil))
+	equal(t, m.typ, msgChallenge, "answer to a move without a cookie")
+	equal(t, [2]any{snapshot(tab, 1).observed, tab.keyAgreements - agreements}, [2]any{addrA, 1}, "A's address and the key agreements after it")
+}
+
+// A flood of registrations from forged sources, with bad MACs or none,
+// under fresh keys, takes no table slot and no key agreement, and every
+// answer is a CHALLENGE no larger than the registration.
+func TestTableForgedRegistrationFloodCostsNothing(t *testing.T) {
+	tab := newTestTable(time.Minute, 100)
+	agreements := tab.keyAgreements
+	for i := range 20000 {
+		from := netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 18, byte(i >> 8), byte(i)}), uint16(1024+i))
+		m := message{typ: msgRegister, txID: uint64(i), steamID: uint64(1 + i%500), appID: 480, publicKey: key(byte(i))}
+		m.publicKey[1] = byte(i >> 8)
+		req := m.encode(nil)
+		if i%2 == 1 {
+			req = signedBytes(m, key(byte(i)))
+		}
+		out := tab.handle(req, from, t0, nil)
+		notLarger(t, out, req)
+		if got, _ := only(t, out); got.typ != msgChallenge {
+			t.Fatalf("registration %d answered with a %v", i, got.typ)
+		}
+	}
+	equal(t, [2]int{tab.len(), tab.keyAgreements - agreements}, [2]int{0, 0}, "registrations and key agreements after the flood")
+	equal(t, tab.stats.challenges.Load(), uint64(20000), "challenges counted")
+}
+
+// With HidePresence, a SteamID registered under another AppID is another
+// registration: squatting it there tells nothing about whether the player
+// is online in its game, and changes nothing for that game.
+func TestTableHidePresenceAcrossApps(t *testing.T) {
+	answers := func(playerOnline bool) []msgType {
+		tab := newTestTable(time.Minute, 10)
+		tab.hidePresence = true
+		player := newKeyedClient(t, tab, 1)
+		if playerOnline {
+			registerKeyed(t, tab, player, addrA, t0)
+		}
+		squatter := newKeyedClient(t, tab, 1)
+		var got []msgType
+		for _, req := range [][]byte{
+			squatter.plainRegister(regTx.Add(1)),
+			signedBytes(message{typ: msgRegister, txID: regTx.Add(1), steamID: 1, appID: 730, publicKey: squatter.pub}, squatter.key),
+			signedBytes(message{typ: msgLookup, txID: 9, steamID: 1, appID: 730, target: 1, sessionID: 9}, squatter.key),
+		} {
+			if m, err := decode(req); err == nil && m.typ == msgRegister {
+				m.appID = 730
+				if !m.hasMAC {
+					req = m.encode(nil)
+				}
+			}
+			for _, m := range decodeOut(t, handle(tab, req, addrC, t0, nil)) {
+				got = append(got, m.typ)
+			}
+		}
+		if playerOnline {
+			equal(t, snapshot(tab, 1).publicKey, player.pub, "the player's registration in its game")
+			mustRegister(t, tab, 2, 480, addrB, t0)
+			ms := decodeOut(t, handle(tab, lookupBytes(5, 2, 1, 9), addrB, t0, nil))
+			equal(t, [2]any{ms[0].publicKey, ms[0].addrs[0]}, [2]any{player.pub, addrA}, "the player as its game finds it")
+		}
+		return got
+	}
+	equal(t, answers(true), answers(false), "what the squatter hears, the player online or not")
+}
+
+// End to end: a second registrant of a live SteamID is refused, and every
+// lookup and offer keeps going to the first; the second gets no offer.
+func TestSecondRegistrantGetsNothing(t *testing.T) {
+	_, srv := startServer(t, ServerConfig{})
+	a := newPeer(t, srv, 1, 480, keyed(t))
+	b := newPeer(t, srv, 2, 480, keyed(t))
+	a.register(t)
+	b.register(t)
+	for _, withKey := range []bool{true, false} {
+		var opts []peerOption
+		if withKey {
+			opts = append(opts, keyed(t))
+		}
+		squatter := newPeer(t, srv, 1, 480, opts...)
+		ctx, cancel := context.WithTimeout(context.Background(), eventuallyWithin)
+		_, err := squatter.client.Register(ctx)
+		cancel()
+		var refused *RefusedError
+		if !errors.As(err, &refused) || refused.Reason != RefuseIDInUse {
+			t.Fatalf("the squatter's Register (key %v): %v, want a refusal for %v", withKey, err, RefuseIDInUse)
+		}
+		for i := range 20 {
+			session := uint64(100*len(opts) + i + 1)
+			res := b.lookup(t, 1, session)
+			equal(t, [2]any{res.PublicKey, res.Addrs[0]}, [2]any{a.pub, a.addr}, "1 as B finds it")
+			eventually(t, func() bool { _, ok := a.offerFor(session); return ok }, "the player to get B's offer")
+		}
+		if got := squatter.rec.gotOffers(); len(got) != 0 {
+			t.Fatalf("the squatter got %d offers", len(got))
+		}
+		squatter.close()
+	}
+}
+
+// Whatever the client sends, to the server or anyone, never carries its
+// token, nor any part of it that a listener could lift.
+func TestCapturedRegistrationsCarryNoToken(t *testing.T) {
+	_, srv := startServer(t, ServerConfig{Secret: testSecret})
+	tok, err := IssueToken(testSecret, 1, 480, time.Hour)
+	noError(t, err, "IssueToken")
+	raw, _ := decodeToken(tok)
+	var wire captured
+	a := newPeer(t, srv, 1, 480, keyed(t), capturing(&wire), withConfig(func(c *ClientConfig) {
+		c.Token = tok
+		c.RefreshInterval = 10 * time.Millisecond
+	}))
+	a.register(t)
+	eventually(t, func() bool { return len(wire.all()) >= 6 }, "a few refreshes")
+	regs := 0
+	for _, d := range wire.all() {
+		// The MAC half of the token is what proves it; any 8 bytes of it
+		// in clear would be a leak.
+		for i := 20; i+8 <= len(raw); i++ {
+			if bytes.Contains(d, raw[i:i+8]) {
+				t.Fatalf("a datagram carries token bytes %d..%d in clear", i, i+8)
+			}
+		}
+		if m, err := decode(d); err == nil && m.typ == msgRegister {
+			regs++
+		}
+	}
+	if regs < 3 {
+		t.Fatalf("only %d registrations captured", regs)
+	}
+}
