@@ -1,6 +1,7 @@
 package p2p
 
 import (
+	"crypto/ed25519"
 	"log/slog"
 	"time"
 
@@ -18,7 +19,29 @@ type Config struct {
 	// Token is the registration token the game's back end issued for this
 	// SteamID and AppID (rendezvous.IssueToken); required by a rendezvous
 	// that has a secret, ignored by an open one.
-	Token          string
+	Token string
+	// PrivateKey is this player's X25519 private key (crypto/ecdh's
+	// X25519 makes one), its identity toward the rendezvous and its
+	// peers. Zero: a new key for every New. Keeping it across restarts
+	// (in a file of the player's, say) has two uses: a restarted game
+	// gets its registration back at once, where one with a new key is
+	// refused until the old registration lapses (RefuseIDInUse, on a
+	// server without tokens); and the game's back end can vouch for its
+	// public half (Certificate).
+	PrivateKey [32]byte
+	// Certificate is the back end's certificate of PrivateKey's public
+	// half for this SteamID and AppID (rendezvous.IssueCertificate),
+	// which the rendezvous passes on to our peers; required when
+	// CertificateKey is set.
+	Certificate string
+	// CertificateKey is the public half of the key the game's back end
+	// signs certificates with, shipped with the game. With it, a peer's
+	// key is taken only with a certificate that verifies under it, so
+	// that a rendezvous that hands out keys of its own, to read or forge
+	// sessions, is found out: the session is refused, as for a user not
+	// logged on (P2PSessionErrorDestinationNotLoggedOn), and the refusal
+	// logged at Warn. nil: peers' keys are the rendezvous' word.
+	CertificateKey ed25519.PublicKey
 	ListenAddr     string        // local UDP address; "" means ":0", or loopback for a rendezvous on loopback
 	ConnectTimeout time.Duration // 0 means 20 s (C35, C41)
 	MaxSessions    int           // LRU capacity; 0 means 4096 (C42)
@@ -118,6 +141,12 @@ func (c Config) validate() error {
 		return &ConfigError{"RendezvousRefresh", "must not be negative"}
 	case c.OpenerTTL < 0 || c.OpenerTTL > 255:
 		return &ConfigError{"OpenerTTL", "must be between 0 and 255"}
+	case c.CertificateKey != nil && len(c.CertificateKey) != ed25519.PublicKeySize:
+		return &ConfigError{"CertificateKey", "not an Ed25519 public key"}
+	case c.CertificateKey != nil && c.Certificate == "":
+		return &ConfigError{"Certificate", "required with CertificateKey: peers refuse a key without one"}
+	case c.CertificateKey != nil && c.PrivateKey == [32]byte{}:
+		return &ConfigError{"PrivateKey", "required with CertificateKey: the certificate vouches for its public half"}
 	}
 	return c.Simulate.validate()
 }

@@ -40,6 +40,13 @@ const (
 	RefuseTokenExpired  = rendezvous.RefuseTokenExpired  // past its expiry
 	RefuseTokenWrongID  = rendezvous.RefuseTokenWrongID  // made for another SteamID
 	RefuseTokenWrongApp = rendezvous.RefuseTokenWrongApp // made for another AppID
+	// RefuseIDInUse: our SteamID is registered, live, under another key
+	// (another instance, or someone else), and the server has no token
+	// of ours that says we are the player. A restart with the same
+	// Config.PrivateKey is not refused; one with a new key is once the
+	// old registration lapses (the server's RegistrationTTL, 30 s by
+	// default).
+	RefuseIDInUse = rendezvous.RefuseIDInUse
 )
 
 // ConfigError names the Config field that New rejected.

@@ -56,9 +56,14 @@ type Networking struct {
 	onLoopback bool
 	subnets    []netip.Prefix
 	closed     atomic.Bool
-	closeOnce  sync.Once
-	done       chan struct{}
-	wg         sync.WaitGroup
+	// certRefused counts peers' keys refused for want of a certificate
+	// (Config.CertificateKey), and certLogged is when that was last logged
+	// (unix nanoseconds): a lying rendezvous must not flood the log.
+	certRefused atomic.Uint64
+	certLogged  atomic.Int64
+	closeOnce   sync.Once
+	done        chan struct{}
+	wg          sync.WaitGroup
 }
 
 // New binds the socket, registers with the rendezvous and returns once the
@@ -75,9 +80,9 @@ func New(cfg Config) (*Networking, error) {
 	if cfg.ListenAddr == "" {
 		cfg.ListenAddr = defaultListen(server)
 	}
-	keys, err := seal.GenerateKeyPair()
+	keys, err := identity(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("p2p: key generation: %w", err)
+		return nil, err
 	}
 	var conn net.PacketConn
 	if cfg.Net != nil {
@@ -130,10 +135,21 @@ func New(cfg Config) (*Networking, error) {
 		Server:      server,
 		LocalAddrs:  hostCandidates(cfg, conn.LocalAddr()),
 		Token:       cfg.Token,
+		Certificate: cfg.Certificate,
 		HideAddress: cfg.ForceRelay,
 		Send:        n.writeTo,
-		OnOffer:     func(o rendezvous.Offer) { n.mgr.OnOffer(o, time.Now()) },
-		OnLookup:    func(r rendezvous.LookupResult) { n.mgr.OnLookup(r, time.Now()) },
+		OnOffer: func(o rendezvous.Offer) {
+			if n.vouched(o.From, o.PublicKey, o.Certificate) {
+				n.mgr.OnOffer(o, time.Now())
+			}
+		},
+		OnLookup: func(r rendezvous.LookupResult) {
+			if r.Status == rendezvous.LookupOK && !n.vouched(r.Target, r.PublicKey, r.Certificate) {
+				// As far as anyone can vouch for, the user is not there.
+				r = rendezvous.LookupResult{Target: r.Target, Status: rendezvous.LookupNotOnline}
+			}
+			n.mgr.OnLookup(r, time.Now())
+		},
 		OnDelivered: func(target, sessionID uint64) {
 			n.mgr.OnDelivered(session.SteamID(target), sessionID, time.Now())
 		},
@@ -184,6 +200,53 @@ func New(cfg Config) (*Networking, error) {
 	n.requestMapping(server)
 	n.log.Debug("p2p: registered", "steamid", uint64(cfg.SteamID), "app", cfg.AppID, "local", conn.LocalAddr())
 	return n, nil
+}
+
+// identity is the key pair of cfg.PrivateKey, or a new one, checked
+// against cfg.Certificate when the game's back end vouches for keys.
+func identity(cfg Config) (seal.KeyPair, error) {
+	var keys seal.KeyPair
+	var err error
+	if cfg.PrivateKey == ([32]byte{}) {
+		if keys, err = seal.GenerateKeyPair(); err != nil {
+			return keys, fmt.Errorf("p2p: key generation: %w", err)
+		}
+	} else if keys, err = seal.KeyPairFromPrivate(cfg.PrivateKey); err != nil {
+		return keys, &ConfigError{"PrivateKey", err.Error()}
+	}
+	if cfg.Certificate != "" {
+		cert, err := rendezvous.DecodeCertificate(cfg.Certificate)
+		if err != nil {
+			return keys, &ConfigError{"Certificate", err.Error()}
+		}
+		if cfg.CertificateKey != nil {
+			// Our peers would refuse us: better to say so now.
+			if err := rendezvous.VerifyCertificate(cfg.CertificateKey, cert, uint64(cfg.SteamID), cfg.AppID, keys.Public, time.Now()); err != nil {
+				return keys, &ConfigError{"Certificate", err.Error()}
+			}
+		}
+	}
+	return keys, nil
+}
+
+// vouched reports whether the key the rendezvous gave for remote may be
+// taken: always without Config.CertificateKey, and with it only under a
+// certificate of the back end's.
+func (n *Networking) vouched(remote uint64, key [32]byte, cert []byte) bool {
+	if n.cfg.CertificateKey == nil {
+		return true
+	}
+	err := rendezvous.VerifyCertificate(n.cfg.CertificateKey, cert, remote, n.cfg.AppID, key, time.Now())
+	if err == nil {
+		return true
+	}
+	n.certRefused.Add(1)
+	if now := time.Now().UnixNano(); now-n.certLogged.Load() >= int64(10*time.Second) {
+		n.certLogged.Store(now)
+		n.log.Warn("p2p: refused a peer's key: the rendezvous gave a key the game's back end did not vouch for",
+			"steamid", remote, "err", err, "refused so far", n.certRefused.Load())
+	}
+	return false
 }
 
 // defaultListen is the local address when Config.ListenAddr is empty:

@@ -65,6 +65,18 @@ func GenerateKeyPair() (KeyPair, error) {
 	return kp, nil
 }
 
+// KeyPairFromPrivate is the key pair whose private half is priv, a key kept
+// from an earlier GenerateKeyPair or made elsewhere (crypto/ecdh).
+func KeyPairFromPrivate(priv [32]byte) (KeyPair, error) {
+	k, err := ecdh.X25519().NewPrivateKey(priv[:])
+	if err != nil {
+		return KeyPair{}, fmt.Errorf("seal: private key: %w", err)
+	}
+	kp := KeyPair{Private: priv}
+	copy(kp.Public[:], k.PublicKey().Bytes())
+	return kp, nil
+}
+
 // PairKey is the secret shared by one local and one remote instance. Both
 // sides derive the same PairKey. It is safe for concurrent use.
 type PairKey struct {
