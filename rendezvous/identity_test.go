@@ -183,3 +183,57 @@ func TestCapturedRegistrationsCarryNoToken(t *testing.T) {
 		t.Fatalf("only %d registrations captured", regs)
 	}
 }
+
+// A source that receives, and so has cookies, still cannot make the server
+// spend a key agreement on every registration it sends: past
+// keyAgreementBurst it gets keyAgreementRate a second, and the registration
+// of a player at another source is taken meanwhile.
+func TestTableKeyAgreementsPerSourceBounded(t *testing.T) {
+	tab := newTestTable(time.Minute, 100)
+	tab.agreements = newRateLimiter(rateParams{keyAgreementRate, keyAgreementBurst}, rateParams{}, maxRateSources)
+	agreements := tab.keyAgreements
+	for i := range 200 {
+		m := message{typ: msgRegister, txID: uint64(i + 1), steamID: uint64(1000 + i), appID: 480, publicKey: key(byte(i))}
+		m.publicKey[1] = byte(i >> 8)
+		// handle gives it the right cookie; the MAC is under a key nobody shares.
+		handle(tab, signedBytes(m, key(byte(i))), addrC, t0.Add(time.Duration(i)*time.Millisecond), nil)
+	}
+	// 200 ms: the burst and what 0.2 s refills.
+	equal(t, tab.keyAgreements-agreements, keyAgreementBurst, "key agreements for one source's 200 bad registrations")
+	equal(t, tab.stats.rateLimited.Load(), uint64(200-keyAgreementBurst), "dropped over the limit")
+	player := newKeyedClient(t, tab, 1)
+	registerKeyed(t, tab, player, addrA, t0.Add(200*time.Millisecond))
+}
+
+// With Readers, several sockets share the server's port (SO_REUSEPORT on
+// Linux): players spread over them and find each other as with one.
+func TestServerReaders(t *testing.T) {
+	if !reusePortSupported {
+		t.Skip("one reader on this platform: SO_REUSEPORT readers are Linux only")
+	}
+	s, srv := startServer(t, ServerConfig{Readers: 4})
+	equal(t, len(s.readers), 4, "readers")
+	peers := make([]*peer, 24)
+	for i := range peers {
+		peers[i] = newPeer(t, srv, uint64(i+1), 480, keyed(t))
+		peers[i].register(t)
+	}
+	for i, p := range peers {
+		target := peers[(i+1)%len(peers)]
+		res := p.lookup(t, target.id, uint64(100+i))
+		equal(t, [2]any{res.Status, res.Addrs[0]}, [2]any{LookupOK, target.addr}, "peer %d's lookup of %d", p.id, target.id)
+	}
+	busy := 0
+	for _, r := range s.readers {
+		if r.datagrams.Load() > 0 {
+			busy++
+		}
+	}
+	if busy < 2 {
+		t.Fatalf("24 sources all reached one of 4 readers")
+	}
+	_, err := NewServer(ServerConfig{Readers: -1})
+	if !errors.Is(err, ErrInvalidConfig) {
+		t.Fatalf("Readers -1: %v, want ErrInvalidConfig", err)
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/transport/v2"
@@ -57,6 +58,14 @@ type ServerConfig struct {
 	// means the real one. Tests pass a github.com/pion/transport/v2/vnet
 	// network.
 	Net transport.Net
+	// Readers is how many goroutines read the server's port, each on a
+	// socket of its own bound to it with SO_REUSEPORT, where the kernel
+	// spreads the sources over them (Linux, and Net nil); elsewhere one
+	// reads. 0 means 1. More readers keep a flood on one core from
+	// delaying everyone's answers on the others; each has its own rate
+	// limits, which stay whole since one source always reaches the same
+	// socket.
+	Readers int
 
 	// RelayIP, when set, makes the server also a TURN relay (RFC 5766) on
 	// its one UDP port, and is the public IPv4 address its allocations
@@ -136,6 +145,9 @@ func rateParamsOf(rate float64, burst int) rateParams {
 func (c ServerConfig) withDefaults() (ServerConfig, error) {
 	if c.ListenAddr == "" {
 		c.ListenAddr = defaultListenAddr
+	}
+	if c.Readers < 0 {
+		return c, fmt.Errorf("%w: ServerConfig.Readers is negative (%d)", ErrInvalidConfig, c.Readers)
 	}
 	if c.RegistrationTTL < 0 {
 		return c, fmt.Errorf("%w: ServerConfig.RegistrationTTL is negative (%v)", ErrInvalidConfig, c.RegistrationTTL)
@@ -243,13 +255,12 @@ func resolveTURN(cfg *ServerConfig) ([]netip.AddrPort, error) {
 // Server is a rendezvous server on its own UDP socket, which also answers
 // STUN Binding requests and, with ServerConfig.RelayIP, is a TURN relay.
 type Server struct {
-	conn  net.PacketConn
-	udp   *net.UDPConn // conn, when it is a real socket: allocation-free I/O
-	tab   *table
-	log   *slog.Logger
-	stun  stunResponder // the reader's
-	rate  *rateLimiter  // the reader's
-	stats *counters     // the table's
+	conn    net.PacketConn
+	udp     *net.UDPConn  // conn, when it is a real socket: allocation-free I/O
+	readers []*sockReader // readers[0] reads conn
+	tab     *table
+	log     *slog.Logger
+	stats   *counters // the table's
 
 	// The embedded relay, if any: pion's TURN server, reading from
 	// turnConn what the reader hands it.
@@ -276,31 +287,31 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	var conn net.PacketConn
-	if cfg.Net != nil {
-		conn, err = cfg.Net.ListenPacket("udp", cfg.ListenAddr)
-	} else {
-		conn, err = net.ListenPacket("udp", cfg.ListenAddr)
-	}
+	conns, err := listen(&cfg)
 	if err != nil {
-		return nil, fmt.Errorf("rendezvous: listen on %q: %w", cfg.ListenAddr, err)
+		return nil, err
 	}
+	conn := conns[0]
 	// A key per run: clients learn it from every REGISTERED, and one that
 	// still uses the previous run's is told the new one (see table.register).
 	priv, err := ecdh.X25519().GenerateKey(rand.Reader)
 	if err != nil {
-		conn.Close()
+		closeAll(conns)
 		return nil, fmt.Errorf("rendezvous: generate key: %w", err)
 	}
 	s := &Server{
 		conn:       conn,
 		tab:        newTable(priv, cfg.RegistrationTTL, cfg.MaxRegistrations, cfg.AllowedApps, cfg.Logger),
 		log:        cfg.Logger,
-		rate:       newRateLimiter(rateParamsOf(cfg.RateLimit, cfg.RateBurst), rateParamsOf(cfg.RelayRateLimit, cfg.RelayRateBurst), maxRateSources),
 		sweepEvery: max(min(cfg.RegistrationTTL/2, maxSweepInterval), time.Millisecond),
 		done:       make(chan struct{}),
 	}
 	s.udp, _ = conn.(*net.UDPConn)
+	for _, c := range conns {
+		r := &sockReader{s: s, conn: c, rate: newRateLimiter(rateParamsOf(cfg.RateLimit, cfg.RateBurst), rateParamsOf(cfg.RelayRateLimit, cfg.RelayRateBurst), maxRateSources)}
+		r.udp, _ = c.(*net.UDPConn)
+		s.readers = append(s.readers, r)
+	}
 	s.stats = s.tab.stats
 	if len(cfg.Secret) > 0 {
 		s.tab.tokens = newTokenChecker(cfg.Secret)
@@ -308,16 +319,19 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		s.log.Warn("rendezvous: no registration secret (ServerConfig.Secret): anyone may register under any SteamID")
 	}
 	s.tab.hidePresence = cfg.HidePresence
+	s.tab.agreements = newRateLimiter(rateParams{keyAgreementRate, keyAgreementBurst}, rateParams{}, maxRateSources)
 	if cfg.RelayIP != "" || len(external) > 0 {
 		if err := s.startRelays(&cfg, external); err != nil {
-			conn.Close()
+			closeAll(conns)
 			return nil, err
 		}
 	}
-	s.wg.Add(2)
-	go s.readLoop()
+	s.wg.Add(1 + len(s.readers))
+	for _, r := range s.readers {
+		go r.loop()
+	}
 	go s.sweepLoop()
-	s.log.Debug("rendezvous: serving", "addr", conn.LocalAddr(), "relay", cfg.RelayIP, "turn", len(external),
+	s.log.Debug("rendezvous: serving", "addr", conn.LocalAddr(), "readers", len(s.readers), "relay", cfg.RelayIP, "turn", len(external),
 		"tokens", s.tab.tokens != nil, "hidePresence", cfg.HidePresence, "rateLimit", cfg.RateLimit, "relayRateLimit", cfg.RelayRateLimit)
 	return s, nil
 }
@@ -403,6 +417,7 @@ func (s *Server) Close() error {
 			s.turn.Close()
 		}
 		s.closeErr = s.conn.Close()
+		closeAll(s.readers[1:])
 		s.wg.Wait()
 		err = s.closeErr
 	})
@@ -421,11 +436,52 @@ func (s *Server) closed() bool {
 	}
 }
 
-func (s *Server) readFrom(b []byte) (int, netip.AddrPort, error) {
-	if s.udp != nil {
-		return s.udp.ReadFromUDPAddrPort(b)
+// sockReader reads one of the server's sockets. Its rate limiter and STUN
+// responder are its own, used by its goroutine alone.
+type sockReader struct {
+	s    *Server
+	conn net.PacketConn
+	udp  *net.UDPConn // conn, when it is a real socket
+	rate *rateLimiter
+	stun stunResponder
+	// datagrams counts what this reader read, for the tests of how the
+	// kernel spreads sources.
+	datagrams atomic.Uint64
+}
+
+func (r *sockReader) Close() error { return r.conn.Close() }
+
+func closeAll[C io.Closer](cs []C) {
+	for _, c := range cs {
+		c.Close()
 	}
-	n, addr, err := s.conn.ReadFrom(b)
+}
+
+// listen opens the server's sockets: one, or cfg.Readers bound to one
+// port where the platform has SO_REUSEPORT (reuseport.go).
+func listen(cfg *ServerConfig) ([]net.PacketConn, error) {
+	if cfg.Net != nil {
+		conn, err := cfg.Net.ListenPacket("udp", cfg.ListenAddr)
+		if err != nil {
+			return nil, fmt.Errorf("rendezvous: listen on %q: %w", cfg.ListenAddr, err)
+		}
+		return []net.PacketConn{conn}, nil
+	}
+	if cfg.Readers > 1 && reusePortSupported {
+		return listenReusePort(cfg.ListenAddr, cfg.Readers)
+	}
+	conn, err := net.ListenPacket("udp", cfg.ListenAddr)
+	if err != nil {
+		return nil, fmt.Errorf("rendezvous: listen on %q: %w", cfg.ListenAddr, err)
+	}
+	return []net.PacketConn{conn}, nil
+}
+
+func (r *sockReader) readFrom(b []byte) (int, netip.AddrPort, error) {
+	if r.udp != nil {
+		return r.udp.ReadFromUDPAddrPort(b)
+	}
+	n, addr, err := r.conn.ReadFrom(b)
 	if err != nil {
 		return n, netip.AddrPort{}, err
 	}
@@ -455,12 +511,13 @@ func (s *Server) writeTo(b []byte, to netip.AddrPort) error {
 	return nil
 }
 
-func (s *Server) readLoop() {
+func (r *sockReader) loop() {
+	s := r.s
 	defer s.wg.Done()
 	buf := make([]byte, readBufferLen)
 	var out []datagram
 	for {
-		n, from, err := s.readFrom(buf)
+		n, from, err := r.readFrom(buf)
 		if err != nil {
 			if s.closed() || errors.Is(err, net.ErrClosed) {
 				return
@@ -471,13 +528,14 @@ func (s *Server) readLoop() {
 		}
 		s.stats.datagramsIn.Add(1)
 		s.stats.bytesIn.Add(uint64(n))
+		r.datagrams.Add(1)
 		b := buf[:n]
 		now := time.Now()
 		// Counted against the source's rate limit before anything looks
 		// at it; what is of no protocol we speak, or from a source that
 		// sends nothing legitimate, is dropped below without costing the
 		// source anything.
-		if class, ok := s.classify(b); ok && validCandidate(canonical(from)) && !s.rate.allow(canonical(from), class, now) {
+		if class, ok := s.classify(b); ok && validCandidate(canonical(from)) && !r.rate.allow(canonical(from), class, now) {
 			s.stats.rateLimited.Add(1)
 			s.log.Debug("rendezvous: over the rate limit, dropped datagram", "from", from, "len", n)
 			continue
@@ -497,7 +555,7 @@ func (s *Server) readLoop() {
 		case isSTUN(b) && isBindingRequest(b):
 			// Answered here whether or not a relay runs, and never handed
 			// to the relay, so that it is answered once.
-			resp := s.stun.answer(b, from)
+			resp := r.stun.answer(b, from)
 			if resp == nil {
 				s.stats.malformed.Add(1)
 				break

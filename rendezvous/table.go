@@ -149,7 +149,21 @@ type table struct {
 	// keyAgreements counts X25519 operations, the costly part of a
 	// registration, for the tests of what a flood costs.
 	keyAgreements int
+	// agreements bounds the key agreements each source may cost the
+	// server (keyAgreementRate); nil: no bound.
+	agreements *rateLimiter
 }
+
+// A source that has shown it receives (it has a cookie) can still send
+// registrations under a fresh key with a MAC that does not verify, each
+// costing an X25519, some 50 µs. An honest client needs one when it starts
+// and when the server restarts: so each source gets keyAgreementRate a
+// second, keyAgreementBurst at once, and what is over is dropped, counted as
+// rate limited, and retransmitted by an honest client a moment later.
+const (
+	keyAgreementRate  = 2
+	keyAgreementBurst = 6
+)
 
 func newTable(priv *ecdh.PrivateKey, ttl time.Duration, max int, allowed []uint32, log *slog.Logger) *table {
 	t := &table{
@@ -333,6 +347,12 @@ func (t *table) authentic(r *registration, m *message, b []byte) bool {
 		}
 		return true
 	}
+	if !r.authed {
+		// Its holder never proved a key; a MAC'd message for it is forged,
+		// and checking it would cost a key agreement.
+		t.stats.badMAC.Add(1)
+		return false
+	}
 	key, ok := t.macKey(r, r.publicKey, r.steamID)
 	if !ok || !t.mac.verify(b, &key) {
 		t.stats.badMAC.Add(1)
@@ -512,6 +532,11 @@ func (t *table) register(m *message, b []byte, from netip.AddrPort, now time.Tim
 	var key [32]byte
 	var sealKey *[32]byte // &key once m is verified
 	if m.hasMAC {
+		if agree := !(sameKey && r.hasKey); agree && t.agreements != nil && !t.agreements.allow(from, rateMessage, now) {
+			t.stats.rateLimited.Add(1)
+			t.log.Debug("rendezvous: over the key agreement limit, dropped registration", "steamID", m.steamID, "from", from)
+			return out
+		}
 		var ok bool
 		if key, ok = t.macKey(r, m.publicKey, m.steamID); !ok {
 			t.stats.badMAC.Add(1)

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -85,6 +86,9 @@ func newFlagSet(output io.Writer) (*flag.FlagSet, *flagValues) {
 	fs.IntVar(&v.cfg.RateBurst, "rate-burst", 0,
 		"At most `N` messages from one source address are taken at once, beyond -rate-limit. "+
 			"0: 100, or twice -rate-limit if that is more.")
+	fs.IntVar(&v.cfg.Readers, "readers", 0,
+		"`N` sockets read the UDP port side by side (SO_REUSEPORT, Linux only; elsewhere one), "+
+			"so that a flood from some sources does not hold up the others. 0: one per CPU.")
 	fs.StringVar(&v.admin, "admin", defaultAdmin,
 		"The TCP `address` of the admin HTTP listener, which serves /healthz and /metrics (Prometheus). "+
 			"Keep it on loopback or a private network; \"\" or \"off\" disables it.")
@@ -99,7 +103,7 @@ func newFlagSet(output io.Writer) (*flag.FlagSet, *flagValues) {
 // flagOrder is the order the usage text lists the flags in.
 var flagOrder = []string{
 	"listen", "apps", "relay-ip", "turn", "turn-secret", "secret-file", "hide-presence",
-	"rate-limit", "rate-burst", "admin", "log-format", "log-level",
+	"rate-limit", "rate-burst", "readers", "admin", "log-format", "log-level",
 }
 
 // errUsage is returned for a usage error, once it has been reported.
@@ -158,6 +162,12 @@ func parseFlags(args, environ []string, stdout, stderr io.Writer) (config, error
 	}
 	slices.Sort(cfg.unknownEnv)
 	var err error
+	switch {
+	case cfg.server.Readers < 0:
+		return cfg, usageError(stderr, "%s: %d readers; want 0 (one per CPU) or more", src("readers"), cfg.server.Readers)
+	case cfg.server.Readers == 0:
+		cfg.server.Readers = runtime.NumCPU()
+	}
 	if _, _, err := net.SplitHostPort(cfg.server.ListenAddr); err != nil {
 		return cfg, usageError(stderr, "%s: %q is not a UDP address (host:port, or :port): %v", src("listen"), cfg.server.ListenAddr, err)
 	}

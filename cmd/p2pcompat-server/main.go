@@ -5,7 +5,7 @@
 //	p2pcompat-server [-listen ADDR] [-apps 480,730] [-relay-ip IP]
 //	                 [-turn HOST:PORT[,HOST:PORT...]]... [-turn-secret SECRET]
 //	                 [-secret-file PATH] [-hide-presence]
-//	                 [-rate-limit N] [-rate-burst N]
+//	                 [-rate-limit N] [-rate-burst N] [-readers N]
 //	                 [-admin ADDR|off] [-log-format text|json]
 //	                 [-log-level debug|info|warn|error]
 //
@@ -26,7 +26,9 @@
 // AppIDs admitted (default: all). -hide-presence leaves lookups of users
 // who are offline or in another game unanswered, as on Steam. -rate-limit
 // and -rate-burst bound the messages the server takes from one source
-// address (per second, and at once; defaults 50 and 100).
+// address (per second, and at once; defaults 50 and 100). -readers is how
+// many sockets read the port side by side, with SO_REUSEPORT on Linux
+// (default one per CPU).
 //
 // -log-format (text or json) and -log-level (debug, info, warn or error)
 // shape the log, written to standard error with log/slog; the defaults are
@@ -38,7 +40,7 @@
 // the flag's name in capitals, dashes made underscores: P2PCOMPAT_LISTEN,
 // P2PCOMPAT_APPS, P2PCOMPAT_RELAY_IP, P2PCOMPAT_TURN, P2PCOMPAT_TURN_SECRET,
 // P2PCOMPAT_SECRET_FILE, P2PCOMPAT_HIDE_PRESENCE, P2PCOMPAT_RATE_LIMIT,
-// P2PCOMPAT_RATE_BURST, P2PCOMPAT_ADMIN, P2PCOMPAT_LOG_FORMAT and
+// P2PCOMPAT_RATE_BURST, P2PCOMPAT_READERS, P2PCOMPAT_ADMIN, P2PCOMPAT_LOG_FORMAT and
 // P2PCOMPAT_LOG_LEVEL. A flag given on the command line wins over its
 // variable; an empty variable counts as unset; a variable whose value the
 // flag would refuse is a usage error naming the variable. Variables with
