@@ -9,6 +9,7 @@
 //	cd bench && go run .          # full run, about a minute and a half
 //	cd bench && go run . -quick   # tiny counts, for CI
 //	cd bench && go run . -cabi    # the C ABI beside the Go API (cabi.go)
+//	cd bench && go run . -regflood # the rendezvous under a registration flood (regflood.go)
 //
 // Flags: -runs N (throughput runs per stack, median reported), -only to pick
 // workloads (e.g. -only 1,3 or -only rtt,idle), -json for machine-readable
@@ -48,6 +49,13 @@ type options struct {
 	cabiIdle string
 	cabiAPI  string
 
+	// -regflood: the rendezvous server under a registration flood (regflood.go).
+	regflood      bool
+	floodPPS      int
+	floodSources  int
+	floodReaders  int
+	floodDuration time.Duration
+
 	// Hidden: the child process that hosts the idle workload's peers.
 	idlePeers int
 	idleFirst uint64
@@ -67,6 +75,11 @@ func main() {
 	fs.BoolVar(&o.cabi, "cabi", false, "instead of the workloads: build libsteam_api.so and time round trips and throughput through its C ABI beside the Go API (needs a C compiler)")
 	fs.StringVar(&o.cabiIdle, "cabi-idle", "", "with -cabi: the C program's pause between empty polls, spin, yield or sleep (default yield)")
 	fs.StringVar(&o.cabiAPI, "cabi-api", "", "with -cabi: call the flat API or the ISteamNetworking vtable (default flat)")
+	fs.BoolVar(&o.regflood, "regflood", false, "instead of the workloads: players registering and looking each other up while thousands of loopback sources flood the rendezvous with registrations it must not take")
+	fs.IntVar(&o.floodPPS, "flood-pps", 25000, "with -regflood: datagrams a second from the flooding sources")
+	fs.IntVar(&o.floodSources, "flood-sources", 2000, "with -regflood: flooding sources, each on an address of its own in 127.1.0.0/16")
+	fs.IntVar(&o.floodReaders, "flood-readers", 0, "with -regflood: the server's ServerConfig.Readers (default one per CPU)")
+	fs.DurationVar(&o.floodDuration, "flood-duration", 10*time.Second, "with -regflood: how long each run (the control, then the flood) lasts")
 	fs.IntVar(&o.idlePeers, "idle-peers", 0, "internal: host this many idle peers (child process of workload 5)")
 	fs.Uint64Var(&o.idleFirst, "idle-first", 0, "internal: SteamID of the first idle peer")
 	fs.Uint64Var(&o.idleOwner, "idle-owner", 0, "internal: SteamID the idle peers accept")
@@ -76,8 +89,11 @@ func main() {
 		os.Exit(idleChild(o.idlePeers, o.idleFirst, o.idleOwner, os.Stdin, os.Stdout))
 	}
 	run := run
-	if o.cabi {
+	switch {
+	case o.cabi:
 		run = runCABIMode
+	case o.regflood:
+		run = runRegFloodMode
 	}
 	if err := run(o, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)

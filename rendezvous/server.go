@@ -308,6 +308,13 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	}
 	s.udp, _ = conn.(*net.UDPConn)
 	for _, c := range conns {
+		if u, ok := c.(*net.UDPConn); ok {
+			// A burst from a flood must not push honest requests out of
+			// the socket's queue while a reader is busy: ask for a deep
+			// one. Linux grants at most net.core.rmem_max (often 208 KiB,
+			// about 500 registrations; raise it on a server).
+			u.SetReadBuffer(serverReadBuffer)
+		}
 		r := &sockReader{s: s, conn: c, rate: newRateLimiter(rateParamsOf(cfg.RateLimit, cfg.RateBurst), rateParamsOf(cfg.RelayRateLimit, cfg.RelayRateBurst), maxRateSources)}
 		r.udp, _ = c.(*net.UDPConn)
 		s.readers = append(s.readers, r)
@@ -435,6 +442,10 @@ func (s *Server) closed() bool {
 		return false
 	}
 }
+
+// serverReadBuffer is the receive buffer the server asks for on each of
+// its sockets: a second of registrations at 10,000 a second.
+const serverReadBuffer = 4 << 20
 
 // sockReader reads one of the server's sockets. Its rate limiter and STUN
 // responder are its own, used by its goroutine alone.
