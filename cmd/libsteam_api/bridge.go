@@ -98,6 +98,9 @@ func start(persona *C.char, personaCap C.int, steamID *C.uint64_t, appID *C.uint
 		AppID:                s.appID,
 		RendezvousAddr:       s.rendezvous.value,
 		Token:                s.token,
+		PrivateKey:           s.identity,
+		Certificate:          s.certificate,
+		CertificateKey:       s.certificateKey,
 		ListenAddr:           s.listen,
 		ConnectTimeout:       s.connectTimeout,
 		MaxSessions:          s.maxSessions,
@@ -166,6 +169,9 @@ func describeNewError(err error, s *settings) (C.int, string) {
 		switch refused.Reason {
 		case p2p.RefuseTokenMissing, p2p.RefuseTokenInvalid, p2p.RefuseTokenExpired, p2p.RefuseTokenWrongID, p2p.RefuseTokenWrongApp:
 			return C.P2PC_INIT_FAILED_GENERIC, fmt.Sprintf("the rendezvous at %s refused the registration: %s (P2PCOMPAT_TOKEN)", s.rendezvous.value, refused.Reason)
+		case p2p.RefuseIDInUse:
+			return C.P2PC_INIT_FAILED_GENERIC, fmt.Sprintf("the rendezvous at %s refused the registration: SteamID %d is online under another identity key "+
+				"(another copy of the game, or one that ran with another P2PCOMPAT_IDENTITY_FILE; it lapses 30 s after that copy stops)", s.rendezvous.value, s.steamID)
 		}
 		return C.P2PC_INIT_FAILED_GENERIC, fmt.Sprintf("the rendezvous at %s refused the registration: %s", s.rendezvous.value, refused.Reason)
 	case errors.As(err, &cfgErr) && cfgErr.Field == "RendezvousAddr":

@@ -2,8 +2,12 @@ package main
 
 import (
 	"bufio"
+	"crypto/ecdh"
+	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -52,13 +56,20 @@ type settings struct {
 	steamID    uint64
 	steamIDSet setting
 	token      string
-	name       string
-	listen     string
-	relay      bool
-	logPath    string
-	logLevel   slog.Level
-	appID      uint32
-	appFrom    string
+	// identity is the player's X25519 key, kept in identityPath across
+	// runs so that a game restarted after a crash gets its SteamID back
+	// at once; zero with P2PCOMPAT_IDENTITY_FILE=off or nowhere to keep it.
+	identity       [32]byte
+	identityPath   string
+	certificate    string
+	certificateKey ed25519.PublicKey
+	name           string
+	listen         string
+	relay          bool
+	logPath        string
+	logLevel       slog.Level
+	appID          uint32
+	appFrom        string
 
 	connectTimeout    time.Duration
 	idleTimeout       time.Duration
@@ -189,7 +200,95 @@ func loadSettings(src sources) (*settings, error) {
 	if err != nil {
 		return nil, err
 	}
+
+	idSet := get("P2PCOMPAT_IDENTITY_FILE", "")
+	switch path := idSet.value; path {
+	case "off":
+	case "":
+		if dir := dataDir(src.getenv); dir != "" {
+			s.identityPath = filepath.Join(dir, "p2pcompat", fmt.Sprintf("identity-%d", s.steamID))
+		}
+	default:
+		s.identityPath = path
+	}
+	if s.identityPath != "" {
+		if s.identity, err = storedIdentity(s.identityPath); err != nil {
+			return nil, fmt.Errorf("%w (P2PCOMPAT_IDENTITY_FILE, or off)", err)
+		}
+	}
+	s.certificate = get("P2PCOMPAT_CERTIFICATE", "").value
+	if ck := get("P2PCOMPAT_CERTIFICATE_KEY", ""); ck.value != "" {
+		k, err := base64.StdEncoding.DecodeString(ck.value)
+		if err != nil {
+			k, err = base64.RawURLEncoding.DecodeString(ck.value)
+		}
+		if err != nil || len(k) != ed25519.PublicKeySize {
+			return nil, fmt.Errorf("%q is not an Ed25519 public key in base64 %s", ck.value, ck.where())
+		}
+		s.certificateKey = k
+	}
 	return s, nil
+}
+
+// dataDir is where the library keeps what it generates: XDG_DATA_HOME, or
+// ~/.local/share; "" if neither is set.
+func dataDir(getenv func(string) string) string {
+	if dir := getenv("XDG_DATA_HOME"); dir != "" {
+		return dir
+	}
+	if home := getenv("HOME"); home != "" {
+		return filepath.Join(home, ".local", "share")
+	}
+	return ""
+}
+
+// storedIdentity is the X25519 private key kept at path, in hex, made and
+// kept (mode 0600, by the same first-link-wins as the SteamID) if there is
+// none yet.
+func storedIdentity(path string) ([32]byte, error) {
+	var key [32]byte
+	parse := func(b []byte) error {
+		k, err := hex.DecodeString(strings.TrimSpace(string(b)))
+		if err != nil || len(k) != len(key) {
+			return fmt.Errorf("%s does not hold an identity key: delete it for a new one", path)
+		}
+		copy(key[:], k)
+		return nil
+	}
+	if b, err := os.ReadFile(path); err == nil {
+		return key, parse(b)
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return key, fmt.Errorf("reading the identity key: %w", err)
+	}
+	k, err := ecdh.X25519().GenerateKey(rand.Reader)
+	if err != nil {
+		return key, err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return key, fmt.Errorf("keeping an identity key: %w", err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), "identity-*")
+	if err != nil {
+		return key, fmt.Errorf("keeping an identity key: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	_, werr := fmt.Fprintf(tmp, "%x\n", k.Bytes())
+	if cerr := tmp.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr == nil {
+		if werr = os.Link(tmp.Name(), path); errors.Is(werr, os.ErrExist) {
+			werr = nil
+		}
+	}
+	if werr != nil {
+		return key, fmt.Errorf("keeping an identity key in %s: %w", path, werr)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return key, err
+	}
+	return key, parse(b)
 }
 
 // readINI reads key = value lines; '#' and ';' start comments and
@@ -229,13 +328,9 @@ func readINI(path string, look bool) (map[string]string, error) {
 // individual SteamID generated once and kept in the data directory, so
 // that the player is the same user in every game and every run.
 func storedSteamID(getenv func(string) string) (uint64, error) {
-	dir := getenv("XDG_DATA_HOME")
+	dir := dataDir(getenv)
 	if dir == "" {
-		home := getenv("HOME")
-		if home == "" {
-			return 0, errors.New("no SteamID: set P2PCOMPAT_STEAMID, or HOME or XDG_DATA_HOME for a generated one to be kept")
-		}
-		dir = filepath.Join(home, ".local", "share")
+		return 0, errors.New("no SteamID: set P2PCOMPAT_STEAMID, or HOME or XDG_DATA_HOME for a generated one to be kept")
 	}
 	path := filepath.Join(dir, "p2pcompat", "steamid")
 	if b, err := os.ReadFile(path); err == nil {

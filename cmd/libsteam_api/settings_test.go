@@ -74,6 +74,8 @@ func TestSettingsErrorsNameTheSetting(t *testing.T) {
 		{map[string]string{"P2PCOMPAT_LOG_LEVEL": "loud"}, "", "(P2PCOMPAT_LOG_LEVEL)"},
 		{map[string]string{}, lib, "(send_buffer in p2pcompat.ini)"},
 		{map[string]string{"SteamAppId": "x"}, "", "SteamAppId"},
+		{map[string]string{"P2PCOMPAT_CERTIFICATE_KEY": "c2hvcnQ="}, "", "(P2PCOMPAT_CERTIFICATE_KEY)"},
+		{map[string]string{"P2PCOMPAT_IDENTITY_FILE": "/proc/no/such/dir/identity"}, "", "P2PCOMPAT_IDENTITY_FILE"},
 	}
 	for _, c := range cases {
 		env := map[string]string{"XDG_DATA_HOME": t.TempDir(), "SteamAppId": "480"}
@@ -118,6 +120,43 @@ func TestGeneratedSteamIDIsKept(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(home, ".local", "share", "p2pcompat", "steamid")); err != nil || c.steamID == a.steamID {
 		t.Fatalf("under HOME: %v, SteamID %d", err, c.steamID)
+	}
+}
+
+// The player's identity key is kept beside the SteamID, one per SteamID,
+// mode 0600, and read back on the next start, so that a game restarted
+// after a crash is the same instance to the rendezvous; P2PCOMPAT_IDENTITY_FILE
+// moves it, or turns it off.
+func TestIdentityKeyIsKept(t *testing.T) {
+	data := t.TempDir()
+	env := map[string]string{"XDG_DATA_HOME": data, "SteamAppId": "480", "P2PCOMPAT_STEAMID": "76561197960265729"}
+	a, err := loadSettings(sources{getenv: envOf(env)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := loadSettings(sources{getenv: envOf(env)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.identity == ([32]byte{}) || a.identity != b.identity {
+		t.Fatalf("identity %x, then %x: not kept", a.identity, b.identity)
+	}
+	path := filepath.Join(data, "p2pcompat", "identity-76561197960265729")
+	if st, err := os.Stat(path); err != nil || st.Mode().Perm() != 0o600 || a.identityPath != path {
+		t.Fatalf("kept at %q: %v, mode %v", a.identityPath, err, st.Mode())
+	}
+	env["P2PCOMPAT_STEAMID"] = "76561197960265730"
+	if c, err := loadSettings(sources{getenv: envOf(env)}); err != nil || c.identity == a.identity {
+		t.Fatalf("another SteamID's identity: %x (%v)", c.identity, err)
+	}
+	env["P2PCOMPAT_IDENTITY_FILE"] = "off"
+	if c, err := loadSettings(sources{getenv: envOf(env)}); err != nil || c.identity != ([32]byte{}) {
+		t.Fatalf("identity with P2PCOMPAT_IDENTITY_FILE=off: %x (%v)", c.identity, err)
+	}
+	writeFile(t, path, "not a key\n")
+	env["P2PCOMPAT_IDENTITY_FILE"], env["P2PCOMPAT_STEAMID"] = path, "76561197960265729"
+	if _, err := loadSettings(sources{getenv: envOf(env)}); err == nil || !strings.Contains(err.Error(), path) {
+		t.Fatalf("a spoilt identity file: %v, want an error naming it", err)
 	}
 }
 
