@@ -14,7 +14,13 @@ type Config struct {
 	IdleTimeout       time.Duration // C40; 0 means 3 min
 	KeepaliveInterval time.Duration // 0 means min(5 s, ConnectTimeout/4)
 	RequestRepeat     time.Duration // C31; 0 means 10 s
-	MaxSessions       int           // C42; 0 means 4096
+	// RequestRate bounds the P2PSessionRequests posted a second, and
+	// RequestBurst at once, so that a flood of strangers does not flood
+	// the game's callbacks; those over it are posted later, the newest
+	// user first. 0 means 50 a second, 100 at once.
+	RequestRate  float64
+	RequestBurst float64
+	MaxSessions  int // C42; 0 means 4096
 	// MaxChannels caps the channels open with one user; a peer whose
 	// message would open one more is treated as broken and its session
 	// closed, so that a peer cannot hold our memory with ever new channel
@@ -60,6 +66,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxChannels <= 0 {
 		c.MaxChannels = 4096
+	}
+	if c.RequestRate <= 0 {
+		c.RequestRate = 50
+	}
+	if c.RequestBurst < 1 {
+		c.RequestBurst = 100
 	}
 	return c
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -124,6 +125,7 @@ type session struct {
 	nextLookup   time.Time
 	lookupWait   time.Duration
 	requested    time.Time // when the last P2PSessionRequest was posted
+	reqDeferred  bool      // in Manager.reqWaiting: its request waits for the rate (see postRequest)
 
 	failNotified bool // C36: one ConnectFail until Close
 	lastError    SessionError
@@ -165,7 +167,15 @@ type Manager struct {
 	// session made room for another and who comes back costs no second
 	// X25519: under a flood of strangers the churn is otherwise all key
 	// agreements, and starves everything else.
-	pairs       *simplelru.LRU[pairKeyID, *seal.PairKey]
+	pairs *simplelru.LRU[pairKeyID, *seal.PairKey]
+	// Strangers' P2PSessionRequests reach the game at Config.RequestRate
+	// (a token bucket: reqTokens at reqRefilled); those over it wait in
+	// reqWaiting, newest last, and are posted newest first as tokens
+	// come: a friend who turns up in the middle of a flood is the newest,
+	// and is not queued behind a thousand strangers.
+	reqTokens   float64
+	reqRefilled time.Time
+	reqWaiting  []*session
 	allowRelay  bool
 	byID        map[uint64]*session
 	nextID      uint64
@@ -589,11 +599,99 @@ func (m *Manager) fail(s *session, err SessionError) {
 
 // postRequest posts P2PSessionRequest, replacing one the game has not
 // dispatched yet, so that a game that pauses its callbacks finds one
-// request per user, not one per repeat.
-func (m *Manager) postRequest(s *session) {
+// request per user, not one per repeat; or, over Config.RequestRate, files
+// s to be posted when its turn comes (newest first), and reports false.
+// A session already waiting keeps its place: it does not go ahead of
+// newer ones.
+func (m *Manager) postRequest(s *session) bool {
+	if s.reqDeferred {
+		return false
+	}
+	if len(m.reqWaiting) == 0 && m.takeRequestToken() {
+		m.sendRequest(s)
+		return true
+	}
+	s.reqDeferred = true
+	m.reqWaiting = append(m.reqWaiting, s)
+	if len(m.reqWaiting) > 2*m.maxPending+16 {
+		m.reqWaiting = slices.DeleteFunc(m.reqWaiting, func(w *session) bool { return !m.requestWanted(w) })
+	}
+	m.drainRequests() // s first, if a token came meanwhile
+	if !s.reqDeferred {
+		return true
+	}
+	m.armRequests()
+	return false
+}
+
+func (m *Manager) sendRequest(s *session) {
 	s.requested = m.now
 	m.cancelRequests(s.remote)
 	m.cb.Post(Request{SteamIDRemote: s.remote})
+}
+
+// requestWanted says whether s, waiting in reqWaiting, still wants its
+// request posted: still there, still not accepted.
+func (m *Manager) requestWanted(s *session) bool {
+	return s.reqDeferred && !s.freed && !s.localAccepted
+}
+
+// takeRequestToken takes a token of the request rate, if there is one.
+func (m *Manager) takeRequestToken() bool {
+	rate, burst := m.cfg.RequestRate, m.cfg.RequestBurst
+	if d := m.now.Sub(m.reqRefilled); d > 0 || m.reqRefilled.IsZero() {
+		m.reqTokens = min(burst, m.reqTokens+d.Seconds()*rate)
+		if m.reqRefilled.IsZero() {
+			m.reqTokens = burst
+		}
+		m.reqRefilled = m.now
+	}
+	if m.reqTokens < 1 {
+		return false
+	}
+	m.reqTokens--
+	return true
+}
+
+// requestDeadline is when the next waiting request can be posted; zero if
+// none waits.
+func (m *Manager) requestDeadline() time.Time {
+	if len(m.reqWaiting) == 0 {
+		return time.Time{}
+	}
+	need := (1 - m.reqTokens) / m.cfg.RequestRate
+	return m.reqRefilled.Add(time.Duration(max(need, 0) * float64(time.Second)))
+}
+
+// armRequests wakes the timer loop if the next waiting request is due
+// before what it waits for.
+func (m *Manager) armRequests() {
+	if at := m.requestDeadline(); !at.IsZero() && (m.armed.IsZero() || at.Before(m.armed)) {
+		m.armed = at
+		select {
+		case m.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// drainRequests posts waiting requests, newest first, while the rate
+// allows.
+func (m *Manager) drainRequests() {
+	for len(m.reqWaiting) > 0 {
+		s := m.reqWaiting[len(m.reqWaiting)-1]
+		if !m.requestWanted(s) {
+			s.reqDeferred = false
+			m.reqWaiting = m.reqWaiting[:len(m.reqWaiting)-1]
+			continue
+		}
+		if !m.takeRequestToken() {
+			return
+		}
+		m.reqWaiting = m.reqWaiting[:len(m.reqWaiting)-1]
+		s.reqDeferred = false
+		m.sendRequest(s)
+	}
 }
 
 // State reports remote's session (C50).

@@ -177,6 +177,9 @@ func (m *Manager) Deadline() time.Time {
 	if len(m.timers) > 0 {
 		m.armed = m.timers[0].at
 	}
+	if at := m.requestDeadline(); !at.IsZero() && (m.armed.IsZero() || at.Before(m.armed)) {
+		m.armed = at
+	}
 	return m.armed
 }
 
@@ -190,6 +193,7 @@ func (m *Manager) OnTimer(now time.Time) {
 	if m.closed {
 		return
 	}
+	m.drainRequests()
 	for len(m.timers) > 0 && !m.timers[0].at.After(now) {
 		e := m.timers.pop()
 		if !e.live() {
@@ -228,7 +232,9 @@ func (m *Manager) tick(s *session) {
 		}
 		if !s.localAccepted && !s.requested.IsZero() && !now.Before(s.requested.Add(m.cfg.RequestRepeat)) {
 			if now.Sub(s.lastHeard) < m.cfg.RequestRepeat {
-				m.postRequest(s) // C31: still trying, still not accepted
+				if !m.postRequest(s) { // C31: still trying, still not accepted
+					s.requested = now // waiting its turn: no repeat until then
+				}
 			} else {
 				s.requested = now // quiet lately: no repeat, but the next check is due later
 			}
