@@ -21,7 +21,13 @@ type stranger struct {
 }
 
 func newStranger(t *testing.T, id uint64, server netip.AddrPort) *stranger {
-	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	return newStrangerAt(t, id, server, netip.AddrFrom4([4]byte{127, 0, 0, 1}), nil)
+}
+
+// newStrangerAt is newStranger on a socket bound to src, announcing local
+// as its host addresses.
+func newStrangerAt(t *testing.T, id uint64, server netip.AddrPort, src netip.Addr, local []netip.AddrPort) *stranger {
+	conn, err := net.ListenPacket("udp4", netip.AddrPortFrom(src, 0).String())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,6 +37,7 @@ func newStranger(t *testing.T, id uint64, server netip.AddrPort) *stranger {
 	}
 	c, err := rendezvous.NewClient(rendezvous.ClientConfig{
 		SteamID: id, AppID: 480, PublicKey: keys.Public, PrivateKey: keys.Private, Server: server,
+		LocalAddrs: local,
 		Send: func(b []byte, to netip.AddrPort) error {
 			_, err := conn.WriteTo(b, net.UDPAddrFromAddrPort(to))
 			return err

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/pion/stun"
+
+	"github.com/p2pcompat/p2pcompat/internal/stunpad"
 )
 
 // The socket learns its server-reflexive address with a STUN Binding
@@ -26,9 +28,11 @@ type stunState struct {
 	done   chan struct{} // closed at the first answer
 }
 
-// requestMapping sends a Binding request to the rendezvous server.
+// requestMapping sends a Binding request to the rendezvous server, padded
+// to the size of the largest answer, so that the server never answers us
+// with more bytes than we sent.
 func (n *Networking) requestMapping(server netip.AddrPort) {
-	m, err := stun.Build(stun.TransactionID, stun.BindingRequest, stun.Fingerprint)
+	m, err := stunpad.BindingRequest()
 	if err != nil {
 		return
 	}

@@ -83,7 +83,8 @@ const (
 	maxQueuedBytes = 256 << 10
 	// maxPeers bounds the peer IPs the client tracks (written to or
 	// permitted), and separately its channel bindings; peers beyond it get
-	// Send indications.
+	// Send indications. A full table makes room by forgetting an IP that
+	// was only written to (evictLocked).
 	maxPeers = 1024
 	// readBufferSize fits any UDP payload.
 	readBufferSize = 1 << 16

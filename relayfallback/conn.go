@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/pion/stun"
+
+	"github.com/p2pcompat/p2pcompat/internal/stunpad"
 )
 
 // sharedConn is the net.PacketConn that pion's client is given. Writes go to
@@ -47,12 +49,15 @@ func (s *sharedConn) ReadFrom([]byte) (int, net.Addr, error) {
 }
 
 // WriteTo is pion's way out: its requests are watched by the observer.
+// Its one unauthenticated request, the first Allocate, is padded to the
+// size of the answer it brings (a 401 with a NONCE), so that the server
+// never answers us with more bytes than we sent.
 func (s *sharedConn) WriteTo(b []byte, addr net.Addr) (int, error) {
 	ua, ok := addr.(*net.UDPAddr)
 	if !ok {
 		return 0, errors.New("relayfallback: not a UDP address")
 	}
-	if err := s.write(b, canonical(ua.AddrPort()), true); err != nil {
+	if err := s.write(stunpad.Request(b, stunpad.UnauthenticatedTURNAnswer), canonical(ua.AddrPort()), true); err != nil {
 		return 0, err
 	}
 	return len(b), nil

@@ -21,7 +21,9 @@ var (
 	// permission and the waiting queue was full; the datagram was dropped.
 	ErrQueueFull = errors.New("relayfallback: send queue full, datagram dropped")
 	// ErrTooManyPeers is returned by WriteTo for a new peer IP once the
-	// client already tracks its maximum number of peer IPs.
+	// client already tracks its maximum number of peer IPs and every one of
+	// them was asked for by Permit or has writes waiting (the others make
+	// room).
 	ErrTooManyPeers = errors.New("relayfallback: too many peer addresses")
 	// ErrNotIPv4 is returned by WriteTo for a peer that is not IPv4: the
 	// allocation is an IPv4 one.

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/pion/stun"
+
+	"github.com/p2pcompat/p2pcompat/internal/stunpad"
 )
 
 // permState is where the permission for one peer IP stands.
@@ -117,7 +119,7 @@ func (c *Client) WriteTo(b []byte, peer netip.AddrPort) error {
 		return c.send(b, peer, number)
 	}
 	if ip == nil {
-		if len(c.ips) >= maxPeers {
+		if len(c.ips) >= maxPeers && !c.evictLocked() {
 			c.mu.Unlock()
 			return fmt.Errorf("relayfallback: write to %v: %w", peer, ErrTooManyPeers)
 		}
@@ -207,7 +209,7 @@ func (c *Client) Permit(peers ...netip.AddrPort) {
 		}
 		ip := c.ips[p.Addr()]
 		if ip == nil {
-			if len(c.ips) >= maxPeers {
+			if len(c.ips) >= maxPeers && !c.evictLocked() {
 				full = true
 				break
 			}
@@ -237,17 +239,60 @@ func (c *Client) Revoke(peers ...netip.AddrPort) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, p := range peers {
-		addr := canonical(p).Addr()
-		if _, ok := c.ips[addr]; !ok {
-			continue
-		}
-		delete(c.ips, addr)
-		for ap, ch := range c.chans {
-			if ap.Addr() == addr {
-				ch.revokedAt = time.Now()
-			}
+		c.forgetLocked(canonical(p).Addr())
+	}
+}
+
+// forgetLocked is Revoke for one IP. c.mu is held.
+func (c *Client) forgetLocked(addr netip.Addr) {
+	if _, ok := c.ips[addr]; !ok {
+		return
+	}
+	delete(c.ips, addr)
+	for ap, ch := range c.chans {
+		if ap.Addr() == addr {
+			ch.revokedAt = time.Now()
 		}
 	}
+}
+
+// evictLocked makes room in a full peer table: it forgets one IP that no
+// Permit asked for and no queued write waits on, a failed one first. Such
+// an entry is only the trace of writes that went out (to a peer's host
+// address, say) and nothing renews it for a session the caller keeps, so a
+// table full of them must not keep a new peer of an accepted session out.
+// It reports whether it made room; IPs that Permit asked for are never
+// evicted. c.mu is held.
+func (c *Client) evictLocked() bool {
+	var victim netip.Addr
+	for addr, ip := range c.ips {
+		if ip.permitted || ip.pending > 0 || ip.state == permRequesting {
+			continue
+		}
+		victim = addr
+		if ip.state == permFailed {
+			break
+		}
+	}
+	if !victim.IsValid() {
+		return false
+	}
+	c.forgetLocked(victim)
+	return true
+}
+
+// PeerIPs returns the peer IPs the client holds a permission for or is
+// asking one for, in no order: those that Permit asked for and those that
+// WriteTo sent to, until Revoke, eviction or Close. It is for diagnostics
+// and tests.
+func (c *Client) PeerIPs() []netip.Addr {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]netip.Addr, 0, len(c.ips))
+	for addr := range c.ips {
+		out = append(out, addr)
+	}
+	return out
 }
 
 func (c *Client) wakeWorker() {
@@ -515,10 +560,11 @@ func (c *Client) renew() {
 	}
 }
 
-// sendKeepalive sends a Binding request to the server; HandleInbound
-// recognises the answer and drops it.
+// sendKeepalive sends a Binding request to the server, padded to the size
+// of the rendezvous server's largest answer; HandleInbound recognises the
+// answer and drops it.
 func (c *Client) sendKeepalive() {
-	msg, err := stun.Build(stun.TransactionID, stun.BindingRequest, stun.Fingerprint)
+	msg, err := stunpad.BindingRequest()
 	if err != nil {
 		return
 	}

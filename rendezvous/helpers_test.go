@@ -6,8 +6,8 @@ import (
 	"time"
 )
 
-// The tests use the standard library alone, so that they build with the
-// module's go.sum as it stands.
+// Helpers of the older tests, which use the standard library alone; newer
+// ones (amplification_test.go) use testify.
 
 func equal[T any](t testing.TB, got, want T, format string, args ...any) {
 	t.Helper()

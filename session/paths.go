@@ -232,6 +232,10 @@ func (m *Manager) permit(s *session) {
 
 // revoke withdraws the relay permissions of a session that ends, except
 // for addresses another session still uses (two players behind one NAT).
+// Host addresses are withdrawn too: permit leaves them out, but under
+// ForceRelay probes go through the relay to every candidate, and each one
+// written to holds an entry in the relay client's table (and a permission
+// on the relay) until it is revoked.
 func (m *Manager) revoke(s *session) {
 	if !m.env.HasRelay() || !s.relayTouched {
 		return // a stranger's, say: nothing to withdraw, no table to scan
@@ -246,7 +250,7 @@ func (m *Manager) revoke(s *session) {
 	}
 	var addrs []netip.AddrPort
 	for _, c := range s.candidates {
-		if c.kind != candHost && !inUse[c.addr.Addr()] {
+		if !inUse[c.addr.Addr()] {
 			addrs = append(addrs, c.addr)
 		}
 	}
