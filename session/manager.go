@@ -125,7 +125,6 @@ type session struct {
 	nextLookup   time.Time
 	lookupWait   time.Duration
 	requested    time.Time // when the last P2PSessionRequest was posted
-	reqDeferred  bool      // in Manager.reqWaiting: its request waits for the rate (see postRequest)
 
 	failNotified bool // C36: one ConnectFail until Close
 	lastError    SessionError
@@ -169,17 +168,22 @@ type Manager struct {
 	// agreements, and starves everything else.
 	pairs *simplelru.LRU[pairKeyID, *seal.PairKey]
 	// Strangers' P2PSessionRequests reach the game at Config.RequestRate
-	// (a token bucket: reqTokens at reqRefilled); those over it wait in
-	// reqWaiting, newest last, and are posted newest first as tokens
-	// come: a friend who turns up in the middle of a flood is the newest,
-	// and is not queued behind a thousand strangers.
-	reqTokens   float64
-	reqRefilled time.Time
-	reqWaiting  []*session
-	allowRelay  bool
-	byID        map[uint64]*session
-	nextID      uint64
-	preAccepted map[SteamID]struct{}
+	// (a token bucket: reqTokens at reqRefilled). The users over it wait
+	// in reqStack, newest last (reqWaiting says who is in it, at most
+	// maxReqWaiting), and are posted newest first as tokens come: a friend
+	// who turns up in the middle of a flood is the newest, and is not
+	// queued behind a thousand strangers. reqPosted remembers when each
+	// user's request was last handed out, across its sessions.
+	reqTokens     float64
+	reqRefilled   time.Time
+	reqStack      []SteamID
+	reqWaiting    map[SteamID]struct{}
+	maxReqWaiting int
+	reqPosted     *simplelru.LRU[SteamID, time.Time]
+	allowRelay    bool
+	byID          map[uint64]*session
+	nextID        uint64
+	preAccepted   map[SteamID]struct{}
 
 	queues     map[int]*recvQueue
 	spare      []*recvQueue // empty queues for reuse (see newQueue)
@@ -235,6 +239,9 @@ func NewManager(cfg Config, keys seal.KeyPair, env Env, cb *callbacks.Queue) *Ma
 	// that strangers can never crowd out the sessions a game chose.
 	m.maxPending = max(1, cfg.MaxSessions/4)
 	m.pairs, _ = simplelru.NewLRU[pairKeyID, *seal.PairKey](max(64, cfg.MaxSessions), nil)
+	m.reqPosted, _ = simplelru.NewLRU[SteamID, time.Time](max(64, cfg.MaxSessions), nil)
+	m.reqWaiting = make(map[SteamID]struct{})
+	m.maxReqWaiting = max(64, cfg.MaxSessions/2)
 	return m
 }
 
@@ -554,7 +561,10 @@ func (m *Manager) free(s *session, notify, dropUnread bool) {
 	if dropUnread {
 		m.dropUnread(s.remote, 0, false)
 	}
-	m.cancelRequests(s.remote)
+	if m.cancelRequests(s.remote) > 0 {
+		// The game never saw it: a session made again asks again.
+		m.reqPosted.Remove(s.remote)
+	}
 }
 
 func (m *Manager) dropUnread(remote SteamID, channel int, oneChannel bool) {
@@ -572,8 +582,8 @@ func (m *Manager) dropUnread(remote SteamID, channel int, oneChannel bool) {
 	}
 }
 
-func (m *Manager) cancelRequests(remote SteamID) {
-	m.cb.Remove(func(ev any) bool {
+func (m *Manager) cancelRequests(remote SteamID) int {
+	return m.cb.Remove(func(ev any) bool {
 		r, ok := ev.(Request)
 		return ok && r.SteamIDRemote == remote
 	})
@@ -599,26 +609,34 @@ func (m *Manager) fail(s *session, err SessionError) {
 
 // postRequest posts P2PSessionRequest, replacing one the game has not
 // dispatched yet, so that a game that pauses its callbacks finds one
-// request per user, not one per repeat; or, over Config.RequestRate, files
-// s to be posted when its turn comes (newest first), and reports false.
-// A session already waiting keeps its place: it does not go ahead of
-// newer ones.
+// request per user, not one per repeat. Over Config.RequestRate it files
+// the user instead, to be posted when its turn comes (the newest user
+// first), and reports false; a user already waiting keeps its place, even
+// if its session was evicted and made again meanwhile, so that a flood of
+// strangers coming and going does not keep pushing a newcomer down. A
+// session made again for a user whose request the game was handed less
+// than RequestRepeat ago posts nothing: the game has heard of that user.
 func (m *Manager) postRequest(s *session) bool {
-	if s.reqDeferred {
+	if at, ok := m.reqPosted.Peek(s.remote); ok && m.now.Sub(at) < m.cfg.RequestRepeat && s.requested.IsZero() {
+		s.requested = at
+		return false
+	}
+	if _, waiting := m.reqWaiting[s.remote]; waiting {
 		return false
 	}
 	if len(m.reqWaiting) == 0 && m.takeRequestToken() {
 		m.sendRequest(s)
 		return true
 	}
-	s.reqDeferred = true
-	m.reqWaiting = append(m.reqWaiting, s)
-	if len(m.reqWaiting) > 2*m.maxPending+16 {
-		m.reqWaiting = slices.DeleteFunc(m.reqWaiting, func(w *session) bool { return !m.requestWanted(w) })
-	}
-	m.drainRequests() // s first, if a token came meanwhile
-	if !s.reqDeferred {
-		return true
+	m.reqWaiting[s.remote] = struct{}{}
+	m.reqStack = append(m.reqStack, s.remote)
+	if len(m.reqStack) > m.maxReqWaiting {
+		// The users waiting longest go: they have had their chance.
+		drop := len(m.reqStack) - m.maxReqWaiting
+		for _, id := range m.reqStack[:drop] {
+			delete(m.reqWaiting, id)
+		}
+		m.reqStack = append(m.reqStack[:0], m.reqStack[drop:]...)
 	}
 	m.armRequests()
 	return false
@@ -626,24 +644,18 @@ func (m *Manager) postRequest(s *session) bool {
 
 func (m *Manager) sendRequest(s *session) {
 	s.requested = m.now
+	m.reqPosted.Add(s.remote, m.now)
 	m.cancelRequests(s.remote)
 	m.cb.Post(Request{SteamIDRemote: s.remote})
-}
-
-// requestWanted says whether s, waiting in reqWaiting, still wants its
-// request posted: still there, still not accepted.
-func (m *Manager) requestWanted(s *session) bool {
-	return s.reqDeferred && !s.freed && !s.localAccepted
 }
 
 // takeRequestToken takes a token of the request rate, if there is one.
 func (m *Manager) takeRequestToken() bool {
 	rate, burst := m.cfg.RequestRate, m.cfg.RequestBurst
-	if d := m.now.Sub(m.reqRefilled); d > 0 || m.reqRefilled.IsZero() {
+	if m.reqRefilled.IsZero() {
+		m.reqTokens, m.reqRefilled = burst, m.now
+	} else if d := m.now.Sub(m.reqRefilled); d > 0 {
 		m.reqTokens = min(burst, m.reqTokens+d.Seconds()*rate)
-		if m.reqRefilled.IsZero() {
-			m.reqTokens = burst
-		}
 		m.reqRefilled = m.now
 	}
 	if m.reqTokens < 1 {
@@ -675,21 +687,31 @@ func (m *Manager) armRequests() {
 	}
 }
 
-// drainRequests posts waiting requests, newest first, while the rate
-// allows.
+// drainRequests posts the requests of waiting users, newest first, while
+// the rate allows. A user whose session is away for now (evicted, to be
+// made again by its next offer) keeps its place and costs no token; one
+// accepted, or already asked about, leaves the stack.
 func (m *Manager) drainRequests() {
-	for len(m.reqWaiting) > 0 {
-		s := m.reqWaiting[len(m.reqWaiting)-1]
-		if !m.requestWanted(s) {
-			s.reqDeferred = false
-			m.reqWaiting = m.reqWaiting[:len(m.reqWaiting)-1]
+	for i := len(m.reqStack) - 1; i >= 0 && len(m.reqWaiting) > 0; i-- {
+		id := m.reqStack[i]
+		if _, ok := m.reqWaiting[id]; !ok {
+			m.reqStack = slices.Delete(m.reqStack, i, i+1)
+			continue
+		}
+		s, ok := m.table.Peek(id)
+		if !ok || s.freed {
+			continue
+		}
+		if s.localAccepted || !s.requested.IsZero() {
+			delete(m.reqWaiting, id)
+			m.reqStack = slices.Delete(m.reqStack, i, i+1)
 			continue
 		}
 		if !m.takeRequestToken() {
 			return
 		}
-		m.reqWaiting = m.reqWaiting[:len(m.reqWaiting)-1]
-		s.reqDeferred = false
+		delete(m.reqWaiting, id)
+		m.reqStack = slices.Delete(m.reqStack, i, i+1)
 		m.sendRequest(s)
 	}
 }
