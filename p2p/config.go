@@ -16,6 +16,11 @@ type Config struct {
 	SteamID        SteamID // who we are; required, non-zero
 	AppID          uint32  // which game; sessions only open within one AppID
 	RendezvousAddr string  // host:port of the rendezvous server (UDP); required
+	// RendezvousKey pins the rendezvous server's X25519 public key (a
+	// server run with a fixed key: p2pcompat-server -server-key-file,
+	// which logs it). Zero: the first key the server's address gives is
+	// trusted, so whoever answers before the server could pose as it.
+	RendezvousKey [32]byte
 	// Token is the registration token the game's back end issued for this
 	// SteamID and AppID (rendezvous.IssueToken); required by a rendezvous
 	// that has a secret, ignored by an open one.

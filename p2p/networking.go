@@ -132,6 +132,7 @@ func New(cfg Config) (*Networking, error) {
 		AppID:       cfg.AppID,
 		PublicKey:   keys.Public,
 		PrivateKey:  keys.Private,
+		ServerKey:   cfg.RendezvousKey,
 		Server:      server,
 		LocalAddrs:  hostCandidates(cfg, conn.LocalAddr()),
 		Token:       cfg.Token,

@@ -119,7 +119,13 @@ type ClientConfig struct {
 	// Zero: the client does not authenticate, cannot carry a Token, and its
 	// registration can be taken over by anyone.
 	PrivateKey [32]byte
-	Server     netip.AddrPort
+	// ServerKey pins the server's public key (Server.PublicKey of a server
+	// with a fixed ServerConfig.PrivateKey): the client then takes no other,
+	// so that whoever answers its first registration before the server
+	// cannot pose as the server, learn its token, or vouch peers' keys.
+	// Zero: the first key the server's address gives is trusted.
+	ServerKey [32]byte
+	Server    netip.AddrPort
 	// LocalAddrs are advertised candidates besides the observed one; at
 	// most MaxLocalAddrs, each a usable unicast address with a port. May be nil.
 	LocalAddrs []netip.AddrPort
@@ -849,6 +855,10 @@ func (c *Client) notifyRelays() {
 func (c *Client) learnKeyLocked(serverPub [32]byte) bool {
 	if c.keyed && c.serverPub == serverPub {
 		return true
+	}
+	if c.cfg.ServerKey != ([32]byte{}) && serverPub != c.cfg.ServerKey {
+		c.log.Warn("rendezvous: the server's address gave a key other than the pinned ClientConfig.ServerKey: ignored")
+		return false
 	}
 	key, err := deriveMACKey(c.priv, serverPub, c.cfg.SteamID)
 	if err != nil {

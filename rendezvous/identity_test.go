@@ -237,3 +237,42 @@ func TestServerReaders(t *testing.T) {
 		t.Fatalf("Readers -1: %v, want ErrInvalidConfig", err)
 	}
 }
+
+// A client that pins the server's key takes no other: answers in the
+// server's name under another key, such as an impostor's that arrives
+// first, are ignored, and nothing MAC'd or encrypted goes out under it, so
+// the token stays the player's. With the right key it registers as ever.
+func TestPinnedServerKey(t *testing.T) {
+	kp := newKeyPair(t)
+	s, srv := startServer(t, ServerConfig{PrivateKey: kp.priv, Secret: testSecret})
+	equal(t, s.PublicKey(), kp.pub, "the server's public key")
+	tok, err := IssueToken(testSecret, 1, 480, time.Hour)
+	noError(t, err, "IssueToken")
+	good := newPeer(t, srv, 1, 480, keyed(t), withConfig(func(c *ClientConfig) { c.Token, c.ServerKey = tok, kp.pub }))
+	good.register(t)
+	equal(t, authenticated(s, 1), true, "the pinned client authenticated")
+
+	// An impostor's key: the real server's CHALLENGE brings a key the
+	// client does not take.
+	impostor := newKeyPair(t)
+	var wire captured
+	pinned := newPeer(t, srv, 2, 480, keyed(t), capturing(&wire), withConfig(func(c *ClientConfig) {
+		c.Token, c.ServerKey = tok, impostor.pub
+		c.RetransmitInterval = 5 * time.Millisecond
+	}))
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	_, err = pinned.client.Register(ctx)
+	cancel()
+	if err == nil {
+		t.Fatal("a client pinned to another key registered")
+	}
+	sent := wire.all()
+	if len(sent) < 3 {
+		t.Fatalf("only %d registrations sent", len(sent))
+	}
+	for _, d := range sent {
+		if m, err := decode(d); err != nil || m.hasMAC || m.token != nil {
+			t.Fatalf("the pinned client sent %v (MAC %v, token %v) under a key it does not pin", m.typ, m.hasMAC, m.token != nil)
+		}
+	}
+}

@@ -47,6 +47,11 @@ type ServerConfig struct {
 	// AllowedApps, when non-empty, lists the AppIDs this server admits; a
 	// registration for another AppID is refused with a "no rights to app" reason.
 	AllowedApps []uint32
+	// PrivateKey is the server's X25519 private key. Zero: a new one each
+	// run, which clients learn on first use. A fixed one lets clients pin
+	// it (ClientConfig.ServerKey), so that nobody who answers before the
+	// server can pose as it, and lets several servers share one identity.
+	PrivateKey [32]byte
 	// RegistrationTTL: how long a registration lives without refresh; 0 means 30s.
 	RegistrationTTL time.Duration
 	// MaxRegistrations caps the registration table, since anyone on the
@@ -292,12 +297,18 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		return nil, err
 	}
 	conn := conns[0]
-	// A key per run: clients learn it from every REGISTERED, and one that
-	// still uses the previous run's is told the new one (see table.register).
-	priv, err := ecdh.X25519().GenerateKey(rand.Reader)
+	// A key per run unless configured: clients learn it from every
+	// CHALLENGE, and one that still uses the previous run's is told the
+	// new one (see table.register).
+	var priv *ecdh.PrivateKey
+	if cfg.PrivateKey != ([32]byte{}) {
+		priv, err = ecdh.X25519().NewPrivateKey(cfg.PrivateKey[:])
+	} else {
+		priv, err = ecdh.X25519().GenerateKey(rand.Reader)
+	}
 	if err != nil {
 		closeAll(conns)
-		return nil, fmt.Errorf("rendezvous: generate key: %w", err)
+		return nil, fmt.Errorf("rendezvous: server key: %w", err)
 	}
 	s := &Server{
 		conn:       conn,

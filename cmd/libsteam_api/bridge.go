@@ -97,6 +97,7 @@ func start(persona *C.char, personaCap C.int, steamID *C.uint64_t, appID *C.uint
 		SteamID:              p2p.SteamID(s.steamID),
 		AppID:                s.appID,
 		RendezvousAddr:       s.rendezvous.value,
+		RendezvousKey:        s.rendezvousKey,
 		Token:                s.token,
 		PrivateKey:           s.identity,
 		Certificate:          s.certificate,

@@ -61,6 +61,7 @@ type settings struct {
 	// at once; zero with P2PCOMPAT_IDENTITY_FILE=off or nowhere to keep it.
 	identity       [32]byte
 	identityPath   string
+	rendezvousKey  [32]byte
 	certificate    string
 	certificateKey ed25519.PublicKey
 	name           string
@@ -215,6 +216,13 @@ func loadSettings(src sources) (*settings, error) {
 		if s.identity, err = storedIdentity(s.identityPath); err != nil {
 			return nil, fmt.Errorf("%w (P2PCOMPAT_IDENTITY_FILE, or off)", err)
 		}
+	}
+	if rk := get("P2PCOMPAT_RENDEZVOUS_KEY", ""); rk.value != "" {
+		k, err := base64.StdEncoding.DecodeString(rk.value)
+		if err != nil || len(k) != len(s.rendezvousKey) {
+			return nil, fmt.Errorf("%q is not the server's public key in base64, as p2pcompat-server logs it %s", rk.value, rk.where())
+		}
+		copy(s.rendezvousKey[:], k)
 	}
 	s.certificate = get("P2PCOMPAT_CERTIFICATE", "").value
 	if ck := get("P2PCOMPAT_CERTIFICATE_KEY", ""); ck.value != "" {

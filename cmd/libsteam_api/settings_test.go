@@ -75,6 +75,7 @@ func TestSettingsErrorsNameTheSetting(t *testing.T) {
 		{map[string]string{}, lib, "(send_buffer in p2pcompat.ini)"},
 		{map[string]string{"SteamAppId": "x"}, "", "SteamAppId"},
 		{map[string]string{"P2PCOMPAT_CERTIFICATE_KEY": "c2hvcnQ="}, "", "(P2PCOMPAT_CERTIFICATE_KEY)"},
+		{map[string]string{"P2PCOMPAT_RENDEZVOUS_KEY": "c2hvcnQ="}, "", "(P2PCOMPAT_RENDEZVOUS_KEY)"},
 		{map[string]string{"P2PCOMPAT_IDENTITY_FILE": "/proc/no/such/dir/identity"}, "", "P2PCOMPAT_IDENTITY_FILE"},
 	}
 	for _, c := range cases {

@@ -2,6 +2,9 @@ package main
 
 import (
 	"bytes"
+	"crypto/ecdh"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -11,6 +14,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -49,6 +53,7 @@ type config struct {
 type flagValues struct {
 	cfg                 rendezvous.ServerConfig
 	apps, secretFile    string
+	serverKeyFile       string
 	admin               string
 	logFormat, logLevel string
 }
@@ -77,6 +82,9 @@ func newFlagSet(output io.Writer) (*flag.FlagSet, *flagValues) {
 	fs.StringVar(&v.secretFile, "secret-file", "",
 		"The `path` of a file holding the secret registration tokens are made under (a trailing newline is trimmed); "+
 			"only players with a valid token then register. Empty: an open server, where anyone registers under any SteamID.")
+	fs.StringVar(&v.serverKeyFile, "server-key-file", "",
+		"The `path` of a file holding the server's X25519 private key (64 hex digits), made with a new key (mode 0600) if missing. "+
+			"Clients can then pin the public key the log shows (p2p.Config.RendezvousKey, P2PCOMPAT_RENDEZVOUS_KEY); empty: a new key each run.")
 	fs.BoolVar(&v.cfg.HidePresence, "hide-presence", false,
 		"Leave lookups of users who are offline or in another game unanswered, as Steam does, "+
 			"so that only players of the same game learn who is online.")
@@ -102,7 +110,7 @@ func newFlagSet(output io.Writer) (*flag.FlagSet, *flagValues) {
 
 // flagOrder is the order the usage text lists the flags in.
 var flagOrder = []string{
-	"listen", "apps", "relay-ip", "turn", "turn-secret", "secret-file", "hide-presence",
+	"listen", "apps", "relay-ip", "turn", "turn-secret", "secret-file", "server-key-file", "hide-presence",
 	"rate-limit", "rate-burst", "readers", "admin", "log-format", "log-level",
 }
 
@@ -185,6 +193,11 @@ func parseFlags(args, environ []string, stdout, stderr io.Writer) (config, error
 	if v.secretFile != "" {
 		if cfg.server.Secret, err = readSecret(v.secretFile); err != nil {
 			return cfg, usageError(stderr, "%s: %v", src("secret-file"), err)
+		}
+	}
+	if v.serverKeyFile != "" {
+		if cfg.server.PrivateKey, err = serverKey(v.serverKeyFile); err != nil {
+			return cfg, usageError(stderr, "%s: %v", src("server-key-file"), err)
 		}
 	}
 	if r := cfg.server.RateLimit; math.IsNaN(r) || math.IsInf(r, 0) {
@@ -340,6 +353,58 @@ func readSecret(path string) ([]byte, error) {
 		return nil, fmt.Errorf("%s is empty", path)
 	}
 	return b, nil
+}
+
+// serverKey reads the server's private key from path, in hex, or makes a
+// new one there (mode 0600) if there is no file: the first of several
+// nodes to start makes it, and the others read it. It is written in full
+// under another name and linked into place, so that of two nodes starting
+// at once one key wins and both read it.
+func serverKey(path string) ([32]byte, error) {
+	var key [32]byte
+	parse := func(b []byte) error {
+		k, err := hex.DecodeString(strings.TrimSpace(string(b)))
+		if err != nil || len(k) != len(key) {
+			return fmt.Errorf("%s does not hold 64 hex digits", path)
+		}
+		if _, err := ecdh.X25519().NewPrivateKey(k); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		copy(key[:], k)
+		return nil
+	}
+	b, err := os.ReadFile(path)
+	if err == nil {
+		return key, parse(b)
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return key, err
+	}
+	k, err := ecdh.X25519().GenerateKey(rand.Reader)
+	if err != nil {
+		return key, err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".server-key-*")
+	if err != nil {
+		return key, err
+	}
+	defer os.Remove(tmp.Name())
+	_, werr := fmt.Fprintf(tmp, "%x\n", k.Bytes())
+	if cerr := tmp.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr == nil {
+		if werr = os.Link(tmp.Name(), path); errors.Is(werr, os.ErrExist) {
+			werr = nil
+		}
+	}
+	if werr != nil {
+		return key, werr
+	}
+	if b, err = os.ReadFile(path); err != nil {
+		return key, err
+	}
+	return key, parse(b)
 }
 
 // addrList is a repeatable flag of comma-separated host:port addresses.

@@ -4,7 +4,7 @@
 //
 //	p2pcompat-server [-listen ADDR] [-apps 480,730] [-relay-ip IP]
 //	                 [-turn HOST:PORT[,HOST:PORT...]]... [-turn-secret SECRET]
-//	                 [-secret-file PATH] [-hide-presence]
+//	                 [-secret-file PATH] [-server-key-file PATH] [-hide-presence]
 //	                 [-rate-limit N] [-rate-burst N] [-readers N]
 //	                 [-admin ADDR|off] [-log-format text|json]
 //	                 [-log-level debug|info|warn|error]
@@ -23,7 +23,9 @@
 // and the server then admits only registrations with a valid token for
 // exactly their SteamID and AppID. Without it the server is open: anyone
 // may register under any SteamID (it says so in its log). -apps lists the
-// AppIDs admitted (default: all). -hide-presence leaves lookups of users
+// AppIDs admitted (default: all). -server-key-file keeps the server's
+// X25519 key in a file (made, mode 0600, if missing), so that clients can
+// pin the public key the start-up log shows (p2p.Config.RendezvousKey). -hide-presence leaves lookups of users
 // who are offline or in another game unanswered, as on Steam. -rate-limit
 // and -rate-burst bound the messages the server takes from one source
 // address (per second, and at once; defaults 50 and 100). -readers is how
@@ -39,7 +41,7 @@
 // Every flag can be set by an environment variable instead: P2PCOMPAT_ and
 // the flag's name in capitals, dashes made underscores: P2PCOMPAT_LISTEN,
 // P2PCOMPAT_APPS, P2PCOMPAT_RELAY_IP, P2PCOMPAT_TURN, P2PCOMPAT_TURN_SECRET,
-// P2PCOMPAT_SECRET_FILE, P2PCOMPAT_HIDE_PRESENCE, P2PCOMPAT_RATE_LIMIT,
+// P2PCOMPAT_SECRET_FILE, P2PCOMPAT_SERVER_KEY_FILE, P2PCOMPAT_HIDE_PRESENCE, P2PCOMPAT_RATE_LIMIT,
 // P2PCOMPAT_RATE_BURST, P2PCOMPAT_READERS, P2PCOMPAT_ADMIN, P2PCOMPAT_LOG_FORMAT and
 // P2PCOMPAT_LOG_LEVEL. A flag given on the command line wins over its
 // variable; an empty variable counts as unset; a variable whose value the
@@ -74,6 +76,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"flag"
 	"io"
@@ -177,7 +180,8 @@ func run(ctx context.Context, e runEnv) int {
 		log.Info("admin listener off")
 	}
 	log.Info("rendezvous server listening", "addr", srv.Addr().String(), "apps", cfg.server.AllowedApps, "relay_ip", cfg.server.RelayIP, "turn", cfg.server.TURN,
-		"tokens", len(cfg.server.Secret) > 0, "hide_presence", cfg.server.HidePresence)
+		"tokens", len(cfg.server.Secret) > 0, "hide_presence", cfg.server.HidePresence,
+		"server_key", base64.StdEncoding.EncodeToString(func() []byte { k := srv.PublicKey(); return k[:] }()), "server_key_fixed", cfg.server.PrivateKey != [32]byte{})
 	if e.started != nil {
 		e.started(srv, adminAddr)
 	}

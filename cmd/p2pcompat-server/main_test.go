@@ -206,6 +206,7 @@ func envCases(t *testing.T) []envCase {
 		{"turn", "turn1.example:3478,198.18.0.2:3478", "198.18.0.3:3479", []string{"turn1.example:3478", "198.18.0.2:3478"}, []string{"198.18.0.3:3479"}, func(c config) any { return c.server.TURN }},
 		{"turn-secret", "env secret", "flag secret", "env secret", "flag secret", func(c config) any { return c.server.TURNSecret }},
 		{"secret-file", writeFile(t, "env secret\n"), writeFile(t, "flag secret\n"), "env secret", "flag secret", func(c config) any { return string(c.server.Secret) }},
+		{"server-key-file", writeFile(t, strings.Repeat("11", 32)+"\n"), writeFile(t, strings.Repeat("22", 32)), [32]byte(bytes.Repeat([]byte{0x11}, 32)), [32]byte(bytes.Repeat([]byte{0x22}, 32)), func(c config) any { return c.server.PrivateKey }},
 		{"hide-presence", "true", "false", true, false, func(c config) any { return c.server.HidePresence }},
 		{"rate-limit", "12.5", "-1", 12.5, -1.0, func(c config) any { return c.server.RateLimit }},
 		{"rate-burst", "40", "7", 40, 7, func(c config) any { return c.server.RateBurst }},
@@ -1077,4 +1078,25 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// -server-key-file makes the key once, mode 0600, and every later start
+// (another node) reads the same; a file that holds no key is a usage error.
+func TestServerKeyFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "server.key")
+	first, err := parseFlags([]string{"-server-key-file", path}, nil, io.Discard, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(path)
+	if err != nil || st.Mode().Perm() != 0o600 || first.server.PrivateKey == ([32]byte{}) {
+		t.Fatalf("key file %v, mode %v, key %x", err, st.Mode(), first.server.PrivateKey)
+	}
+	again, err := parseFlags([]string{"-server-key-file", path}, nil, io.Discard, io.Discard)
+	if err != nil || again.server.PrivateKey != first.server.PrivateKey {
+		t.Fatalf("second start: %v, key %x, want %x", err, again.server.PrivateKey, first.server.PrivateKey)
+	}
+	if _, err := parseFlags([]string{"-server-key-file", writeFile(t, "not hex\n")}, nil, io.Discard, io.Discard); err == nil {
+		t.Fatal("a key file without a key was taken")
+	}
 }
