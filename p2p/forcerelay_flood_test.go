@@ -126,25 +126,7 @@ func forceRelayFlood(t *testing.T, cfg rendezvous.ServerConfig) {
 	require.False(t, t.Failed(), "strangers failed to register")
 	// The strangers look the player up every 500 ms, each time with a new
 	// session ID, until the test ends (bounded: 40 s at most).
-	for i, s := range strangers {
-		loops.Add(1)
-		go func(i int, s *stranger) {
-			defer loops.Done()
-			tick := time.NewTicker(500 * time.Millisecond)
-			defer tick.Stop()
-			end := time.After(40 * time.Second)
-			for round := uint64(1); ; round++ {
-				s.client.Lookup(1, round<<16|uint64(i))
-				select {
-				case <-stop:
-					return
-				case <-end:
-					return
-				case <-tick.C:
-				}
-			}
-		}(i, s)
-	}
+	lookUpTwiceASecond(strangers, 1, stop, &loops)
 	// The flood is on once the player's game has seen hundreds of them
 	// (they reach it at the request rate: 50 a second after 100).
 	require.Eventually(t, func() bool { return requestCount.Load() >= 300 }, 20*time.Second, 10*time.Millisecond,

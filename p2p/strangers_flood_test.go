@@ -64,6 +64,35 @@ func (s *stranger) close() {
 	s.conn.Close()
 }
 
+// lookUpTwiceASecond has each stranger look target up every 500 ms, each
+// time with a new session ID, until stop is closed or 40 s have passed;
+// done, if not nil, counts the loops.
+func lookUpTwiceASecond(strangers []*stranger, target uint64, stop <-chan struct{}, done *sync.WaitGroup) {
+	for i, s := range strangers {
+		if done != nil {
+			done.Add(1)
+		}
+		go func() {
+			if done != nil {
+				defer done.Done()
+			}
+			tick := time.NewTicker(500 * time.Millisecond)
+			defer tick.Stop()
+			end := time.After(40 * time.Second)
+			for round := uint64(1); ; round++ {
+				s.client.Lookup(target, round<<16|uint64(i))
+				select {
+				case <-stop:
+					return
+				case <-end:
+					return
+				case <-tick.C:
+				}
+			}
+		}()
+	}
+}
+
 // A player flooded by 2,000 strangers who keep looking it up, and whom its
 // game never accepts, still hears a friend: its request reaches the game,
 // which accepts it, and its message is read.
@@ -124,23 +153,7 @@ func TestFriendGetsThroughTwoThousandStrangers(t *testing.T) {
 	// (bounded: 40 s at most).
 	stop := make(chan struct{})
 	defer close(stop)
-	for i, s := range strangers {
-		go func(i int, s *stranger) {
-			tick := time.NewTicker(500 * time.Millisecond)
-			defer tick.Stop()
-			end := time.After(40 * time.Second)
-			for round := uint64(1); ; round++ {
-				s.client.Lookup(1, round<<16|uint64(i))
-				select {
-				case <-stop:
-					return
-				case <-end:
-					return
-				case <-tick.C:
-				}
-			}
-		}(i, s)
-	}
+	lookUpTwiceASecond(strangers, 1, stop, nil)
 	// The flood is on once the player's game has seen hundreds of them:
 	// they reach it at the request rate (50 a second after a burst of 100).
 	deadline := time.Now().Add(20 * time.Second)

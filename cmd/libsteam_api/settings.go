@@ -17,6 +17,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/p2pcompat/p2pcompat/internal/fileonce"
 )
 
 // The player's settings: the environment first (Steam's launch options
@@ -251,52 +253,25 @@ func dataDir(getenv func(string) string) string {
 }
 
 // storedIdentity is the X25519 private key kept at path, in hex, made and
-// kept (mode 0600, by the same first-link-wins as the SteamID) if there is
-// none yet.
+// kept (mode 0600, first link wins, as the SteamID) if there is none yet.
 func storedIdentity(path string) ([32]byte, error) {
 	var key [32]byte
-	parse := func(b []byte) error {
-		k, err := hex.DecodeString(strings.TrimSpace(string(b)))
-		if err != nil || len(k) != len(key) {
-			return fmt.Errorf("%s does not hold an identity key: delete it for a new one", path)
+	b, err := fileonce.Keep(path, func() ([]byte, error) {
+		k, err := ecdh.X25519().GenerateKey(rand.Reader)
+		if err != nil {
+			return nil, err
 		}
-		copy(key[:], k)
-		return nil
-	}
-	if b, err := os.ReadFile(path); err == nil {
-		return key, parse(b)
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return key, fmt.Errorf("reading the identity key: %w", err)
-	}
-	k, err := ecdh.X25519().GenerateKey(rand.Reader)
+		return fmt.Appendf(nil, "%x\n", k.Bytes()), nil
+	})
 	if err != nil {
-		return key, err
+		return key, fmt.Errorf("keeping an identity key in %s: %w", path, err)
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return key, fmt.Errorf("keeping an identity key: %w", err)
+	k, err := hex.DecodeString(strings.TrimSpace(string(b)))
+	if err != nil || len(k) != len(key) {
+		return key, fmt.Errorf("%s does not hold an identity key: delete it for a new one", path)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "identity-*")
-	if err != nil {
-		return key, fmt.Errorf("keeping an identity key: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	_, werr := fmt.Fprintf(tmp, "%x\n", k.Bytes())
-	if cerr := tmp.Close(); werr == nil {
-		werr = cerr
-	}
-	if werr == nil {
-		if werr = os.Link(tmp.Name(), path); errors.Is(werr, os.ErrExist) {
-			werr = nil
-		}
-	}
-	if werr != nil {
-		return key, fmt.Errorf("keeping an identity key in %s: %w", path, werr)
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return key, err
-	}
-	return key, parse(b)
+	copy(key[:], k)
+	return key, nil
 }
 
 // readINI reads key = value lines; '#' and ';' start comments and
@@ -341,52 +316,25 @@ func storedSteamID(getenv func(string) string) (uint64, error) {
 		return 0, errors.New("no SteamID: set P2PCOMPAT_STEAMID, or HOME or XDG_DATA_HOME for a generated one to be kept")
 	}
 	path := filepath.Join(dir, "p2pcompat", "steamid")
-	if b, err := os.ReadFile(path); err == nil {
-		id, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
-		if err != nil || id == 0 {
-			return 0, fmt.Errorf("%s holds %q, not a SteamID: fix or delete it, or set P2PCOMPAT_STEAMID", path, strings.TrimSpace(string(b)))
+	kept, err := fileonce.Keep(path, func() ([]byte, error) {
+		var r [4]byte
+		var account uint32
+		for account == 0 {
+			if _, err := rand.Read(r[:]); err != nil {
+				return nil, err
+			}
+			account = binary.LittleEndian.Uint32(r[:])
 		}
-		return id, nil
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return 0, fmt.Errorf("reading the kept SteamID: %w (or set P2PCOMPAT_STEAMID)", err)
-	}
-	var r [4]byte
-	var account uint32
-	for account == 0 {
-		if _, err := rand.Read(r[:]); err != nil {
-			return 0, err
-		}
-		account = binary.LittleEndian.Uint32(r[:])
-	}
-	id := uint64(individualBase) + uint64(account)
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return 0, fmt.Errorf("keeping a generated SteamID: %w (or set P2PCOMPAT_STEAMID)", err)
-	}
-	// Written in full under a temporary name, then linked into place, which
-	// fails if the file exists: of two games started at once the first to
-	// link wins, and the other reads the winner's.
-	tmp, err := os.CreateTemp(filepath.Dir(path), "steamid-*")
+		return fmt.Appendf(nil, "%d\n", uint64(individualBase)+uint64(account)), nil
+	})
 	if err != nil {
-		return 0, fmt.Errorf("keeping a generated SteamID: %w (or set P2PCOMPAT_STEAMID)", err)
+		return 0, fmt.Errorf("keeping a generated SteamID in %s: %w (or set P2PCOMPAT_STEAMID)", path, err)
 	}
-	defer os.Remove(tmp.Name())
-	_, werr := fmt.Fprintf(tmp, "%d\n", id)
-	if cerr := tmp.Close(); werr == nil {
-		werr = cerr
+	id, err := strconv.ParseUint(strings.TrimSpace(string(kept)), 10, 64)
+	if err != nil || id == 0 {
+		return 0, fmt.Errorf("%s holds %q, not a SteamID: fix or delete it, or set P2PCOMPAT_STEAMID", path, strings.TrimSpace(string(kept)))
 	}
-	if werr == nil {
-		if werr = os.Link(tmp.Name(), path); errors.Is(werr, os.ErrExist) {
-			werr = nil
-		}
-	}
-	if werr != nil {
-		return 0, fmt.Errorf("keeping a generated SteamID in %s: %w (or set P2PCOMPAT_STEAMID)", path, werr)
-	}
-	kept, err := os.ReadFile(path)
-	if err != nil {
-		return 0, err
-	}
-	return strconv.ParseUint(strings.TrimSpace(string(kept)), 10, 64)
+	return id, nil
 }
 
 // findAppID finds the AppID where Steam's own library does, in order:

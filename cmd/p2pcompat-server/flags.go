@@ -14,12 +14,12 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 
+	"github.com/p2pcompat/p2pcompat/internal/fileonce"
 	"github.com/p2pcompat/p2pcompat/rendezvous"
 )
 
@@ -357,54 +357,29 @@ func readSecret(path string) ([]byte, error) {
 
 // serverKey reads the server's private key from path, in hex, or makes a
 // new one there (mode 0600) if there is no file: the first of several
-// nodes to start makes it, and the others read it. It is written in full
-// under another name and linked into place, so that of two nodes starting
-// at once one key wins and both read it.
+// nodes to start makes it, and the others read it (of two starting at
+// once, one key wins and both read it).
 func serverKey(path string) ([32]byte, error) {
 	var key [32]byte
-	parse := func(b []byte) error {
-		k, err := hex.DecodeString(strings.TrimSpace(string(b)))
-		if err != nil || len(k) != len(key) {
-			return fmt.Errorf("%s does not hold 64 hex digits", path)
+	b, err := fileonce.Keep(path, func() ([]byte, error) {
+		k, err := ecdh.X25519().GenerateKey(rand.Reader)
+		if err != nil {
+			return nil, err
 		}
-		if _, err := ecdh.X25519().NewPrivateKey(k); err != nil {
-			return fmt.Errorf("%s: %w", path, err)
-		}
-		copy(key[:], k)
-		return nil
-	}
-	b, err := os.ReadFile(path)
-	if err == nil {
-		return key, parse(b)
-	}
-	if !errors.Is(err, os.ErrNotExist) {
-		return key, err
-	}
-	k, err := ecdh.X25519().GenerateKey(rand.Reader)
+		return fmt.Appendf(nil, "%x\n", k.Bytes()), nil
+	})
 	if err != nil {
 		return key, err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".server-key-*")
-	if err != nil {
-		return key, err
+	k, err := hex.DecodeString(strings.TrimSpace(string(b)))
+	if err != nil || len(k) != len(key) {
+		return key, fmt.Errorf("%s does not hold 64 hex digits", path)
 	}
-	defer os.Remove(tmp.Name())
-	_, werr := fmt.Fprintf(tmp, "%x\n", k.Bytes())
-	if cerr := tmp.Close(); werr == nil {
-		werr = cerr
+	if _, err := ecdh.X25519().NewPrivateKey(k); err != nil {
+		return key, fmt.Errorf("%s: %w", path, err)
 	}
-	if werr == nil {
-		if werr = os.Link(tmp.Name(), path); errors.Is(werr, os.ErrExist) {
-			werr = nil
-		}
-	}
-	if werr != nil {
-		return key, werr
-	}
-	if b, err = os.ReadFile(path); err != nil {
-		return key, err
-	}
-	return key, parse(b)
+	copy(key[:], k)
+	return key, nil
 }
 
 // addrList is a repeatable flag of comma-separated host:port addresses.
