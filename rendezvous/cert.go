@@ -76,16 +76,12 @@ func IssueCertificate(signer ed25519.PrivateKey, steamID uint64, appID uint32, p
 	case ttl <= 0:
 		return "", fmt.Errorf("rendezvous: IssueCertificate: ttl %v is not positive", ttl)
 	}
-	exp := time.Now().Add(ttl)
-	secs := exp.Unix()
-	if exp.Nanosecond() != 0 {
-		secs++
-	}
-	if secs <= 0 {
+	secs, ok := expiryAfter(ttl)
+	if !ok {
 		return "", fmt.Errorf("rendezvous: IssueCertificate: ttl %v gives no valid expiry", ttl)
 	}
-	b := binary.BigEndian.AppendUint64(make([]byte, 0, certLen), uint64(secs))
-	b = append(b, ed25519.Sign(signer, certSigned(steamID, appID, publicKey, uint64(secs)))...)
+	b := binary.BigEndian.AppendUint64(make([]byte, 0, certLen), secs)
+	b = append(b, ed25519.Sign(signer, certSigned(steamID, appID, publicKey, secs))...)
 	return tokenEncoding.EncodeToString(b), nil
 }
 

@@ -74,15 +74,22 @@ func IssueToken(secret []byte, steamID uint64, appID uint32, ttl time.Duration) 
 	case ttl <= 0:
 		return "", fmt.Errorf("rendezvous: IssueToken: ttl %v is not positive", ttl)
 	}
+	secs, ok := expiryAfter(ttl)
+	if !ok {
+		return "", fmt.Errorf("rendezvous: IssueToken: ttl %v gives no valid expiry", ttl)
+	}
+	return tokenEncoding.EncodeToString(makeToken(secret, steamID, appID, secs)), nil
+}
+
+// expiryAfter is the expiry, in unix seconds, ttl from now rounded up to a
+// whole second; false if that is not within 0 < expiry < 1<<63.
+func expiryAfter(ttl time.Duration) (uint64, bool) {
 	exp := time.Now().Add(ttl)
 	secs := exp.Unix()
 	if exp.Nanosecond() != 0 {
 		secs++
 	}
-	if secs <= 0 {
-		return "", fmt.Errorf("rendezvous: IssueToken: ttl %v gives no valid expiry", ttl)
-	}
-	return tokenEncoding.EncodeToString(makeToken(secret, steamID, appID, uint64(secs))), nil
+	return uint64(secs), secs > 0
 }
 
 // makeToken is the decoded token for steamID and appID expiring at expiry

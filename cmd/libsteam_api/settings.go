@@ -2,12 +2,10 @@ package main
 
 import (
 	"bufio"
-	"crypto/ecdh"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -255,22 +253,10 @@ func dataDir(getenv func(string) string) string {
 // storedIdentity is the X25519 private key kept at path, in hex, made and
 // kept (mode 0600, first link wins, as the SteamID) if there is none yet.
 func storedIdentity(path string) ([32]byte, error) {
-	var key [32]byte
-	b, err := fileonce.Keep(path, func() ([]byte, error) {
-		k, err := ecdh.X25519().GenerateKey(rand.Reader)
-		if err != nil {
-			return nil, err
-		}
-		return fmt.Appendf(nil, "%x\n", k.Bytes()), nil
-	})
+	key, err := fileonce.KeepKey(path)
 	if err != nil {
-		return key, fmt.Errorf("keeping an identity key in %s: %w", path, err)
+		return key, fmt.Errorf("keeping an identity key: %w", err)
 	}
-	k, err := hex.DecodeString(strings.TrimSpace(string(b)))
-	if err != nil || len(k) != len(key) {
-		return key, fmt.Errorf("%s does not hold an identity key: delete it for a new one", path)
-	}
-	copy(key[:], k)
 	return key, nil
 }
 

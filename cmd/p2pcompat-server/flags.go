@@ -2,9 +2,6 @@ package main
 
 import (
 	"bytes"
-	"crypto/ecdh"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -359,28 +356,7 @@ func readSecret(path string) ([]byte, error) {
 // new one there (mode 0600) if there is no file: the first of several
 // nodes to start makes it, and the others read it (of two starting at
 // once, one key wins and both read it).
-func serverKey(path string) ([32]byte, error) {
-	var key [32]byte
-	b, err := fileonce.Keep(path, func() ([]byte, error) {
-		k, err := ecdh.X25519().GenerateKey(rand.Reader)
-		if err != nil {
-			return nil, err
-		}
-		return fmt.Appendf(nil, "%x\n", k.Bytes()), nil
-	})
-	if err != nil {
-		return key, err
-	}
-	k, err := hex.DecodeString(strings.TrimSpace(string(b)))
-	if err != nil || len(k) != len(key) {
-		return key, fmt.Errorf("%s does not hold 64 hex digits", path)
-	}
-	if _, err := ecdh.X25519().NewPrivateKey(k); err != nil {
-		return key, fmt.Errorf("%s: %w", path, err)
-	}
-	copy(key[:], k)
-	return key, nil
-}
+func serverKey(path string) ([32]byte, error) { return fileonce.KeepKey(path) }
 
 // addrList is a repeatable flag of comma-separated host:port addresses.
 type addrList []string

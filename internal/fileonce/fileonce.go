@@ -4,9 +4,14 @@
 package fileonce
 
 import (
+	"crypto/ecdh"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // Keep returns the content of the file at path, after making it, with
@@ -47,4 +52,29 @@ func Keep(path string, make func() ([]byte, error)) ([]byte, error) {
 		return nil, werr
 	}
 	return os.ReadFile(path)
+}
+
+// KeepKey is Keep for an X25519 private key in hex, made with crypto/rand
+// if the file is missing; what is not such a key is an error naming path.
+func KeepKey(path string) ([32]byte, error) {
+	var key [32]byte
+	b, err := Keep(path, func() ([]byte, error) {
+		k, err := ecdh.X25519().GenerateKey(rand.Reader)
+		if err != nil {
+			return nil, err
+		}
+		return fmt.Appendf(nil, "%x\n", k.Bytes()), nil
+	})
+	if err != nil {
+		return key, err
+	}
+	k, err := hex.DecodeString(strings.TrimSpace(string(b)))
+	if err != nil || len(k) != len(key) {
+		return key, fmt.Errorf("%s does not hold an X25519 key (64 hex digits): delete it for a new one", path)
+	}
+	if _, err := ecdh.X25519().NewPrivateKey(k); err != nil {
+		return key, fmt.Errorf("%s: %w", path, err)
+	}
+	copy(key[:], k)
+	return key, nil
 }
