@@ -93,11 +93,7 @@ func runRegFloodMode(o options, w io.Writer) error {
 	}
 	fmt.Fprintf(os.Stderr, "regflood: %d pps from %d sources for %v, %d readers, %d players (REGISTER is %d bytes)\n",
 		p.pps, p.sources, p.duration, p.readers, floodPlayers, regLen)
-	control, err := floodRun("control (no flood)", p, 0, regLen)
-	if err != nil {
-		return err
-	}
-	flooded, err := floodRun("flood", p, p.pps, regLen)
+	control, flooded, err := regFlood(p, regLen)
 	if err != nil {
 		return err
 	}
@@ -116,6 +112,15 @@ func runRegFloodMode(o options, w io.Writer) error {
 	tw.Flush()
 	fmt.Fprintf(w, "lookup p99 under the flood / without: %.2f\n", float64(flooded.lookP99)/float64(max(control.lookP99, time.Microsecond)))
 	return nil
+}
+
+// regFlood runs the control, then the flood.
+func regFlood(p floodParams, regLen int) (control, flooded floodResult, err error) {
+	if control, err = floodRun("control (no flood)", p, 0, regLen); err != nil {
+		return
+	}
+	flooded, err = floodRun("flood", p, p.pps, regLen)
+	return
 }
 
 // registerLen is the length of a real client's REGISTER, which the
