@@ -119,6 +119,8 @@ func New(cfg Config) (*Networking, error) {
 		MaxSessions:       cfg.MaxSessions,
 		MaxChannels:       cfg.MaxChannels,
 		AllowCandidate:    n.allowCandidate,
+		KnownRelay:        n.knownRelay,
+		OwnNetwork:        n.ownNetwork,
 		ForceRelay:        cfg.ForceRelay,
 		DeferWrites:       true,
 		Engine: channels.Config{
@@ -388,6 +390,21 @@ func candidateAllowed(ip, peerObserved netip.Addr, onLoopback bool, subnets []ne
 		return true
 	}
 	for _, p := range subnets {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// ownNetwork says whether a peer observed at peerObserved that announced
+// ip is on our own network: behind the public address the rendezvous sees
+// us at, or ip on one of our subnets.
+func (n *Networking) ownNetwork(ip, peerObserved netip.Addr) bool {
+	if own := n.rv.Observed(); own.IsValid() && peerObserved.IsValid() && own.Addr() == peerObserved {
+		return true
+	}
+	for _, p := range n.subnets {
 		if p.Contains(ip) {
 			return true
 		}

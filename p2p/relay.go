@@ -50,6 +50,25 @@ func (n *Networking) relayServers() []relayOffer {
 	return append(out, n.rs.offered...)
 }
 
+// knownRelay says whether ip is a relay we were handed or hold an
+// allocation on, or the rendezvous server itself (whose port may be a
+// relay too): a peer's relayed address there is one the operator runs,
+// not an address of the peer's choosing (session.Config.KnownRelay).
+func (n *Networking) knownRelay(ip netip.Addr) bool {
+	if ip == n.server.Addr().Unmap() {
+		return true
+	}
+	if rc := n.relay.Load(); rc != nil && (rc.ServerAddr().Addr().Unmap() == ip || rc.RelayedAddr().Addr().Unmap() == ip) {
+		return true
+	}
+	for _, o := range n.relayServers() {
+		if ap, err := netip.ParseAddrPort(o.srv.Addr); err == nil && ap.Addr().Unmap() == ip {
+			return true
+		}
+	}
+	return false
+}
+
 // offerRelays takes the relays the rendezvous handed out.
 func (n *Networking) offerRelays(servers []relayOffer) {
 	n.rs.mu.Lock()

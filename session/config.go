@@ -31,6 +31,16 @@ type Config struct {
 	// allows every usable one. Unspecified, multicast and broadcast
 	// addresses and ports below 1024 are never used.
 	AllowCandidate func(a netip.AddrPort, peerObserved netip.Addr) bool
+	// KnownRelay says whether ip is a TURN relay we were handed too (the
+	// rendezvous' embedded relay, the operator's, our own): a peer's
+	// relayed address there is not held to the amplification bound that
+	// a peer's word is (see emitBounded). nil: none is known.
+	KnownRelay func(ip netip.Addr) bool
+	// OwnNetwork says whether a peer observed at peerObserved that
+	// announced ip is on our own network: behind our public address, or
+	// ip on one of our subnets. Its addresses are then not held to the
+	// amplification bound either. nil: none is.
+	OwnNetwork func(ip, peerObserved netip.Addr) bool
 	// ForceRelay keeps our address from peers: nothing is sent to a peer
 	// from our socket, only through our TURN allocation, and only pairs on
 	// it count. Relaying is then allowed whatever AllowP2PPacketRelay says.

@@ -125,6 +125,7 @@ type session struct {
 	nextLookup   time.Time
 	lookupWait   time.Duration
 	requested    time.Time // when the last P2PSessionRequest was posted
+	recvBytes    int       // of authenticated packets from the peer, for the amplification bound (see emitBounded)
 
 	failNotified bool // C36: one ConnectFail until Close
 	lastError    SessionError
@@ -172,8 +173,9 @@ type Manager struct {
 	// in reqStack, newest last (reqWaiting says who is in it, at most
 	// maxReqWaiting), and are posted newest first as tokens come: a friend
 	// who turns up in the middle of a flood is the newest, and is not
-	// queued behind a thousand strangers. reqPosted remembers when each
-	// user's request was last handed out, across its sessions.
+	// queued behind a thousand strangers. reqPosted remembers, for users
+	// whose sessions were evicted for other strangers, when the game was
+	// handed their request.
 	reqTokens     float64
 	reqRefilled   time.Time
 	reqStack      []SteamID
@@ -323,6 +325,12 @@ func (m *Manager) evictOldestStranger() bool {
 		s := e.s
 		if !s.pending || s.freed || s.pendingGen != e.gen {
 			continue
+		}
+		if !s.requested.IsZero() {
+			// Made room for another, not ended: when this user's next
+			// offer makes its session again, the game has heard of it
+			// already (unless free finds the request undispatched).
+			m.reqPosted.Add(s.remote, s.requested)
 		}
 		m.remove(s)
 		m.free(s, false, true)
@@ -614,8 +622,9 @@ func (m *Manager) fail(s *session, err SessionError) {
 // first), and reports false; a user already waiting keeps its place, even
 // if its session was evicted and made again meanwhile, so that a flood of
 // strangers coming and going does not keep pushing a newcomer down. A
-// session made again for a user whose request the game was handed less
-// than RequestRepeat ago posts nothing: the game has heard of that user.
+// session made again for a user whose session was evicted to make room
+// for another stranger, less than RequestRepeat after the game was handed
+// its request, posts nothing: the game has heard of that user.
 func (m *Manager) postRequest(s *session) bool {
 	if at, ok := m.reqPosted.Peek(s.remote); ok && m.now.Sub(at) < m.cfg.RequestRepeat && s.requested.IsZero() {
 		s.requested = at
@@ -644,7 +653,7 @@ func (m *Manager) postRequest(s *session) bool {
 
 func (m *Manager) sendRequest(s *session) {
 	s.requested = m.now
-	m.reqPosted.Add(s.remote, m.now)
+	m.reqPosted.Remove(s.remote)
 	m.cancelRequests(s.remote)
 	m.cb.Post(Request{SteamIDRemote: s.remote})
 }
@@ -994,6 +1003,7 @@ func (m *Manager) onHandshake(b []byte, from netip.AddrPort, sd side) {
 		// guards, prove the peer alive: a replayed hello must not.
 		s.lastHeard = m.now
 	}
+	s.recvBytes += len(b)
 	if sd == sideDirect && m.kindOf(s, from) == candPrflx && msg.flags&flagWantReply != 0 {
 		m.learnPrflx(s, from)
 	}
@@ -1097,6 +1107,7 @@ func (m *Manager) onData(b []byte, from netip.AddrPort, sd side) {
 		}
 	}
 	s.lastHeard = m.now
+	s.recvBytes += len(b)
 	if s.phase == phaseConnecting {
 		// Only an established peer sends data, and it can only seal for
 		// our current ID: proof of both facts a hello would carry.

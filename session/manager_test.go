@@ -22,6 +22,9 @@ type world struct {
 	drop  func(from, to netip.AddrPort) bool
 	// noReceipts makes the rendezvous send no delivery receipts.
 	noReceipts bool
+	// announce adds, to what lookups of a user find, addresses that user
+	// claims besides its own.
+	announce map[SteamID][]netip.AddrPort
 }
 
 type datagram struct {
@@ -111,7 +114,8 @@ func (w *world) pumpRecording(rec func(datagram)) {
 					n.m.OnLookup(rendezvous.LookupResult{Target: uint64(target), Status: rendezvous.LookupNotOnline}, w.now)
 					continue
 				}
-				n.m.OnLookup(rendezvous.LookupResult{Target: uint64(target), Status: rendezvous.LookupOK, PublicKey: peer.keys.Public, Addrs: []netip.AddrPort{peer.addr}}, w.now)
+				addrs := append([]netip.AddrPort{peer.addr}, w.announce[target]...)
+				n.m.OnLookup(rendezvous.LookupResult{Target: uint64(target), Status: rendezvous.LookupOK, PublicKey: peer.keys.Public, Addrs: addrs}, w.now)
 				peer.m.OnOffer(rendezvous.Offer{From: uint64(n.id), PublicKey: n.keys.Public, SessionID: sid, Addrs: []netip.AddrPort{n.addr}}, w.now)
 				if !w.noReceipts {
 					n.m.OnDelivered(target, sid, w.now)

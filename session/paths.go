@@ -36,7 +36,23 @@ type candidate struct {
 	addr   netip.AddrPort
 	kind   candKind
 	opened bool // an opener went to it (see probe)
+	// limited: an address only the peer's word puts there, on someone
+	// else's public IP (see limitedCandidate). Until it answers, what we
+	// send there is at most amplification times what the peer sent us,
+	// as QUIC bounds a server before the client's address is validated
+	// (RFC 9000 section 8); sent counts it.
+	limited bool
+	sent    int
 }
+
+// What goes to a limited candidate that has not answered is at most
+// limitedAllowance, a handful of hellos, so that two peers that each know
+// only the other's word (relays of their own, say) can still start, and
+// then amplification times what the peer sent us: RFC 9000's factor.
+const (
+	amplification    = 3
+	limitedAllowance = 1200
+)
 
 type pair struct {
 	side  side
@@ -92,11 +108,11 @@ func (m *Manager) setCandidates(s *session, addrs, relayed []netip.AddrPort) {
 		if i == 0 && !containsAddr(addrs[1:], a) && !a.Addr().IsLoopback() {
 			k = candSrflx
 		}
-		s.addCandidate(a, k)
+		s.addCandidate(a, k, i > 0 && m.limitedCandidate(a.Addr(), observed, false))
 	}
 	for _, a := range relayed {
 		if usableCandidate(unmap(a)) {
-			s.addCandidate(a, candRelay)
+			s.addCandidate(a, candRelay, m.limitedCandidate(unmap(a).Addr(), observed, true))
 		}
 	}
 	// Pairs on a relayed address the peer no longer announces died with
@@ -113,11 +129,12 @@ func (m *Manager) setCandidates(s *session, addrs, relayed []netip.AddrPort) {
 	m.prunePairs(s, func(p pair) bool { return announced(p.addr) && !containsAddr(relayed, p.addr) })
 	for _, c := range old {
 		if c.kind == candPrflx {
-			s.addCandidate(c.addr, candPrflx)
+			s.addCandidate(c.addr, candPrflx, false)
 		}
 		for i := range s.candidates {
 			if s.candidates[i].addr == c.addr {
 				s.candidates[i].opened = s.candidates[i].opened || c.opened
+				s.candidates[i].sent = c.sent
 			}
 		}
 	}
@@ -132,7 +149,55 @@ func usableCandidate(a netip.AddrPort) bool {
 	return ip.IsValid() && !ip.IsUnspecified() && !ip.IsMulticast() && ip != netip.AddrFrom4([4]byte{255, 255, 255, 255}) && a.Port() >= 1024
 }
 
-func (s *session) addCandidate(a netip.AddrPort, k candKind) {
+// limitedCandidate says whether a declared address of a peer observed at
+// observed counts against the amplification bound: a public address on
+// another IP than the peer's own, or a relayed one on a relay we do not
+// know (Config.KnownRelay), which the peer could have named to aim our
+// probes at someone. Its own IP, private and link-local addresses (which
+// AllowCandidate keeps to our own network), the addresses of a peer on our
+// own network (Config.OwnNetwork) and relays we use ourselves are not.
+func (m *Manager) limitedCandidate(ip, observed netip.Addr, relayed bool) bool {
+	ip = ip.Unmap()
+	switch {
+	case ip == observed:
+		return false
+	case !relayed && m.cfg.OwnNetwork != nil && m.cfg.OwnNetwork(ip, observed):
+		return false
+	case relayed:
+		return m.cfg.KnownRelay == nil || !m.cfg.KnownRelay(ip)
+	case ip.IsPrivate() || ip.IsLinkLocalUnicast() || cgnat.Contains(ip):
+		return false
+	}
+	return true
+}
+
+// cgnat is the shared address space of carrier-grade NAT (RFC 6598).
+var cgnat = netip.MustParsePrefix("100.64.0.0/10")
+
+// emitBounded sends b toward candidate c, unless c is limited, has not
+// answered, and would then have been sent more than limitedAllowance and
+// amplification times what the peer sent us.
+func (m *Manager) emitBounded(s *session, c *candidate, b []byte, sd side) {
+	if c.limited && !m.answered(s, c.addr) {
+		if c.sent+len(b) > limitedAllowance+amplification*s.recvBytes {
+			return
+		}
+		c.sent += len(b)
+	}
+	m.emit(b, sd, c.addr)
+}
+
+// answered says whether some pair on addr has proved to work.
+func (m *Manager) answered(s *session, addr netip.AddrPort) bool {
+	for _, p := range s.pairs {
+		if p.addr == addr && !p.heard.IsZero() {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *session) addCandidate(a netip.AddrPort, k candKind, limited bool) {
 	a = unmap(a)
 	if !a.IsValid() || a.Port() == 0 || len(s.candidates) >= maxCandidates {
 		return
@@ -142,7 +207,7 @@ func (s *session) addCandidate(a netip.AddrPort, k candKind) {
 			return
 		}
 	}
-	s.candidates = append(s.candidates, candidate{addr: a, kind: k})
+	s.candidates = append(s.candidates, candidate{addr: a, kind: k, limited: limited})
 }
 
 // learnPrflx adds an address the peer's probe came from that nobody
@@ -167,7 +232,7 @@ func (m *Manager) learnPrflx(s *session, a netip.AddrPort) {
 			}
 		}
 	}
-	s.addCandidate(a, m.kindOf(s, a))
+	s.addCandidate(a, m.kindOf(s, a), false) // where an authenticated probe came from
 	m.permit(s)
 }
 
@@ -449,8 +514,9 @@ func (m *Manager) probe(s *session, mk func(sd side, to netip.AddrPort) []byte) 
 	if m.cfg.ForceRelay {
 		// Only through our allocation, to every address of the peer.
 		if m.env.HasRelay() {
-			for _, c := range s.candidates {
-				m.emit(mk(sideRelay, c.addr), sideRelay, c.addr)
+			for i := range s.candidates {
+				c := &s.candidates[i]
+				m.emitBounded(s, c, mk(sideRelay, c.addr), sideRelay)
 			}
 		}
 		return
@@ -462,7 +528,7 @@ func (m *Manager) probe(s *session, mk func(sd side, to netip.AddrPort) []byte) 
 		}
 		switch c.kind {
 		case candHost, candRelay:
-			m.emit(mk(sideDirect, c.addr), sideDirect, c.addr)
+			m.emitBounded(s, c, mk(sideDirect, c.addr), sideDirect)
 		default:
 			if !c.opened {
 				c.opened = true
@@ -471,11 +537,11 @@ func (m *Manager) probe(s *session, mk func(sd side, to netip.AddrPort) []byte) 
 				}
 			}
 			if public || s.noOpeners {
-				m.emit(mk(sideDirect, c.addr), sideDirect, c.addr)
+				m.emitBounded(s, c, mk(sideDirect, c.addr), sideDirect)
 			}
 		}
 		if relay && c.kind != candHost {
-			m.emit(mk(sideRelay, c.addr), sideRelay, c.addr)
+			m.emitBounded(s, c, mk(sideRelay, c.addr), sideRelay)
 		}
 	}
 }
