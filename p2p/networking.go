@@ -397,13 +397,11 @@ func candidateAllowed(ip, peerObserved netip.Addr, onLoopback bool, subnets []ne
 	return false
 }
 
-// ownNetwork says whether a peer observed at peerObserved that announced
-// ip is on our own network: behind the public address the rendezvous sees
-// us at, or ip on one of our subnets.
-func (n *Networking) ownNetwork(ip, peerObserved netip.Addr) bool {
-	if own := n.rv.Observed(); own.IsValid() && peerObserved.IsValid() && own.Addr() == peerObserved {
-		return true
-	}
+// ownNetwork says whether ip, announced by a peer, is on one of our
+// subnets. A peer behind our own public address is not enough: under
+// carrier-grade NAT thousands share it, and any of them could name a
+// third party's public address (its private ones are never limited).
+func (n *Networking) ownNetwork(ip, _ netip.Addr) bool {
 	for _, p := range n.subnets {
 		if p.Contains(ip) {
 			return true

@@ -180,6 +180,7 @@ type Manager struct {
 	reqRefilled   time.Time
 	reqStack      []SteamID
 	reqWaiting    map[SteamID]struct{}
+	reqIdle       bool // see requestDeadline
 	maxReqWaiting int
 	reqPosted     *simplelru.LRU[SteamID, time.Time]
 	allowRelay    bool
@@ -631,6 +632,7 @@ func (m *Manager) postRequest(s *session) bool {
 		return false
 	}
 	if _, waiting := m.reqWaiting[s.remote]; waiting {
+		m.armRequests() // its session is back: its turn may come
 		return false
 	}
 	if len(m.reqWaiting) == 0 && m.takeRequestToken() {
@@ -675,9 +677,10 @@ func (m *Manager) takeRequestToken() bool {
 }
 
 // requestDeadline is when the next waiting request can be posted; zero if
-// none waits.
+// none waits, or none whose session is there to post it for
+// (reqIdle: drainRequests found only users whose sessions are away).
 func (m *Manager) requestDeadline() time.Time {
-	if len(m.reqWaiting) == 0 {
+	if len(m.reqWaiting) == 0 || m.reqIdle {
 		return time.Time{}
 	}
 	need := (1 - m.reqTokens) / m.cfg.RequestRate
@@ -687,6 +690,7 @@ func (m *Manager) requestDeadline() time.Time {
 // armRequests wakes the timer loop if the next waiting request is due
 // before what it waits for.
 func (m *Manager) armRequests() {
+	m.reqIdle = false
 	if at := m.requestDeadline(); !at.IsZero() && (m.armed.IsZero() || at.Before(m.armed)) {
 		m.armed = at
 		select {
@@ -699,30 +703,43 @@ func (m *Manager) armRequests() {
 // drainRequests posts the requests of waiting users, newest first, while
 // the rate allows. A user whose session is away for now (evicted, to be
 // made again by its next offer) keeps its place and costs no token; one
-// accepted, or already asked about, leaves the stack.
+// accepted leaves the stack. With only users away left, it idles until a
+// waiting user's session asks again (postRequest), so that the timer does
+// not come back for them at every token.
 func (m *Manager) drainRequests() {
-	for i := len(m.reqStack) - 1; i >= 0 && len(m.reqWaiting) > 0; i-- {
+	if len(m.reqWaiting) == 0 || m.reqIdle {
+		return
+	}
+	live := false
+	var kept []SteamID // passed over, newest first
+	var i int
+	for i = len(m.reqStack) - 1; i >= 0; i-- {
 		id := m.reqStack[i]
 		if _, ok := m.reqWaiting[id]; !ok {
-			m.reqStack = slices.Delete(m.reqStack, i, i+1)
 			continue
 		}
 		s, ok := m.table.Peek(id)
-		if !ok || s.freed {
-			continue
-		}
-		if s.localAccepted || !s.requested.IsZero() {
+		switch {
+		case ok && !s.freed && s.localAccepted:
 			delete(m.reqWaiting, id)
-			m.reqStack = slices.Delete(m.reqStack, i, i+1)
+			continue
+		case !ok || s.freed:
+			kept = append(kept, id) // away: keeps its place
 			continue
 		}
 		if !m.takeRequestToken() {
-			return
+			live = true
+			break
 		}
 		delete(m.reqWaiting, id)
-		m.reqStack = slices.Delete(m.reqStack, i, i+1)
 		m.sendRequest(s)
 	}
+	// kept holds, newest first, what was passed over; below i nothing was
+	// looked at. The stack is rebuilt oldest first.
+	slices.Reverse(kept)
+	rest := m.reqStack[:i+1]
+	m.reqStack = append(append(make([]SteamID, 0, len(rest)+len(kept)), rest...), kept...)
+	m.reqIdle = !live && len(m.reqWaiting) > 0
 }
 
 // State reports remote's session (C50).
@@ -1198,12 +1215,12 @@ func (m *Manager) writeHandshake(s *session, body hsBody, to *pair) {
 			m.write(out, s.answered.side, s.answered.addr)
 		}
 	case m.cfg.ForceRelay:
-		for _, c := range s.candidates {
-			m.emit(out, sideRelay, c.addr)
+		for i := range s.candidates {
+			m.emitBounded(s, &s.candidates[i], out, sideRelay)
 		}
 	default:
-		for _, c := range s.candidates {
-			m.emit(out, sideDirect, c.addr)
+		for i := range s.candidates {
+			m.emitBounded(s, &s.candidates[i], out, sideDirect)
 		}
 	}
 }

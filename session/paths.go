@@ -275,7 +275,10 @@ func (m *Manager) reclassify(s *session) {
 // permit lets the peer's public and relayed addresses reach our relayed
 // address; only for a session the game wants and that may be relayed, so
 // that strangers hold none of the relay's permissions. Host addresses are
-// left out: they are only of use on a LAN, and a relay may refuse them.
+// left out, they are only of use on a LAN and a relay may refuse them,
+// except under ForceRelay, where every address of the peer is reached
+// through the relay and one of them may carry the session: asked for, it
+// is never evicted from a full table to make room.
 func (m *Manager) permit(s *session) {
 	if !s.localAccepted || !s.allowRelay || !m.env.HasRelay() {
 		return
@@ -286,7 +289,7 @@ func (m *Manager) permit(s *session) {
 	own := m.env.RelayServer().Addr()
 	var addrs []netip.AddrPort
 	for _, c := range s.candidates {
-		if c.kind != candHost && c.addr.Addr() != own {
+		if (c.kind != candHost || m.cfg.ForceRelay) && c.addr.Addr() != own {
 			addrs = append(addrs, c.addr)
 		}
 	}
