@@ -384,6 +384,12 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	}
 	c.token, _ = decodeToken(cfg.Token) // checked too
 	c.cert, _ = decodeCertificate(cfg.Certificate)
+	if c.priv != nil && cfg.ServerKey != ([32]byte{}) {
+		// A pinned key is known from the start: the first registration is
+		// MAC'd already, and a refresh of a kept key's registration is
+		// taken at once.
+		c.learnKeyLocked(cfg.ServerKey)
+	}
 	go c.loop()
 	return c, nil
 }
@@ -695,13 +701,19 @@ func (c *Client) onChallenge(m *message) {
 		c.mu.Unlock()
 		return
 	}
+	if r.challenges >= maxChallenges {
+		// Learning a key now would MAC the retransmissions of this txID
+		// under it, which the answers to it would not match.
+		c.mu.Unlock()
+		return
+	}
 	if c.priv != nil && !c.learnKeyLocked(m.publicKey) {
 		c.mu.Unlock()
 		return
 	}
 	changed := c.cookie != m.cookie || r.signed != c.keyed || r.signedFor != c.serverPub
 	c.cookie = m.cookie
-	if !changed || r.challenges >= maxChallenges {
+	if !changed {
 		// The next retransmission carries what there is.
 		c.mu.Unlock()
 		return

@@ -240,17 +240,22 @@ func TestServerReaders(t *testing.T) {
 
 // A client that pins the server's key takes no other: answers in the
 // server's name under another key, such as an impostor's that arrives
-// first, are ignored, and nothing MAC'd or encrypted goes out under it, so
-// the token stays the player's. With the right key it registers as ever.
+// first, are ignored, and nothing goes out MAC'd or encrypted under a key
+// shared with it, so the token stays the player's. With the right key it
+// registers as ever, MAC'd from its first registration on.
 func TestPinnedServerKey(t *testing.T) {
 	kp := newKeyPair(t)
 	s, srv := startServer(t, ServerConfig{PrivateKey: kp.priv, Secret: testSecret})
 	equal(t, s.PublicKey(), kp.pub, "the server's public key")
 	tok, err := IssueToken(testSecret, 1, 480, time.Hour)
 	noError(t, err, "IssueToken")
-	good := newPeer(t, srv, 1, 480, keyed(t), withConfig(func(c *ClientConfig) { c.Token, c.ServerKey = tok, kp.pub }))
+	var goodWire captured
+	good := newPeer(t, srv, 1, 480, keyed(t), capturing(&goodWire), withConfig(func(c *ClientConfig) { c.Token, c.ServerKey = tok, kp.pub }))
 	good.register(t)
 	equal(t, authenticated(s, 1), true, "the pinned client authenticated")
+	if first, err := decode(goodWire.all()[0]); err != nil || !first.hasMAC || first.token == nil {
+		t.Fatalf("the pinned client's first registration: MAC %v, token %v (%v); want both", first.hasMAC, first.token != nil, err)
+	}
 
 	// An impostor's key: the real server's CHALLENGE brings a key the
 	// client does not take.
@@ -270,9 +275,39 @@ func TestPinnedServerKey(t *testing.T) {
 	if len(sent) < 3 {
 		t.Fatalf("only %d registrations sent", len(sent))
 	}
+	// Here the server is the stranger: the client pins impostor.pub.
+	withServer, err := deriveMACKey(s.tab.priv, pinned.pub, 2)
+	noError(t, err, "derive")
 	for _, d := range sent {
-		if m, err := decode(d); err != nil || m.hasMAC || m.token != nil {
-			t.Fatalf("the pinned client sent %v (MAC %v, token %v) under a key it does not pin", m.typ, m.hasMAC, m.token != nil)
+		m, err := decode(d)
+		noError(t, err, "decode")
+		if m.hasMAC && newMacer().verify(d, &withServer) {
+			t.Fatalf("the pinned client sent a %v MAC'd under the key it shares with a server it does not pin", m.typ)
 		}
 	}
+}
+
+// A player that kept its key and restarts gets its registration back at
+// once: from the same address its first, unauthenticated, registration is
+// challenged rather than dropped, and a MAC'd one with the cookie is taken
+// even when its txID is older than the last (the clock stepped back), since
+// the cookie shows it is no replay from elsewhere. From another address
+// alike. A captured registration replayed, without a cookie for now, is
+// still only challenged.
+func TestTableKeptKeyRestart(t *testing.T) {
+	tab := newTestTable(time.Minute, 10)
+	p := newKeyedClient(t, tab, 1)
+	_, captured := registerKeyed(t, tab, p, addrA, t0)
+	last := snapshot(tab, 1).lastTx
+	for _, from := range []netip.AddrPort{addrA, addrC} {
+		m, _ := only(t, tab.handle(p.plainRegister(last-100), from, t0, nil))
+		equal(t, m.typ, msgChallenge, "answer to the restarted instance's first registration from %v", from)
+		req := signedBytes(message{typ: msgRegister, txID: last - 50, steamID: 1, appID: 480, publicKey: p.pub, cookie: m.cookie}, p.key)
+		out := tab.handle(req, from, t0, nil)
+		m, _ = only(t, out)
+		equal(t, p.unseal(t, m, out[0].b).typ, msgRegistered, "answer to its MAC'd registration with the cookie and an older txID, from %v", from)
+		equal(t, snapshot(tab, 1).observed, from, "where the player is")
+	}
+	onlyRegistered(t, tab, tab.handle(captured, addrB, t0, nil), captured, addrB)
+	equal(t, snapshot(tab, 1).observed, addrC, "where the player is after a replay")
 }

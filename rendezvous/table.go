@@ -525,9 +525,11 @@ func (t *table) register(m *message, b []byte, from netip.AddrPort, now time.Tim
 	k := t.key(m.steamID, m.appID)
 	r := t.live(k, now)
 	sameKey := r != nil && r.publicKey == m.publicKey
-	if cheap := sameKey && r.observed == from && (!m.hasMAC || r.hasKey); !cheap &&
-		!t.validCookie(m.cookie, from, m.steamID, &m.publicKey, now) {
-		return t.challenge(m, from, now, out)
+	cookie := false // m carries the cookie of its source: sent now, not a replay from elsewhere
+	if cheap := sameKey && r.observed == from && (!m.hasMAC || r.hasKey); !cheap || m.cookie != ([cookieLen]byte{}) {
+		if cookie = t.validCookie(m.cookie, from, m.steamID, &m.publicKey, now); !cookie && !cheap {
+			return t.challenge(m, from, now, out)
+		}
 	}
 	var key [32]byte
 	var sealKey *[32]byte // &key once m is verified
@@ -566,6 +568,11 @@ func (t *table) register(m *message, b []byte, from netip.AddrPort, now time.Tim
 	}
 	if m.hasMAC {
 		switch {
+		case cookie && (sameKey || t.retired.has(m.steamID, m.publicKey)):
+			// MAC'd with a cookie its source just got: fresh whatever its
+			// txID, which a restarted instance that kept its key numbers
+			// from its own clock, perhaps stepped back. A captured
+			// registration replayed from elsewhere has no such cookie.
 		case sameKey && r.authed:
 			if m.txID < r.lastTx || (m.txID == r.lastTx && from != r.observed) {
 				t.log.Debug("rendezvous: dropped stale registration", "steamID", m.steamID, "from", from)
@@ -595,9 +602,12 @@ func (t *table) register(m *message, b []byte, from netip.AddrPort, now time.Tim
 			if from == r.observed && m.txID == r.lastTx {
 				return t.registered(m, from, nil, now, out)
 			}
-			t.log.Debug("rendezvous: dropped unauthenticated registration", "steamID", m.steamID, "from", from)
-			t.stats.unauthorized.Add(1)
-			return out
+			// The holder of r's key MACs everything once it knows the
+			// server's key: this is that instance restarted, with the key
+			// it kept, or a forgery. Either way it changes nothing, and
+			// the challenge tells an honest one the key.
+			t.log.Debug("rendezvous: challenged an unauthenticated registration under an authenticated key", "steamID", m.steamID, "from", from)
+			return t.challenge(m, from, now, out)
 		case sameKey && from != r.observed && m.txID <= r.lastTx:
 			// The same instance numbers its registrations upwards, so one
 			// that moves the user to another address must be newer than

@@ -35,6 +35,8 @@ var (
 
 	lifeMu  sync.Mutex // init and shutdown (the C side serialises them too)
 	logFile io.Closer
+	// identityLock holds the identity key's lock while initialised.
+	identityLock io.Closer
 )
 
 func cbool(b bool) C.int {
@@ -120,6 +122,9 @@ func start(persona *C.char, personaCap C.int, steamID *C.uint64_t, appID *C.uint
 		if closer != nil {
 			closer.Close()
 		}
+		if s.identityLock != nil {
+			s.identityLock.Close()
+		}
 		return code, errors.New(msg)
 	}
 	relayRefused.Store(!s.relay)
@@ -148,6 +153,12 @@ func start(persona *C.char, personaCap C.int, steamID *C.uint64_t, appID *C.uint
 	})
 	netw.Store(n)
 	logFile = closer
+	if s.identityLock != nil {
+		identityLock = s.identityLock
+	}
+	if s.identityShared {
+		log.Info("another copy of the game holds the identity key: this one runs with a fresh key", "identity_file", s.identityPath)
+	}
 	log.Info("initialised", "steamid", s.steamID, "app", s.appID, "app_from", s.appFrom,
 		"rendezvous", s.rendezvous.value, "local", n.LocalAddr().String(), "relay", s.relay)
 	writeC(persona, personaCap, s.name)
@@ -191,6 +202,10 @@ func p2pcGoShutdown() {
 	if logFile != nil {
 		logFile.Close()
 		logFile = nil
+	}
+	if identityLock != nil {
+		identityLock.Close() // the next copy, or the next init, may use the key
+		identityLock = nil
 	}
 }
 

@@ -59,8 +59,14 @@ type settings struct {
 	// identity is the player's X25519 key, kept in identityPath across
 	// runs so that a game restarted after a crash gets its SteamID back
 	// at once; zero with P2PCOMPAT_IDENTITY_FILE=off or nowhere to keep it.
-	identity       [32]byte
-	identityPath   string
+	identity     [32]byte
+	identityPath string
+	// identityLock holds the lock on identityPath while this copy of the
+	// game uses the key; identityShared: another copy held it, so this
+	// one runs with a fresh key instead (two instances under one key
+	// would take the registration from each other at every refresh).
+	identityLock   *os.File
+	identityShared bool
 	rendezvousKey  [32]byte
 	certificate    string
 	certificateKey ed25519.PublicKey
@@ -215,6 +221,12 @@ func loadSettings(src sources) (*settings, error) {
 	if s.identityPath != "" {
 		if s.identity, err = storedIdentity(s.identityPath); err != nil {
 			return nil, fmt.Errorf("%w (P2PCOMPAT_IDENTITY_FILE, or off)", err)
+		}
+		if s.identityLock, err = lockIdentity(s.identityPath); err != nil {
+			return nil, fmt.Errorf("locking the identity key: %w (P2PCOMPAT_IDENTITY_FILE, or off)", err)
+		}
+		if s.identityLock == nil {
+			s.identity, s.identityShared = [32]byte{}, true
 		}
 	}
 	if rk := get("P2PCOMPAT_RENDEZVOUS_KEY", ""); rk.value != "" {

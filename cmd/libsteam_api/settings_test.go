@@ -135,11 +135,21 @@ func TestIdentityKeyIsKept(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// While a holds the key, another copy of the game gets a fresh one.
+	shared, err := loadSettings(sources{getenv: envOf(env)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !shared.identityShared || shared.identity != ([32]byte{}) || shared.identityLock != nil {
+		t.Fatalf("a second copy while the first runs: shared %v, identity %x", shared.identityShared, shared.identity)
+	}
+	a.identityLock.Close()
 	b, err := loadSettings(sources{getenv: envOf(env)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a.identity == ([32]byte{}) || a.identity != b.identity {
+	defer b.identityLock.Close()
+	if a.identity == ([32]byte{}) || a.identity != b.identity || b.identityShared {
 		t.Fatalf("identity %x, then %x: not kept", a.identity, b.identity)
 	}
 	path := filepath.Join(data, "p2pcompat", "identity-76561197960265729")
