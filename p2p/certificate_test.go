@@ -213,3 +213,34 @@ func TestRestartKeepsTheIDWithTheSameKey(t *testing.T) {
 	}
 	again.Close()
 }
+
+// SetCertificate takes a renewed certificate of our key, and refuses, with
+// nothing changed, one that does not verify for us.
+func TestSetCertificate(t *testing.T) {
+	pub, backend, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newVouchedPlayer(t, backend, 1)
+	srv, err := rendezvous.NewServer(rendezvous.ServerConfig{ListenAddr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	n, err := p2p.New(p2p.Config{SteamID: 1, AppID: 480, RendezvousAddr: srv.Addr().String(), PrivateKey: p.priv, Certificate: p.cert, CertificateKey: pub})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	renewed, err := rendezvous.IssueCertificate(backend, 1, 480, p.pub, 48*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.SetCertificate(renewed); err != nil {
+		t.Fatalf("SetCertificate with a renewed certificate: %v", err)
+	}
+	other := newVouchedPlayer(t, backend, 1) // the same SteamID, another key
+	if err := n.SetCertificate(other.cert); !errors.Is(err, rendezvous.ErrCertificate) {
+		t.Fatalf("SetCertificate with another key's certificate: %v, want ErrCertificate", err)
+	}
+}

@@ -60,6 +60,7 @@ type Networking struct {
 	// (Config.CertificateKey), and certLogged is when that was last logged
 	// (unix nanoseconds): a lying rendezvous must not flood the log.
 	certRefused atomic.Uint64
+	publicKey   [32]byte // our identity's public half
 	certLogged  atomic.Int64
 	closeOnce   sync.Once
 	done        chan struct{}
@@ -110,6 +111,7 @@ func New(cfg Config) (*Networking, error) {
 	if cfg.Simulate.enabled() {
 		n.sim = newSimulator(n, cfg.Simulate)
 	}
+	n.publicKey = keys.Public
 	n.mgr = session.NewManager(session.Config{
 		SteamID:           cfg.SteamID,
 		ConnectTimeout:    cfg.ConnectTimeout,
@@ -230,6 +232,23 @@ func identity(cfg Config) (seal.KeyPair, error) {
 		}
 	}
 	return keys, nil
+}
+
+// SetCertificate replaces Config.Certificate, before it expires: the
+// rendezvous passes the new one to peers from the next registration, which
+// goes out at once. With Config.CertificateKey it must verify for our
+// SteamID, AppID and key, or nothing changes and the error says why.
+func (n *Networking) SetCertificate(cert string) error {
+	raw, err := rendezvous.DecodeCertificate(cert)
+	if err != nil {
+		return fmt.Errorf("p2p: SetCertificate: %w", err)
+	}
+	if n.cfg.CertificateKey != nil {
+		if err := rendezvous.VerifyCertificate(n.cfg.CertificateKey, raw, uint64(n.cfg.SteamID), n.cfg.AppID, n.publicKey, time.Now()); err != nil {
+			return fmt.Errorf("p2p: SetCertificate: %w", err)
+		}
+	}
+	return n.rv.SetCertificate(cert)
 }
 
 // vouched reports whether the key the rendezvous gave for remote may be

@@ -323,9 +323,8 @@ type Client struct {
 	log       *slog.Logger
 	priv      *ecdh.PrivateKey // nil: cfg.PrivateKey is zero, nothing is authenticated
 
-	cert []byte // decoded cfg.Certificate; nil: none
-
 	mu         sync.Mutex
+	cert       []byte          // decoded cfg.Certificate, or SetCertificate's; nil: none
 	token      []byte          // decoded; nil: none
 	cookie     [cookieLen]byte // from the latest CHALLENGE
 	keyed      bool            // macKey is shared with the server whose public key is serverPub
@@ -382,8 +381,8 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		// withDefaults has checked it.
 		c.priv, _ = ecdh.X25519().NewPrivateKey(cfg.PrivateKey[:])
 	}
-	c.token, _ = decodeToken(cfg.Token) // checked too
-	c.cert, _ = decodeCertificate(cfg.Certificate)
+	c.token, _ = decodeToken(cfg.Token)            // checked too
+	c.cert, _ = decodeCertificate(cfg.Certificate) // checked too
 	if c.priv != nil && cfg.ServerKey != ([32]byte{}) {
 		// A pinned key is known from the start: the first registration is
 		// MAC'd already, and a refresh of a kept key's registration is
@@ -589,6 +588,34 @@ func (c *Client) SetToken(token string) error {
 		// A new txID: the token is encrypted with the txID as its nonce,
 		// which must not serve two tokens.
 		first = c.restartRegisterLocked(time.Now())
+	}
+	c.mu.Unlock()
+	if first != nil {
+		c.send(first)
+		c.kick()
+	}
+	return nil
+}
+
+// SetCertificate replaces the key certificate (ClientConfig.Certificate)
+// that registrations carry, before the one in use expires, and registers
+// again at once if registered or registering, so that the server passes
+// the new one on from now. It fails, changing nothing, for a certificate
+// that cannot be decoded.
+func (c *Client) SetCertificate(cert string) error {
+	b, err := decodeCertificate(cert)
+	if err != nil {
+		return fmt.Errorf("rendezvous: SetCertificate: %w", err)
+	}
+	c.mu.Lock()
+	c.cert = b
+	var first []byte
+	switch {
+	case c.closed:
+	case c.reg != nil:
+		first = c.restartRegisterLocked(time.Now())
+	case c.registered:
+		first = c.startRegisterLocked(time.Now())
 	}
 	c.mu.Unlock()
 	if first != nil {

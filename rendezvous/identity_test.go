@@ -3,6 +3,8 @@ package rendezvous
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	crand "crypto/rand"
 	"errors"
 	"net/netip"
 	"testing"
@@ -310,4 +312,33 @@ func TestTableKeptKeyRestart(t *testing.T) {
 	}
 	onlyRegistered(t, tab, tab.handle(captured, addrB, t0, nil), captured, addrB)
 	equal(t, snapshot(tab, 1).observed, addrC, "where the player is after a replay")
+}
+
+// SetCertificate renews the certificate a registration carries: the next
+// lookup of the player finds the new one, and a certificate that cannot
+// be decoded changes nothing.
+func TestSetCertificate(t *testing.T) {
+	_, srv := startServer(t, ServerConfig{})
+	_, signer, err := ed25519.GenerateKey(crand.Reader)
+	noError(t, err, "backend key")
+	kp := newKeyPair(t)
+	first, err := IssueCertificate(signer, 1, 480, kp.pub, time.Hour)
+	noError(t, err, "IssueCertificate")
+	second, err := IssueCertificate(signer, 1, 480, kp.pub, 2*time.Hour)
+	noError(t, err, "IssueCertificate")
+	a := newPeer(t, srv, 1, 480, func(p *peer, c *ClientConfig) {
+		c.PrivateKey, c.PublicKey, c.Certificate = kp.priv, kp.pub, first
+		p.pub = kp.pub
+	})
+	b := newPeer(t, srv, 2, 480, keyed(t))
+	a.register(t)
+	b.register(t)
+	want, _ := DecodeCertificate(first)
+	equal(t, b.lookup(t, 1, 1).Certificate, want, "A's certificate as B finds it")
+	if err := a.client.SetCertificate("garbage"); err == nil {
+		t.Fatal("SetCertificate took garbage")
+	}
+	noError(t, a.client.SetCertificate(second), "SetCertificate")
+	want, _ = DecodeCertificate(second)
+	eventually(t, func() bool { return bytes.Equal(b.lookup(t, 1, 2).Certificate, want) }, "B to find A's new certificate")
 }
