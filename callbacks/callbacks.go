@@ -11,6 +11,7 @@ package callbacks
 import (
 	"fmt"
 	"reflect"
+	"slices"
 	"sync"
 )
 
@@ -20,8 +21,11 @@ const DefaultLimit = 65536
 
 type entry struct {
 	seq uint64 // posting order; Run dispatches only what was posted before it began
-	ev  any
+	ev  any    // nil: cancelled (Cancel), skipped by Run
 }
+
+// Ticket names one posted event, for Cancel. The zero Ticket names none.
+type Ticket struct{ seq uint64 } // the event's seq + 1
 
 // Queue holds posted events until Run dispatches them. The zero value is not
 // usable; use New.
@@ -29,6 +33,7 @@ type Queue struct {
 	mu       sync.Mutex
 	events   []entry // events[head:] are pending, oldest first
 	head     int
+	dead     int // cancelled entries in events[head:]
 	nextSeq  uint64
 	limit    int
 	handlers map[reflect.Type][]func(any)
@@ -47,13 +52,28 @@ func New(limit int) *Queue {
 // Post queues ev for the next Run. It reports false, dropping ev, if the queue
 // already holds its limit of events or ev is nil.
 func (q *Queue) Post(ev any) bool {
+	_, ok := q.PostTicket(ev)
+	return ok
+}
+
+// PostTicket is Post, and also returns the Ticket that Cancel takes to drop
+// ev if it is still undispatched.
+func (q *Queue) PostTicket(ev any) (Ticket, bool) {
 	if ev == nil {
-		return false
+		return Ticket{}, false
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if len(q.events)-q.head >= q.limit {
-		return false
+	if len(q.events)-q.head-q.dead >= q.limit {
+		return Ticket{}, false
+	}
+	if q.dead > 64 && 2*q.dead > len(q.events)-q.head {
+		// Mostly cancelled: drop them, so that posting and cancelling
+		// while the game does not run the queue holds no memory.
+		live := slices.DeleteFunc(q.events[q.head:], func(e entry) bool { return e.ev == nil })
+		n := copy(q.events, live)
+		clear(q.events[n:])
+		q.events, q.head, q.dead = q.events[:n], 0, 0
 	}
 	// Reclaim the dispatched prefix once it is at least half the slice, so a
 	// queue that never quite empties neither grows forever nor copies on
@@ -66,6 +86,36 @@ func (q *Queue) Post(ev any) bool {
 	}
 	q.events = append(q.events, entry{seq: q.nextSeq, ev: ev})
 	q.nextSeq++
+	return Ticket{q.nextSeq}, true
+}
+
+// Cancel drops the event t names if it has not been dispatched yet, and
+// reports whether it did. It takes a binary search of the queue, no copy,
+// so that dropping every event of a full queue one by one costs little:
+// freeing thousands of sessions with requests pending must not be
+// quadratic.
+func (q *Queue) Cancel(t Ticket) bool {
+	if t.seq == 0 {
+		return false
+	}
+	seq := t.seq - 1
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	pending := q.events[q.head:]
+	i, found := slices.BinarySearchFunc(pending, seq, func(e entry, s uint64) int {
+		switch {
+		case e.seq < s:
+			return -1
+		case e.seq > s:
+			return 1
+		}
+		return 0
+	})
+	if !found || pending[i].ev == nil {
+		return false
+	}
+	pending[i].ev = nil
+	q.dead++
 	return true
 }
 
@@ -81,7 +131,7 @@ func (q *Queue) Remove(match func(ev any) bool) int {
 
 	var doomed []uint64 // ascending, like the queue itself
 	for _, e := range pending {
-		if match(e.ev) {
+		if e.ev != nil && match(e.ev) {
 			doomed = append(doomed, e.seq)
 		}
 	}
@@ -94,6 +144,9 @@ func (q *Queue) Remove(match func(ev any) bool) int {
 	kept := q.events[:q.head]
 	removed := 0
 	for _, e := range q.events[q.head:] {
+		if e.ev == nil {
+			continue // cancelled
+		}
 		for len(doomed) > 0 && doomed[0] < e.seq {
 			doomed = doomed[1:] // dispatched meanwhile
 		}
@@ -106,6 +159,7 @@ func (q *Queue) Remove(match func(ev any) bool) int {
 	}
 	clear(q.events[len(kept):])
 	q.events = kept
+	q.dead = 0
 	if q.head == len(q.events) {
 		q.events, q.head = q.events[:0], 0
 	}
@@ -168,6 +222,11 @@ func (q *Queue) Run() int {
 			q.events = q.events[:0]
 			q.head = 0
 		}
+		if ev == nil {
+			q.dead--
+			q.mu.Unlock()
+			continue
+		}
 		hs := q.handlers[reflect.TypeOf(ev)]
 		q.mu.Unlock()
 
@@ -182,5 +241,5 @@ func (q *Queue) Run() int {
 func (q *Queue) Len() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return len(q.events) - q.head
+	return len(q.events) - q.head - q.dead
 }

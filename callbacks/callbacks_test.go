@@ -399,3 +399,64 @@ func TestConcurrentPost(t *testing.T) {
 		t.Fatalf("Len = %d, want 0", q.Len())
 	}
 }
+
+// Cancel drops exactly the event its ticket names, once, and only while it
+// is undispatched; cancelled events neither run nor count, and posting and
+// cancelling without Run holds no memory.
+func TestCancel(t *testing.T) {
+	q := New(4)
+	var got []int
+	Handle(q, func(v int) { got = append(got, v) })
+	var tickets []Ticket
+	for i := range 4 {
+		tk, ok := q.PostTicket(i)
+		if !ok {
+			t.Fatalf("post %d refused", i)
+		}
+		tickets = append(tickets, tk)
+	}
+	if !q.Cancel(tickets[1]) || q.Cancel(tickets[1]) || q.Cancel(Ticket{}) {
+		t.Fatal("Cancel: want true once, then false, and false for the zero Ticket")
+	}
+	if q.Len() != 3 {
+		t.Fatalf("Len %d after a cancel, want 3", q.Len())
+	}
+	if !q.Post(9) {
+		t.Fatal("a cancelled event still counted against the limit")
+	}
+	if n := q.Run(); n != 4 || len(got) != 4 || got[0] != 0 || got[1] != 2 || got[2] != 3 || got[3] != 9 {
+		t.Fatalf("Run dispatched %d: %v", n, got)
+	}
+	if q.Cancel(tickets[0]) {
+		t.Fatal("cancelled a dispatched event")
+	}
+	big := New(0)
+	for range 100000 {
+		tk, _ := big.PostTicket(1)
+		big.Cancel(tk)
+	}
+	if big.Len() != 0 || cap(big.events) > 1024 {
+		t.Fatalf("after 100,000 posts and cancels: Len %d, %d entries held", big.Len(), cap(big.events))
+	}
+}
+
+// Cancelling every event of a full queue, one by one, allocates nothing
+// and copies nothing: freeing thousands of sessions with requests pending
+// is linear, not quadratic (Remove copies the queue per call).
+func TestCancelAllocatesNothing(t *testing.T) {
+	q := New(0)
+	tickets := make([]Ticket, 4096)
+	allocs := testing.AllocsPerRun(3, func() {
+		for i := range tickets {
+			tickets[i], _ = q.PostTicket(i)
+		}
+		for _, tk := range tickets {
+			q.Cancel(tk)
+		}
+		q.Run()
+	})
+	// The posts box their ints; the cancels must add nothing.
+	if allocs > 4096+16 {
+		t.Fatalf("%.0f allocations for 4,096 posts and cancels", allocs)
+	}
+}

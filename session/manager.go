@@ -124,8 +124,9 @@ type session struct {
 	helloWait    time.Duration
 	nextLookup   time.Time
 	lookupWait   time.Duration
-	requested    time.Time // when the last P2PSessionRequest was posted
-	recvBytes    int       // of authenticated packets from the peer, for the amplification bound (see emitBounded)
+	requested    time.Time        // when the last P2PSessionRequest was posted
+	reqTicket    callbacks.Ticket // that request, while the game may not have had it
+	recvBytes    int              // of authenticated packets from the peer, for the amplification bound (see emitBounded)
 
 	failNotified bool // C36: one ConnectFail until Close
 	lastError    SessionError
@@ -429,7 +430,7 @@ func (m *Manager) Send(remote SteamID, data []byte, st SendType, channel int, no
 	}
 	if !s.localAccepted {
 		m.accept(s)
-		m.cancelRequests(remote) // C33
+		m.cb.Cancel(s.reqTicket) // C33
 		if s.phase == phaseConnecting && s.pair != nil {
 			m.sendHello(s, nil)
 		}
@@ -570,7 +571,7 @@ func (m *Manager) free(s *session, notify, dropUnread bool) {
 	if dropUnread {
 		m.dropUnread(s.remote, 0, false)
 	}
-	if m.cancelRequests(s.remote) > 0 {
+	if m.cb.Cancel(s.reqTicket) {
 		// The game never saw it: a session made again asks again.
 		m.reqPosted.Remove(s.remote)
 	}
@@ -589,13 +590,6 @@ func (m *Manager) dropUnread(remote SteamID, channel int, oneChannel bool) {
 			m.dropQueue(ch, q)
 		}
 	}
-}
-
-func (m *Manager) cancelRequests(remote SteamID) int {
-	return m.cb.Remove(func(ev any) bool {
-		r, ok := ev.(Request)
-		return ok && r.SteamIDRemote == remote
-	})
 }
 
 // fail ends a connect attempt or a dead session with err (C35, C41).
@@ -656,8 +650,8 @@ func (m *Manager) postRequest(s *session) bool {
 func (m *Manager) sendRequest(s *session) {
 	s.requested = m.now
 	m.reqPosted.Remove(s.remote)
-	m.cancelRequests(s.remote)
-	m.cb.Post(Request{SteamIDRemote: s.remote})
+	m.cb.Cancel(s.reqTicket)
+	s.reqTicket, _ = m.cb.PostTicket(Request{SteamIDRemote: s.remote})
 }
 
 // takeRequestToken takes a token of the request rate, if there is one.

@@ -25,6 +25,8 @@ type world struct {
 	// announce adds, to what lookups of a user find, addresses that user
 	// claims besides its own.
 	announce map[SteamID][]netip.AddrPort
+	// noRun leaves the callbacks undispatched when the network is quiet.
+	noRun bool
 }
 
 type datagram struct {
@@ -135,7 +137,9 @@ func (w *world) pumpRecording(rec func(datagram)) {
 		}
 		if !busy {
 			for _, n := range w.nodes {
-				n.cb.Run()
+				if !w.noRun {
+					n.cb.Run()
+				}
 			}
 			return
 		}
