@@ -1,6 +1,9 @@
 package p2p
 
-import "net/netip"
+import (
+	"net/netip"
+	"time"
+)
 
 // CrashForTest ends n as a crash would: its socket goes first, so that
 // nothing, not even the unregistration, reaches the rendezvous.
@@ -20,3 +23,7 @@ func RelayPeerIPs(n *Networking) []netip.Addr {
 
 // HasRelay reports whether n holds a relay allocation.
 func HasRelay(n *Networking) bool { return n.relay.Load() != nil }
+
+// ShutDownSessionsForTest shuts n's sessions down as Close begins to,
+// leaving n itself not yet marked closed.
+func ShutDownSessionsForTest(n *Networking) { n.mgr.Shutdown(time.Now()) }

@@ -707,9 +707,14 @@ func (n *Networking) Receive(ctx context.Context, channel int) (Packet, error) {
 		if n.closed.Load() {
 			return Packet{}, net.ErrClosed
 		}
-		w := n.mgr.Wait(channel)
+		w, open := n.mgr.WaitOpen(channel)
 		if data, remote, ok := n.mgr.Read(channel, time.Now()); ok {
 			return Packet{Remote: remote, Channel: channel, Data: data}, nil
+		}
+		if !open {
+			// Close has shut the sessions down and not yet marked us
+			// closed: the wait would return at once, again and again.
+			return Packet{}, net.ErrClosed
 		}
 		done := ctx.Done()
 		if done == nil {

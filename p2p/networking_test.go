@@ -233,3 +233,16 @@ func waitGoroutines(t *testing.T, before int) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// Between Close shutting the sessions down and marking the Networking
+// closed, Receive returns net.ErrClosed at once instead of spinning on a
+// wait that is over before it starts.
+func TestReceiveDuringCloseDoesNotSpin(t *testing.T) {
+	_, a, _ := start(t, nil)
+	p2p.ShutDownSessionsForTest(a)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := a.Receive(ctx, 0); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("Receive after the sessions shut down: %v, want net.ErrClosed", err)
+	}
+}

@@ -99,17 +99,25 @@ func (m *Manager) consumed(p inPacket) {
 // passes the wake-up on. The channel is the same on every call, so
 // waiting allocates nothing.
 func (m *Manager) Wait(channel int) <-chan struct{} {
+	w, _ := m.WaitOpen(channel)
+	return w
+}
+
+// WaitOpen is Wait, and also reports false once the Manager is shut down:
+// the channel it returns is then closed for good, and waiting on it in a
+// loop would spin.
+func (m *Manager) WaitOpen(channel int) (<-chan struct{}, bool) {
 	m.mu.Lock()
 	defer m.unlock()
 	if m.closed {
-		return closedChan
+		return closedChan, false
 	}
 	w, ok := m.waiters[channel]
 	if !ok {
 		w = make(chan struct{}, 1)
 		m.waiters[channel] = w
 	}
-	return w
+	return w, true
 }
 
 var closedChan = func() chan struct{} {
