@@ -26,6 +26,7 @@ import (
 	"github.com/p2pcompat/p2pcompat/callbacks"
 	"github.com/p2pcompat/p2pcompat/channels"
 	"github.com/p2pcompat/p2pcompat/internal/gso"
+	"github.com/p2pcompat/p2pcompat/internal/readerr"
 	"github.com/p2pcompat/p2pcompat/internal/seal"
 	"github.com/p2pcompat/p2pcompat/internal/ttl"
 	"github.com/p2pcompat/p2pcompat/internal/wire"
@@ -531,6 +532,7 @@ func (n *Networking) readLoop() {
 	buf := make([]byte, 64<<10)
 	oob := make([]byte, gso.ControlLen)
 	batch := make([]session.Inbound, 0, gso.MaxSegments)
+	var backoff readerr.Backoff
 	for {
 		var from netip.AddrPort
 		var sz, oobn, seg int
@@ -554,9 +556,24 @@ func (n *Networking) readLoop() {
 			if n.closed.Load() || errors.Is(err, net.ErrClosed) {
 				return
 			}
+			if !readerr.Transient(err) {
+				// It would come back at every read: stop, and say so. The
+				// sessions time out and the rendezvous is lost
+				// (SteamServersDisconnected), as after a network failure.
+				n.log.Error("p2p: reading the socket failed for good: nothing more is received", "err", err)
+				return
+			}
 			n.log.Debug("p2p: read failed", "err", err)
+			if d := backoff.Next(); d > 0 {
+				select {
+				case <-n.done:
+					return
+				case <-time.After(d):
+				}
+			}
 			continue
 		}
+		backoff.Reset()
 		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
 		if seg <= 0 || seg >= sz {
 			seg = sz

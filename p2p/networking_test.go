@@ -1,12 +1,16 @@
 package p2p_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"math/rand"
 	"net"
 	"runtime"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -245,4 +249,94 @@ func TestReceiveDuringCloseDoesNotSpin(t *testing.T) {
 	if _, err := a.Receive(ctx, 0); !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("Receive after the sessions shut down: %v, want net.ErrClosed", err)
 	}
+}
+
+// failingNet's sockets read normally until fail is set; then every read
+// fails with an error that says the socket is broken.
+type failingNet struct {
+	transport.Net
+	fail  atomic.Bool
+	reads atomic.Int32 // reads that failed
+}
+
+func (f *failingNet) ListenPacket(network, address string) (net.PacketConn, error) {
+	pc, err := f.Net.ListenPacket(network, address)
+	return &failingConn{pc, f}, err
+}
+
+type failingConn struct {
+	net.PacketConn
+	f *failingNet
+}
+
+func (c *failingConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	n, a, err := c.PacketConn.ReadFrom(b)
+	if err == nil && c.f.fail.Load() {
+		c.f.reads.Add(1)
+		return 0, nil, errors.New("socket broken")
+	}
+	return n, a, err
+}
+
+// A read error that is no passing one (not temporary, not an ICMP error
+// queued on the socket) stops the read loop with one log line, where it
+// used to loop on it for good; Close still ends everything.
+func TestPermanentReadErrorStopsTheReader(t *testing.T) {
+	srv, err := rendezvous.NewServer(rendezvous.ServerConfig{ListenAddr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	sn, err := stdnet.NewNet()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fn := &failingNet{Net: sn}
+	var logs syncBuffer
+	n, err := p2p.New(p2p.Config{SteamID: 1, AppID: 480, RendezvousAddr: srv.Addr().String(), ListenAddr: "127.0.0.1:0", Net: fn,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fn.fail.Store(true)
+	// A datagram wakes the reader, whose next read then fails.
+	poke, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer poke.Close()
+	if _, err := poke.WriteTo([]byte("x"), n.LocalAddr()); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(logs.String(), "reading the socket failed for good") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no log of the failure; %d failed reads", fn.reads.Load())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if got := fn.reads.Load(); got != 1 {
+		t.Fatalf("%d failed reads, want the loop to stop at the first", got)
+	}
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the logger's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/pion/transport/v2"
 	"github.com/pion/turn/v2"
 
+	"github.com/p2pcompat/p2pcompat/internal/readerr"
 	"github.com/p2pcompat/p2pcompat/internal/wire"
 )
 
@@ -538,6 +539,7 @@ func (r *sockReader) loop() {
 	defer s.wg.Done()
 	buf := make([]byte, readBufferLen)
 	var out []datagram
+	var backoff readerr.Backoff
 	for {
 		n, from, err := r.readFrom(buf)
 		if err != nil {
@@ -545,9 +547,22 @@ func (r *sockReader) loop() {
 				return
 			}
 			s.stats.readErrors.Add(1)
-			s.log.Warn("rendezvous: read failed", "err", err)
+			if !readerr.Transient(err) {
+				// It would come back at every read, one log line each.
+				s.log.Error("rendezvous: reading the socket failed for good: this reader stops", "addr", r.conn.LocalAddr(), "err", err)
+				return
+			}
+			s.log.Debug("rendezvous: read failed", "err", err)
+			if d := backoff.Next(); d > 0 {
+				select {
+				case <-s.done:
+					return
+				case <-time.After(d):
+				}
+			}
 			continue
 		}
+		backoff.Reset()
 		s.stats.datagramsIn.Add(1)
 		s.stats.bytesIn.Add(uint64(n))
 		r.datagrams.Add(1)
