@@ -7,6 +7,7 @@ import (
 	"syscall"
 
 	"github.com/p2pcompat/p2pcompat/internal/gso"
+	"github.com/p2pcompat/p2pcompat/internal/sockbuf"
 )
 
 // segIO is the socket's segmentation offload state: whether sends may be
@@ -35,8 +36,11 @@ func (n *Networking) setupSocket() {
 	if n.udp == nil {
 		return
 	}
-	_ = n.udp.SetReadBuffer(socketBuffer)
-	_ = n.udp.SetWriteBuffer(socketBuffer)
+	if r, w := sockbuf.Set(n.udp, socketBuffer); sockbuf.Short(socketBuffer, r) || sockbuf.Short(socketBuffer, w) {
+		// Once per Networking: the operator of a busy host raises the caps.
+		n.log.Info("p2p: the kernel granted smaller socket buffers than asked (raise net.core.rmem_max and wmem_max)",
+			"asked", socketBuffer, "read", r, "write", w)
+	}
 	if os.Getenv("P2PCOMPAT_DISABLE_GSO") == "1" {
 		return
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/pion/turn/v2"
 
 	"github.com/p2pcompat/p2pcompat/internal/readerr"
+	"github.com/p2pcompat/p2pcompat/internal/sockbuf"
 	"github.com/p2pcompat/p2pcompat/internal/wire"
 )
 
@@ -325,7 +326,10 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 			// the socket's queue while a reader is busy: ask for a deep
 			// one. Linux grants at most net.core.rmem_max (often 208 KiB,
 			// about 500 registrations; raise it on a server).
-			u.SetReadBuffer(serverReadBuffer)
+			if r, _ := sockbuf.Set(u, serverReadBuffer); sockbuf.Short(serverReadBuffer, r) && c == conns[0] {
+				cfg.Logger.Info("rendezvous: the kernel granted a smaller receive buffer than asked (raise net.core.rmem_max)",
+					"asked", serverReadBuffer, "granted", r)
+			}
 		}
 		r := &sockReader{s: s, conn: c, rate: newRateLimiter(rateParamsOf(cfg.RateLimit, cfg.RateBurst), rateParamsOf(cfg.RelayRateLimit, cfg.RelayRateBurst), maxRateSources)}
 		r.udp, _ = c.(*net.UDPConn)
