@@ -28,10 +28,10 @@ const (
 
 // Errors of Send. They are the typed errors behind SendP2PPacket's false.
 var (
-	ErrPacketTooLarge  = errors.New("p2p: packet too large for its send type")
-	ErrInvalidSendType = errors.New("p2p: invalid send type")
-	ErrInvalidChannel  = errors.New("p2p: invalid channel")
-	ErrSendBufferFull  = errors.New("p2p: send buffer full")
+	ErrPacketTooLarge  = errors.New("channels: packet too large for its send type")
+	ErrInvalidSendType = errors.New("channels: invalid send type")
+	ErrInvalidChannel  = errors.New("channels: invalid channel")
+	ErrSendBufferFull  = errors.New("channels: send buffer full")
 )
 
 // MessageOverhead is what every delivered message costs against the

@@ -134,6 +134,16 @@ func (c Config) validate() error {
 		return &ConfigError{"RendezvousAddr", "required: host:port of the rendezvous server"}
 	case c.ConnectTimeout < 0:
 		return &ConfigError{"ConnectTimeout", "must not be negative"}
+	case c.IdleTimeout < 0:
+		return &ConfigError{"IdleTimeout", "must not be negative"}
+	case c.KeepaliveInterval < 0:
+		return &ConfigError{"KeepaliveInterval", "must not be negative"}
+	case c.SessionRequestRepeat < 0:
+		return &ConfigError{"SessionRequestRepeat", "must not be negative"}
+	case c.NagleDelay < 0:
+		return &ConfigError{"NagleDelay", "must not be negative"}
+	case c.RegisterTimeout < 0:
+		return &ConfigError{"RegisterTimeout", "must not be negative"}
 	case c.MaxSessions < 0:
 		return &ConfigError{"MaxSessions", "must not be negative"}
 	case c.MaxChannels < 0:

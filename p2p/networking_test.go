@@ -108,6 +108,23 @@ func TestNewValidatesConfig(t *testing.T) {
 	if _, err := p2p.New(p2p.Config{SteamID: 1}); !errors.As(err, &ce) || ce.Field != "RendezvousAddr" {
 		t.Fatalf("missing RendezvousAddr: %v", err)
 	}
+	// Every negative duration is refused, naming its field, rather than
+	// becoming the default.
+	for field, set := range map[string]func(*p2p.Config){
+		"ConnectTimeout":       func(c *p2p.Config) { c.ConnectTimeout = -1 },
+		"IdleTimeout":          func(c *p2p.Config) { c.IdleTimeout = -1 },
+		"KeepaliveInterval":    func(c *p2p.Config) { c.KeepaliveInterval = -1 },
+		"SessionRequestRepeat": func(c *p2p.Config) { c.SessionRequestRepeat = -1 },
+		"NagleDelay":           func(c *p2p.Config) { c.NagleDelay = -1 },
+		"RegisterTimeout":      func(c *p2p.Config) { c.RegisterTimeout = -1 },
+		"RendezvousRefresh":    func(c *p2p.Config) { c.RendezvousRefresh = -1 },
+	} {
+		cfg := p2p.Config{SteamID: 1, RendezvousAddr: "127.0.0.1:1"}
+		set(&cfg)
+		if _, err := p2p.New(cfg); !errors.As(err, &ce) || ce.Field != field {
+			t.Errorf("negative %s: %v", field, err)
+		}
+	}
 	// No server answers: New gives up after RegisterTimeout.
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {

@@ -21,7 +21,7 @@ import (
 )
 
 // ErrInvalidSteamID is the typed error for SteamID 0 (C03).
-var ErrInvalidSteamID = errors.New("p2p: invalid SteamID")
+var ErrInvalidSteamID = errors.New("session: invalid SteamID")
 
 // Env is what the Manager needs from the outside world. WriteTo, RelayTo,
 // Permit, Revoke (and WriteSegments, for a SegmentWriter) carry out the
