@@ -4,10 +4,14 @@
 // sessions with request and connect-fail callbacks) over the real internet,
 // with a rendezvous server in place of Steam's back end.
 //
-// A Networking owns one UDP socket for the rendezvous and every peer, one
-// goroutine that reads it and one that runs timers. Callbacks are queued
-// and run only inside RunCallbacks, on the caller's goroutine. Every method
-// is safe to call from any goroutine, including from a callback handler.
+// A Networking owns one UDP socket for the rendezvous and every peer, and
+// four goroutines of its own: one reads the socket, one writes what the
+// sessions have to send, one runs their timers, and one keeps a relay
+// allocation; the rendezvous client has one more for its retransmissions
+// and refreshes, and a simulated bad network (Config.Simulate) another.
+// All end in Close. Callbacks are queued and run only inside RunCallbacks,
+// on the caller's goroutine. Every method is safe to call from any
+// goroutine, including from a callback handler.
 package p2p
 
 import (
