@@ -1,7 +1,6 @@
 package p2p_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -17,6 +16,7 @@ import (
 	"github.com/pion/transport/v2"
 	"github.com/pion/transport/v2/stdnet"
 
+	"github.com/p2pcompat/p2pcompat/internal/testsupport"
 	"github.com/p2pcompat/p2pcompat/p2p"
 	"github.com/p2pcompat/p2pcompat/rendezvous"
 )
@@ -309,7 +309,7 @@ func TestPermanentReadErrorStopsTheReader(t *testing.T) {
 		t.Fatal(err)
 	}
 	fn := &failingNet{Net: sn}
-	var logs syncBuffer
+	var logs testsupport.SyncBuffer
 	n, err := p2p.New(p2p.Config{SteamID: 1, AppID: 480, RendezvousAddr: srv.Addr().String(), ListenAddr: "127.0.0.1:0", Net: fn,
 		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {
@@ -338,22 +338,4 @@ func TestPermanentReadErrorStopsTheReader(t *testing.T) {
 	if err := n.Close(); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for the logger's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -22,12 +22,12 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/p2pcompat/p2pcompat/internal/testsupport"
 	"github.com/p2pcompat/p2pcompat/rendezvous"
 )
 
@@ -94,7 +94,7 @@ func TestParseApps(t *testing.T) {
 // runOnce runs the binary in-process with args and environ until it
 // stops by itself, which a usage error or -h makes it do at once.
 func runOnce(args, environ []string) (code int, stdout, stderr string) {
-	var out, errs syncBuffer
+	var out, errs testsupport.SyncBuffer
 	ctx, cancel := context.WithCancel(context.Background())
 	// Should it start serving after all, it stops at once.
 	cancel()
@@ -342,7 +342,7 @@ type instance struct {
 	udp   netip.AddrPort
 	admin string // the admin listener's base URL
 	srv   *rendezvous.Server
-	logs  *syncBuffer
+	logs  *testsupport.SyncBuffer
 }
 
 // serving runs the binary in-process with args, after -listen and -admin
@@ -352,7 +352,7 @@ func serving(t *testing.T, args ...string) *instance {
 	ctx, cancel := context.WithCancel(context.Background())
 	started := make(chan *instance, 1)
 	exited := make(chan int, 1)
-	logs := new(syncBuffer)
+	logs := new(testsupport.SyncBuffer)
 	args = append([]string{"-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0"}, args...)
 	go func() {
 		exited <- run(ctx, runEnv{args: args, stdout: io.Discard, stderr: logs, started: func(s *rendezvous.Server, admin net.Addr) {
@@ -544,7 +544,7 @@ func TestRunWithSecretAndHidePresence(t *testing.T) {
 func TestRunHealth(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	logs := new(syncBuffer)
+	logs := new(testsupport.SyncBuffer)
 	type answer struct {
 		code int
 		body string
@@ -743,7 +743,7 @@ func TestRunMetrics(t *testing.T) {
 // time, a level and a message.
 func TestRunJSONLogs(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
-	logs := new(syncBuffer)
+	logs := new(testsupport.SyncBuffer)
 	code := run(ctx, runEnv{
 		args:    []string{"-log-format", "json", "-log-level", "debug"},
 		environ: []string{"P2PCOMPAT_LISTEN=127.0.0.1:0", "P2PCOMPAT_ADMIN=127.0.0.1:0", "P2PCOMPAT_RATELIMIT=5"},
@@ -807,7 +807,7 @@ func TestSIGTERM(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	logs := new(syncBuffer)
+	logs := new(testsupport.SyncBuffer)
 	adminAddr := make(chan string, 1)
 	exited := make(chan error, 1)
 	go func() {
@@ -1059,25 +1059,6 @@ func TestParseExposition(t *testing.T) {
 			t.Errorf("accepted %q", bad)
 		}
 	}
-}
-
-// syncBuffer is a bytes.Buffer that the server's log and the test may use
-// at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // -server-key-file makes the key once, mode 0600, and every later start
