@@ -136,15 +136,6 @@ func appendAck(b []byte, recv *rangeSet, delayUs, maxOffset uint64) []byte {
 	return b
 }
 
-// ackFrameLen is an upper bound of appendAck's output.
-func ackFrameLen(recv *rangeSet) int {
-	n := len(recv.s)
-	if n > maxAckRanges {
-		n = maxAckRanges
-	}
-	return 1 + 4*binary.MaxVarintLen64 + n*2*binary.MaxVarintLen64
-}
-
 // maxChannel is the largest channel number on the wire: the API takes an int,
 // and a 32-bit platform must be able to represent every channel it receives.
 const maxChannel = math.MaxInt32

@@ -757,8 +757,9 @@ func parseFuzzFile(text string) ([]byte, error) {
 	if len(lines) != 2 || lines[0] != "go test fuzz v1" {
 		return nil, fmt.Errorf("not a corpus file of one value")
 	}
-	lit, ok := strings.CutPrefix(lines[1], "[]byte(")
-	if lit, ok = strings.CutSuffix(lit, ")"); !ok {
+	lit, isPrefixed := strings.CutPrefix(lines[1], "[]byte(")
+	lit, isClosed := strings.CutSuffix(lit, ")")
+	if !isPrefixed || !isClosed {
 		return nil, fmt.Errorf("not a []byte: %.40s", lines[1])
 	}
 	s, err := strconv.Unquote(lit)
