@@ -481,7 +481,7 @@ func (m *Manager) resetAttempt(s *session) {
 }
 
 func (m *Manager) lookup(s *session) {
-	m.env.Lookup(s.remote, s.localID)
+	m.lookupLater(s.remote, s.localID)
 	if s.lookupWait == 0 {
 		s.lookupWait = lookupMin
 	} else if s.lookupWait < lookupMax {

@@ -46,8 +46,21 @@ type node struct {
 	reqs    []Request
 	fails   []ConnectFail
 	openers int
-	sent    int // datagrams put on the wire at full TTL
+	noTTL   bool // openers cannot be sent (WriteOpener answers false)
+	sent    int  // datagrams put on the wire at full TTL
+	// underLock lists the Env calls made while the Manager held its lock.
+	underLock []string
 	runs    int // WriteSegments calls with more than one datagram
+}
+
+// notUnderLock records an Env call made with the Manager's lock held:
+// the Manager writes, looks up and opens from its outbox, after the lock.
+func (n *node) notUnderLock(call string) {
+	if n.m.mu.TryLock() {
+		n.m.mu.Unlock()
+		return
+	}
+	n.underLock = append(n.underLock, call)
 }
 
 func (n *node) WriteTo(b []byte, to netip.AddrPort) {
@@ -67,7 +80,11 @@ func (n *node) WriteSegments(b []byte, size int, to netip.AddrPort) {
 	}
 }
 
-func (n *node) WriteOpener(b []byte, to netip.AddrPort) bool { n.openers++; return true }
+func (n *node) WriteOpener(b []byte, to netip.AddrPort) bool {
+	n.notUnderLock("WriteOpener")
+	n.openers++
+	return !n.noTTL
+}
 func (n *node) RelayTo(b []byte, to netip.AddrPort) bool     { return false }
 func (n *node) HasRelay() bool                               { return false }
 func (n *node) RelayServer() netip.AddrPort                  { return netip.AddrPort{} }
@@ -75,6 +92,7 @@ func (n *node) Revoke([]netip.AddrPort)                      {}
 func (n *node) Permit([]netip.AddrPort)                      {}
 
 func (n *node) Lookup(target SteamID, sid uint64) {
+	n.notUnderLock("Lookup")
 	n.targets = append(n.targets, target)
 	n.lookups = append(n.lookups, sid)
 }

@@ -8,7 +8,8 @@ import (
 	"github.com/p2pcompat/p2pcompat/internal/seal"
 )
 
-// The Manager never makes a system call under its lock. What it sends is
+// The Manager never makes a system call under its lock, nor calls its Env
+// there. What it sends, looks up or permits is
 // appended, in order, to an outbox while the lock is held, and written by
 // whoever releases the lock (unlock), one writer at a time. While one
 // goroutine writes, the others only append, so a burst made by several
@@ -41,7 +42,8 @@ type outbox struct {
 // which must keep its place among the datagrams: a goodbye through the
 // relay must leave before the permission for its address is withdrawn, and
 // a withdrawal must not overtake a new session's permission for the same
-// address.
+// address; or a lookup at the rendezvous, or an opener (a datagram with a
+// low TTL), which are system calls too.
 type outEntry struct {
 	kind   entryKind
 	off, n int
@@ -49,6 +51,11 @@ type outEntry struct {
 	to     netip.AddrPort
 	relay  bool
 	addrs  []netip.AddrPort // permit, revoke
+	// lookup: whom, with which session ID; opener: the session it opens
+	// for, told (noOpeners) if the opener could not be sent.
+	target SteamID
+	sid    uint64
+	s      *session
 }
 
 type entryKind uint8
@@ -57,6 +64,8 @@ const (
 	entryDatagram entryKind = iota
 	entryPermit
 	entryRevoke
+	entryLookup
+	entryOpener
 )
 
 func (e *outEntry) segments() int { return (e.n + e.size - 1) / e.size }
@@ -97,6 +106,19 @@ func (m *Manager) permitLater(addrs []netip.AddrPort) {
 
 func (m *Manager) revokeLater(addrs []netip.AddrPort) {
 	m.out.ents = append(m.out.ents, outEntry{kind: entryRevoke, addrs: addrs})
+}
+
+// lookupLater queues a lookup of target at the rendezvous.
+func (m *Manager) lookupLater(target SteamID, sid uint64) {
+	m.out.ents = append(m.out.ents, outEntry{kind: entryLookup, target: target, sid: sid})
+}
+
+// openerLater queues b as s's opener to `to`; if it cannot be sent (no TTL
+// control), s learns it once written (noOpeners) and probes in full.
+func (m *Manager) openerLater(s *session, b []byte, to netip.AddrPort) {
+	start := len(m.out.buf)
+	m.out.buf = append(m.out.buf, b...)
+	m.out.ents = append(m.out.ents, outEntry{kind: entryOpener, off: start, n: len(b), size: len(b), to: to, s: s})
 }
 
 // unlock releases the lock, first writing what the outbox holds unless
@@ -154,9 +176,15 @@ func (m *Manager) drain(rounds int) {
 		out := m.out
 		m.out, m.outSpare = m.outSpare, nil
 		m.mu.Unlock()
-		m.writeOut(out)
+		noOpeners := m.writeOut(out)
 		out.reset()
 		m.mu.Lock()
+		for _, s := range noOpeners {
+			if !s.freed && !s.noOpeners {
+				s.noOpeners = true // full probes at its next hello
+				m.schedule(s)
+			}
+		}
 		m.outSpare = out
 		m.busy = false
 		m.feedStarved()
@@ -196,8 +224,9 @@ func (m *Manager) feedStarved() {
 	m.starvedSpare = list[:0]
 }
 
-// writeOut sends one outbox; the lock is not held.
-func (m *Manager) writeOut(o *outbox) {
+// writeOut sends one outbox; the lock is not held. It returns the
+// sessions whose openers could not be sent.
+func (m *Manager) writeOut(o *outbox) (noOpeners []*session) {
 	sw, _ := m.env.(SegmentWriter)
 	for _, e := range o.ents {
 		switch e.kind {
@@ -206,6 +235,14 @@ func (m *Manager) writeOut(o *outbox) {
 			continue
 		case entryRevoke:
 			m.env.Revoke(e.addrs)
+			continue
+		case entryLookup:
+			m.env.Lookup(e.target, e.sid)
+			continue
+		case entryOpener:
+			if !m.env.WriteOpener(o.buf[e.off:e.off+e.n], e.to) {
+				noOpeners = append(noOpeners, e.s)
+			}
 			continue
 		}
 		b := o.buf[e.off : e.off+e.n]
@@ -224,6 +261,7 @@ func (m *Manager) writeOut(o *outbox) {
 			}
 		}
 	}
+	return noOpeners
 }
 
 // outputPending reports whether the outbox waits for a writer and there is

@@ -194,3 +194,29 @@ func TestSessionErrorString(t *testing.T) {
 		}
 	}
 }
+
+// Lookups and openers are outbox entries like datagrams: the Manager calls
+// none of them with its lock held, and a missing TTL control, learnt when
+// the opener is written, still turns on full probes.
+func TestLookupsAndOpenersLeaveFromTheOutbox(t *testing.T) {
+	for _, noTTL := range []bool{false, true} {
+		w := newWorld(t)
+		a, b := w.add(1, Config{}), w.add(2, Config{})
+		a.noTTL, b.noTTL = noTTL, noTTL
+		b.m.Accept(1, w.now)
+		a.send(2, "x")
+		w.pump()
+		w.advance(2*time.Second, 50*time.Millisecond)
+		if got := b.read(); got != "x" {
+			t.Fatalf("noTTL %v: read %q", noTTL, got)
+		}
+		if a.openers == 0 || b.openers == 0 {
+			t.Fatalf("noTTL %v: openers a %d, b %d", noTTL, a.openers, b.openers)
+		}
+		for _, n := range []*node{a, b} {
+			if len(n.underLock) != 0 {
+				t.Fatalf("noTTL %v: node %d saw %v with the Manager's lock held", noTTL, n.id, n.underLock)
+			}
+		}
+	}
+}

@@ -498,10 +498,9 @@ func (m *Manager) probe(s *session, mk func(sd side, to netip.AddrPort) []byte) 
 		for i := range s.candidates {
 			if c := &s.candidates[i]; c.kind == candSrflx && !c.opened {
 				c.opened = true
-				if !m.env.WriteOpener(mk(sideDirect, c.addr), c.addr) {
-					// No TTL control here: full probes wait for the accept.
-					s.noOpeners = true
-				}
+				// Without TTL control (noOpeners, once written) full probes
+				// wait for the accept.
+				m.openerLater(s, mk(sideDirect, c.addr), c.addr)
 			}
 		}
 		return
@@ -535,9 +534,7 @@ func (m *Manager) probe(s *session, mk func(sd side, to netip.AddrPort) []byte) 
 		default:
 			if !c.opened {
 				c.opened = true
-				if !m.env.WriteOpener(mk(sideDirect, c.addr), c.addr) {
-					s.noOpeners = true
-				}
+				m.openerLater(s, mk(sideDirect, c.addr), c.addr)
 			}
 			if public || s.noOpeners {
 				m.emitBounded(s, c, mk(sideDirect, c.addr), sideDirect)
