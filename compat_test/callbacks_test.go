@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+
 	"github.com/p2pcompat/p2pcompat/p2p"
 )
 
@@ -35,18 +37,12 @@ func TestC60_CallbacksOnlyInsideRunCallbacksInOrder(t *testing.T) {
 		a.SendP2PPacket(id, nil, p2p.P2PSendReliable, 0)
 		eventually(t, "failure", failed(id))
 	}
-	if len(order) != 0 {
-		t.Fatal("a handler ran before RunCallbacks")
-	}
+	assert.Empty(t, order, "a handler ran before RunCallbacks")
 	inRun.Store(true)
 	a.RunCallbacks()
 	inRun.Store(false)
-	if outside.Load() != 0 {
-		t.Fatal("a handler ran outside RunCallbacks")
-	}
-	if len(order) != 3 || order[0] != 501 || order[1] != 502 || order[2] != 503 {
-		t.Fatalf("dispatch order %v, want [501 502 503]", order)
-	}
+	assert.Zero(t, outside.Load(), "a handler ran outside RunCallbacks")
+	assert.Equal(t, []p2p.SteamID{501, 502, 503}, order, "dispatch order %v, want [501 502 503]", order)
 	// On the calling goroutine: a handler sees the caller's goroutine state.
 	done := make(chan bool)
 	go func() {
@@ -60,9 +56,7 @@ func TestC60_CallbacksOnlyInsideRunCallbacksInOrder(t *testing.T) {
 		}
 		done <- ran
 	}()
-	if !<-done {
-		t.Fatal("handler did not run on the goroutine calling RunCallbacks")
-	}
+	assert.True(t, <-done, "handler did not run on the goroutine calling RunCallbacks")
 }
 
 // C61: Any number of handlers can be registered per callback type; each
@@ -81,13 +75,9 @@ func TestC61_HandlersRunOnceInRegistrationOrder(t *testing.T) {
 	}
 	a.SendP2PPacket(2, nil, p2p.P2PSendReliable, 0)
 	eventually(t, "the request", func() bool { return len(calls) > 0 }, b)
-	if len(calls) != 3 || calls[0] != 0 || calls[1] != 1 || calls[2] != 2 {
-		t.Fatalf("handler calls %v, want [0 1 2]", calls)
-	}
+	assert.Equal(t, []int{0, 1, 2}, calls, "handler calls %v, want [0 1 2]", calls)
 	b.RunCallbacks()
-	if len(calls) != 3 {
-		t.Fatalf("handlers ran again without a new event: %v", calls)
-	}
+	assert.Len(t, calls, 3, "handlers ran again without a new event: %v", calls)
 }
 
 // C70: Every method is safe to call from any goroutine at any time,
@@ -154,9 +144,7 @@ func TestC70_ConcurrentUseAndReentrantHandlers(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if received.Load() == 0 {
-		t.Fatal("nothing was received under concurrent use")
-	}
+	assert.NotZero(t, received.Load(), "nothing was received under concurrent use")
 	// Close from several goroutines at once.
 	var cw sync.WaitGroup
 	for _, n := range peers {

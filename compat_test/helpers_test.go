@@ -12,6 +12,7 @@ import (
 
 	"github.com/pion/transport/v2"
 	"github.com/pion/transport/v2/stdnet"
+	"github.com/stretchr/testify/require"
 
 	"github.com/p2pcompat/p2pcompat/p2p"
 	"github.com/p2pcompat/p2pcompat/rendezvous"
@@ -29,9 +30,7 @@ func newServer(t *testing.T, cfg rendezvous.ServerConfig) *rendezvous.Server {
 		cfg.ListenAddr = "127.0.0.1:0"
 	}
 	s, err := rendezvous.NewServer(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { s.Close() })
 	return s
 }
@@ -44,9 +43,7 @@ func newPeer(t *testing.T, srv *rendezvous.Server, id p2p.SteamID, edit ...func(
 		e(&cfg)
 	}
 	n, err := p2p.New(cfg)
-	if err != nil {
-		t.Fatalf("New(%d): %v", id, err)
-	}
+	require.NoError(t, err, "New(%d): %v", id, err)
 	t.Cleanup(func() { n.Close() })
 	return n
 }
@@ -75,7 +72,7 @@ func eventually(t *testing.T, what string, cond func() bool, pump ...*p2p.Networ
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+			require.FailNow(t, "timed out waiting for "+what)
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
@@ -100,12 +97,9 @@ func recv(t *testing.T, n *p2p.Networking, channel int, pump ...*p2p.Networking)
 func connect(t *testing.T, a, b *p2p.Networking, aID, bID p2p.SteamID) {
 	t.Helper()
 	b.AcceptP2PSessionWithUser(aID)
-	if !a.SendP2PPacket(bID, []byte("open"), p2p.P2PSendReliable, 99) {
-		t.Fatal("send failed")
-	}
-	if p := recv(t, b, 99, a, b); string(p.Data) != "open" {
-		t.Fatalf("got %q", p.Data)
-	}
+	require.True(t, a.SendP2PPacket(bID, []byte("open"), p2p.P2PSendReliable, 99), "send failed")
+	p := recv(t, b, 99, a, b)
+	require.Equal(t, "open", string(p.Data), "got %q", p.Data)
 	eventually(t, "both sides active", func() bool {
 		sa, _ := a.GetP2PSessionState(bID)
 		sb, _ := b.GetP2PSessionState(aID)
@@ -149,9 +143,7 @@ type cutNet struct {
 func newCutNet(t *testing.T) *cutNet {
 	t.Helper()
 	n, err := stdnet.NewNet()
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return &cutNet{Net: n}
 }
 

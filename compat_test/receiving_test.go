@@ -1,8 +1,10 @@
 package compat_test
 
 import (
-	"bytes"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/p2pcompat/p2pcompat/p2p"
 )
@@ -15,26 +17,26 @@ func TestC20_IsP2PPacketAvailableReportsNextSize(t *testing.T) {
 	t.Parallel()
 	_, a, b := pair(t)
 	connect(t, a, b, 1, 2)
-	if n, ok := b.IsP2PPacketAvailable(2); ok || n != 0 {
-		t.Fatalf("empty channel: %d, %v", n, ok)
-	}
+	n, ok := b.IsP2PPacketAvailable(2)
+	assert.False(t, ok, "empty channel: %d, %v", n, ok)
+	assert.Zero(t, n, "empty channel: %d, %v", n, ok)
 	a.SendP2PPacket(2, make([]byte, 10), p2p.P2PSendReliable, 2)
 	a.SendP2PPacket(2, make([]byte, 20), p2p.P2PSendReliable, 2)
 	a.SendP2PPacket(2, []byte("end"), p2p.P2PSendReliable, 4)
 	eventually(t, "all three", func() bool { _, ok := b.IsP2PPacketAvailable(4); return ok })
-	if n, ok := b.IsP2PPacketAvailable(2); !ok || n != 10 {
-		t.Fatalf("first: %d, %v; want 10", n, ok)
-	}
-	if n, ok := b.IsP2PPacketAvailable(3); ok || n != 0 {
-		t.Fatalf("channel 3 (nothing sent): %d, %v", n, ok)
-	}
+	n, ok = b.IsP2PPacketAvailable(2)
+	assert.True(t, ok, "first: %d, %v; want 10", n, ok)
+	assert.EqualValues(t, 10, n, "first: %d, %v; want 10", n, ok)
+	n, ok = b.IsP2PPacketAvailable(3)
+	assert.False(t, ok, "channel 3 (nothing sent): %d, %v", n, ok)
+	assert.Zero(t, n, "channel 3 (nothing sent): %d, %v", n, ok)
 	b.ReadP2PPacket(make([]byte, 64), 2)
-	if n, ok := b.IsP2PPacketAvailable(2); !ok || n != 20 {
-		t.Fatalf("second: %d, %v; want 20", n, ok)
-	}
-	if n, ok := b.IsP2PPacketAvailable(-1); ok || n != 0 {
-		t.Fatalf("negative channel: %d, %v", n, ok)
-	}
+	n, ok = b.IsP2PPacketAvailable(2)
+	assert.True(t, ok, "second: %d, %v; want 20", n, ok)
+	assert.EqualValues(t, 20, n, "second: %d, %v; want 20", n, ok)
+	n, ok = b.IsP2PPacketAvailable(-1)
+	assert.False(t, ok, "negative channel: %d, %v", n, ok)
+	assert.Zero(t, n, "negative channel: %d, %v", n, ok)
 }
 
 // C21: ReadP2PPacket(dest, channel) (size, remote, ok): non-blocking; false
@@ -44,9 +46,8 @@ func TestC21_ReadNonBlockingArrivalOrderAcrossUsers(t *testing.T) {
 	t.Parallel()
 	srv, a, b := pair(t)
 	c := newPeer(t, srv, 3)
-	if n, from, ok := b.ReadP2PPacket(make([]byte, 8), 0); ok || n != 0 || from != 0 {
-		t.Fatalf("empty read: %d, %d, %v", n, from, ok)
-	}
+	n, from, ok := b.ReadP2PPacket(make([]byte, 8), 0)
+	assert.True(t, !ok && n == 0 && from == 0, "empty read: %d, %d, %v", n, from, ok)
 	connect(t, a, b, 1, 2)
 	connect(t, c, b, 3, 2)
 	// Alternate senders, waiting for each arrival, so the arrival order is
@@ -66,9 +67,8 @@ func TestC21_ReadNonBlockingArrivalOrderAcrossUsers(t *testing.T) {
 	buf := make([]byte, 1)
 	for i, want := range order {
 		n, from, ok := b.ReadP2PPacket(buf, 0)
-		if !ok || n != 1 || buf[0] != byte(i) || from != want {
-			t.Fatalf("read %d: n=%d from=%d ok=%v byte=%d; want from %d", i, n, from, ok, buf[0], want)
-		}
+		require.True(t, ok && n == 1 && buf[0] == byte(i) && from == want,
+			"read %d: n=%d from=%d ok=%v byte=%d; want from %d", i, n, from, ok, buf[0], want)
 	}
 }
 
@@ -87,17 +87,13 @@ func TestC22_ReadTruncatesAndConsumes(t *testing.T) {
 	eventually(t, "packets", func() bool { _, ok := b.IsP2PPacketAvailable(1); return ok })
 	dest := make([]byte, 4)
 	n, from, ok := b.ReadP2PPacket(dest, 0)
-	if !ok || n != 4 || string(dest) != "0123" || from != 1 {
-		t.Fatalf("truncated read: n=%d %q from=%d ok=%v", n, dest[:n], from, ok)
-	}
+	assert.True(t, ok && n == 4 && string(dest) == "0123" && from == 1,
+		"truncated read: n=%d %q from=%d ok=%v", n, dest[:n], from, ok)
 	n, _, ok = b.ReadP2PPacket(dest, 0)
-	if !ok || string(dest[:n]) != "next" {
-		t.Fatalf("the truncated packet was not consumed: next read %q", dest[:n])
-	}
+	assert.True(t, ok, "the truncated packet was not consumed: next read %q", dest[:n])
+	assert.Equal(t, "next", string(dest[:n]), "the truncated packet was not consumed: next read %q", dest[:n])
 	p := recv(t, b, 1)
-	if string(p.Data) != "whole packet" {
-		t.Fatalf("Receive = %q, want the whole packet", p.Data)
-	}
+	assert.Equal(t, "whole packet", string(p.Data), "Receive = %q, want the whole packet", p.Data)
 }
 
 // C23: Only packets from accepted sessions are ever visible to reads.
@@ -111,18 +107,14 @@ func TestC23_OnlyAcceptedSessionsAreVisible(t *testing.T) {
 	eventually(t, "the request", func() bool { return req.n() > 0 }, b)
 	// Keep a trying for a while: the hellos flow, the data must not.
 	eventually(t, "a few hellos", func() bool { st, _ := b.GetP2PSessionState(1); return st.Connecting }, a, b)
-	if _, ok := b.IsP2PPacketAvailable(0); ok {
-		t.Fatal("a packet from an unaccepted user is visible")
-	}
-	if _, _, ok := b.ReadP2PPacket(make([]byte, 8), 0); ok {
-		t.Fatal("a packet from an unaccepted user was read")
-	}
+	_, ok := b.IsP2PPacketAvailable(0)
+	assert.False(t, ok, "a packet from an unaccepted user is visible")
+	_, _, ok = b.ReadP2PPacket(make([]byte, 8), 0)
+	assert.False(t, ok, "a packet from an unaccepted user was read")
 	b.AcceptP2PSessionWithUser(1)
 	var got []byte
 	for i := 0; i < 3; i++ {
 		got = append(got, recv(t, b, 0, a, b).Data...)
 	}
-	if !bytes.Equal(got, []byte{0, 2, 3}) {
-		t.Fatalf("after accept: %v", got)
-	}
+	assert.Equal(t, []byte{0, 2, 3}, got, "after accept: %v", got)
 }

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/pion/transport/v2/vnet"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/p2pcompat/p2pcompat/internal/vnetlab"
 	"github.com/p2pcompat/p2pcompat/p2p"
@@ -22,9 +24,7 @@ func relayPair(t *testing.T, edit ...func(*p2p.Config)) (*p2p.Networking, *p2p.N
 			e(&cfg)
 		}
 		n, err := p2p.New(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		t.Cleanup(func() { n.Close() })
 		return n
 	}
@@ -41,34 +41,26 @@ func TestC51_AllowRelayAppliesToNewAttempts(t *testing.T) {
 	f := fails(a)
 	// Allowed by default: the only way between them is the relay.
 	a.SendP2PPacket(2, []byte("relayed"), p2p.P2PSendReliable, 0)
-	if p := recv(t, b, 0, a, b); string(p.Data) != "relayed" {
-		t.Fatalf("got %q", p.Data)
-	}
+	p := recv(t, b, 0, a, b)
+	assert.Equal(t, "relayed", string(p.Data), "got %q", p.Data)
 	eventually(t, "relayed session", func() bool { st, _ := a.GetP2PSessionState(2); return st.ConnectionActive && st.UsingRelay })
 	// Disallowing changes nothing for the session that exists.
-	if !a.AllowP2PPacketRelay(false) || !b.AllowP2PPacketRelay(false) {
-		t.Fatal("AllowP2PPacketRelay(false) returned false")
-	}
+	assert.True(t, a.AllowP2PPacketRelay(false) && b.AllowP2PPacketRelay(false), "AllowP2PPacketRelay(false) returned false")
 	a.SendP2PPacket(2, []byte("still"), p2p.P2PSendReliable, 0)
-	if p := recv(t, b, 0, a, b); string(p.Data) != "still" {
-		t.Fatalf("got %q", p.Data)
-	}
+	p = recv(t, b, 0, a, b)
+	assert.Equal(t, "still", string(p.Data), "got %q", p.Data)
 	// A new session is created under the new setting, and cannot open.
 	a.CloseP2PSessionWithUser(2)
 	eventually(t, "b's side closed", func() bool { _, ok := b.GetP2PSessionState(1); return !ok }, a, b)
 	a.SendP2PPacket(2, []byte("no relay"), p2p.P2PSendReliable, 0)
 	eventually(t, "connect failure without relay", func() bool { return f.n() == 1 }, a, b)
-	if e := f.all()[0]; e.SessionError != p2p.P2PSessionErrorTimeout {
-		t.Fatalf("failure %+v", e)
-	}
+	e := f.all()[0]
+	assert.Equal(t, p2p.P2PSessionErrorTimeout, e.SessionError, "failure %+v", e)
 	// Allowed again: the session reconnects over the relay on the next send.
-	if !a.AllowP2PPacketRelay(true) || !b.AllowP2PPacketRelay(true) {
-		t.Fatal("AllowP2PPacketRelay(true) returned false")
-	}
+	assert.True(t, a.AllowP2PPacketRelay(true) && b.AllowP2PPacketRelay(true), "AllowP2PPacketRelay(true) returned false")
 	a.SendP2PPacket(2, []byte("relayed again"), p2p.P2PSendReliable, 0)
-	if p := recv(t, b, 0, a, b); string(p.Data) != "relayed again" {
-		t.Fatalf("got %q", p.Data)
-	}
+	p = recv(t, b, 0, a, b)
+	assert.Equal(t, "relayed again", string(p.Data), "got %q", p.Data)
 }
 
 // C52: With relay disallowed and no direct path possible (both sides
@@ -84,13 +76,11 @@ func TestC52_NoRelayNoDirectPathFailsLikeTimeout(t *testing.T) {
 		a.SendP2PPacket(2, []byte("stuck"), p2p.P2PSendReliable, 0)
 	}
 	eventually(t, "connect failure", func() bool { return f.n() == 1 }, a, b)
-	if e := f.all()[0]; e.SteamIDRemote != 2 || e.SessionError != p2p.P2PSessionErrorTimeout {
-		t.Fatalf("failure %+v", e)
-	}
-	if st, _ := a.GetP2PSessionState(2); st.ConnectionActive || st.Connecting || st.BytesQueuedForSend != 0 {
-		t.Fatalf("after the failure: %+v; want the queue dropped", st)
-	}
-	if _, ok := b.IsP2PPacketAvailable(0); ok {
-		t.Fatal("a packet crossed without a path")
-	}
+	e := f.all()[0]
+	assert.Equal(t, p2p.SteamID(2), e.SteamIDRemote, "failure %+v", e)
+	assert.Equal(t, p2p.P2PSessionErrorTimeout, e.SessionError, "failure %+v", e)
+	st, _ := a.GetP2PSessionState(2)
+	assert.True(t, !st.ConnectionActive && !st.Connecting && st.BytesQueuedForSend == 0, "after the failure: %+v; want the queue dropped", st)
+	_, ok := b.IsP2PPacketAvailable(0)
+	assert.False(t, ok, "a packet crossed without a path")
 }

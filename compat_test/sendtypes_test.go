@@ -6,6 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/p2pcompat/p2pcompat/p2p"
 )
 
@@ -16,23 +19,18 @@ func TestC10_UnreliableQueuedUntilSessionOpens(t *testing.T) {
 	t.Parallel()
 	_, a, b := pair(t)
 	req := requests(b)
-	if !a.SendP2PPacket(2, []byte("early"), p2p.P2PSendUnreliable, 0) {
-		t.Fatal("send refused")
-	}
+	require.True(t, a.SendP2PPacket(2, []byte("early"), p2p.P2PSendUnreliable, 0), "send refused")
 	// Not accepted yet: it waits on a's side.
 	eventually(t, "the request", func() bool { return req.n() > 0 }, b)
-	if st, _ := a.GetP2PSessionState(2); st.PacketsQueuedForSend != 1 {
-		t.Fatalf("queued packets before open = %d, want 1", st.PacketsQueuedForSend)
-	}
+	st, _ := a.GetP2PSessionState(2)
+	assert.EqualValues(t, 1, st.PacketsQueuedForSend, "queued packets before open = %d, want 1", st.PacketsQueuedForSend)
 	b.AcceptP2PSessionWithUser(1)
-	if p := recv(t, b, 0, a, b); string(p.Data) != "early" {
-		t.Fatalf("got %q", p.Data)
-	}
+	p := recv(t, b, 0, a, b)
+	assert.Equal(t, "early", string(p.Data), "got %q", p.Data)
 	// After the session is open, unreliable packets go straight out.
 	a.SendP2PPacket(2, []byte("later"), p2p.P2PSendUnreliable, 0)
-	if p := recv(t, b, 0, a, b); string(p.Data) != "later" {
-		t.Fatalf("got %q", p.Data)
-	}
+	p = recv(t, b, 0, a, b)
+	assert.Equal(t, "later", string(p.Data), "got %q", p.Data)
 }
 
 // C11: P2PSendUnreliableNoDelay (1): if the session is not established at
@@ -42,21 +40,16 @@ func TestC11_NoDelayDroppedUnlessEstablished(t *testing.T) {
 	t.Parallel()
 	_, a, b := pair(t)
 	autoAccept(b)
-	if !a.SendP2PPacket(2, []byte("dropped"), p2p.P2PSendUnreliableNoDelay, 0) {
-		t.Fatal("NoDelay before establishment returned false")
-	}
-	if st, _ := a.GetP2PSessionState(2); st.PacketsQueuedForSend != 0 {
-		t.Fatalf("NoDelay packet queued: %+v", st)
-	}
+	assert.True(t, a.SendP2PPacket(2, []byte("dropped"), p2p.P2PSendUnreliableNoDelay, 0), "NoDelay before establishment returned false")
+	st, _ := a.GetP2PSessionState(2)
+	assert.Zero(t, st.PacketsQueuedForSend, "NoDelay packet queued: %+v", st)
 	a.SendP2PPacket(2, []byte("marker"), p2p.P2PSendReliable, 0)
-	if p := recv(t, b, 0, a, b); string(p.Data) != "marker" {
-		t.Fatalf("first packet on channel 0 = %q, want the marker (the NoDelay one thrown away)", p.Data)
-	}
+	p := recv(t, b, 0, a, b)
+	assert.Equal(t, "marker", string(p.Data), "first packet on channel 0 = %q, want the marker (the NoDelay one thrown away)", p.Data)
 	eventually(t, "established", func() bool { st, _ := a.GetP2PSessionState(2); return st.ConnectionActive })
 	a.SendP2PPacket(2, []byte("now"), p2p.P2PSendUnreliableNoDelay, 0)
-	if p := recv(t, b, 0, a, b); string(p.Data) != "now" {
-		t.Fatalf("got %q", p.Data)
-	}
+	p = recv(t, b, 0, a, b)
+	assert.Equal(t, "now", string(p.Data), "got %q", p.Data)
 }
 
 // C12: P2PSendReliable (2): delivered exactly once, in order, intact,
@@ -70,28 +63,24 @@ func TestC12_ReliableExactlyOnceInOrderAndFlushes(t *testing.T) {
 	for i := 0; i < 300; i++ {
 		m := payload([]int{1, 100, 1199, 1200, 1201, 5000, 64 << 10}[i%7], i)
 		want = append(want, m)
-		if err := a.Send(2, m, p2p.P2PSendReliable, 0); err != nil {
-			t.Fatalf("send %d: %v", i, err)
-		}
+		err := a.Send(2, m, p2p.P2PSendReliable, 0)
+		require.NoError(t, err, "send %d: %v", i, err)
 	}
 	for i := range want {
-		if p := recv(t, b, 0, a, b); !bytes.Equal(p.Data, want[i]) {
-			t.Fatalf("message %d: %d bytes, want %d intact", i, len(p.Data), len(want[i]))
-		}
+		p := recv(t, b, 0, a, b)
+		require.True(t, bytes.Equal(p.Data, want[i]), "message %d: %d bytes, want %d intact", i, len(p.Data), len(want[i]))
 	}
-	if _, ok := b.IsP2PPacketAvailable(0); ok {
-		t.Fatal("a message was delivered twice")
-	}
+	_, ok := b.IsP2PPacketAvailable(0)
+	assert.False(t, ok, "a message was delivered twice")
 	// Buffered data is held (the Nagle delay is an hour) until a Reliable send flushes it.
 	a.SendP2PPacket(2, []byte("buffered"), p2p.P2PSendReliableWithBuffering, 1)
 	a.SendP2PPacket(2, []byte("flush"), p2p.P2PSendReliable, 2)
-	if p := recv(t, b, 2, a, b); string(p.Data) != "flush" {
-		t.Fatalf("got %q", p.Data)
-	}
+	p := recv(t, b, 2, a, b)
+	assert.Equal(t, "flush", string(p.Data), "got %q", p.Data)
 	// The buffered message travelled first in the one stream: it is here already.
-	if p, ok := b.IsP2PPacketAvailable(1); !ok || p != 8 {
-		t.Fatal("the Reliable send did not flush the buffered message")
-	}
+	size, ok := b.IsP2PPacketAvailable(1)
+	assert.True(t, ok, "the Reliable send did not flush the buffered message")
+	assert.EqualValues(t, 8, size, "the Reliable send did not flush the buffered message")
 }
 
 // C13: P2PSendReliableWithBuffering (3): reliable, but coalesced (Nagle):
@@ -113,12 +102,10 @@ func TestC13_BufferedHeldUntilMTUOrDelay(t *testing.T) {
 		// An unreliable packet sent after it does not flush it, and overtakes it.
 		a.SendP2PPacket(2, []byte("probe"), p2p.P2PSendUnreliable, 1)
 		recv(t, b, 1, a, b)
-		if _, ok := b.IsP2PPacketAvailable(0); ok {
-			t.Fatal("a small buffered message left before the delay or an MTU")
-		}
-		if st, _ := a.GetP2PSessionState(2); st.PacketsQueuedForSend != 1 {
-			t.Fatalf("buffered message not queued: %+v", st)
-		}
+		_, ok := b.IsP2PPacketAvailable(0)
+		assert.False(t, ok, "a small buffered message left before the delay or an MTU")
+		st, _ := a.GetP2PSessionState(2)
+		assert.EqualValues(t, 1, st.PacketsQueuedForSend, "buffered message not queued: %+v", st)
 		// About one MTU of buffered data goes at once.
 		for i := 0; i < 3; i++ {
 			a.SendP2PPacket(2, make([]byte, 400), p2p.P2PSendReliableWithBuffering, 0)
@@ -134,9 +121,8 @@ func TestC13_BufferedHeldUntilMTUOrDelay(t *testing.T) {
 		_, a, b := pair(t, func(c *p2p.Config) { c.NagleDelay = 20 * time.Millisecond })
 		connect(t, a, b, 1, 2)
 		a.SendP2PPacket(2, []byte("small"), p2p.P2PSendReliableWithBuffering, 0)
-		if p := recv(t, b, 0, a, b); string(p.Data) != "small" {
-			t.Fatalf("got %q", p.Data)
-		}
+		p := recv(t, b, 0, a, b)
+		assert.Equal(t, "small", string(p.Data), "got %q", p.Data)
 	})
 }
 
@@ -166,12 +152,9 @@ func TestC14_ReliableOrderedAcrossChannels(t *testing.T) {
 	for got := 0; got < n; got++ {
 		ch := got % 4
 		sz, _, ok := b.ReadP2PPacket(buf, ch)
-		if !ok {
-			t.Fatalf("message %d (channel %d) not readable though a later one was", got, ch)
-		}
-		if seq := binary.BigEndian.Uint64(buf[:sz]); seq != next[ch] {
-			t.Fatalf("channel %d: message %d, want %d", ch, seq, next[ch])
-		}
+		require.True(t, ok, "message %d (channel %d) not readable though a later one was", got, ch)
+		seq := binary.BigEndian.Uint64(buf[:sz])
+		require.Equal(t, next[ch], seq, "channel %d: message %d, want %d", ch, seq, next[ch])
 		next[ch] += 4
 	}
 }
@@ -189,16 +172,13 @@ func TestC15_QueuedBeforeOpenDeliveredReliablyInOrder(t *testing.T) {
 	for i := 0; i < n; i++ {
 		m := make([]byte, 4)
 		binary.BigEndian.PutUint32(m, uint32(i))
-		if !a.SendP2PPacket(2, m, types[i%3], 0) {
-			t.Fatalf("send %d refused", i)
-		}
+		require.True(t, a.SendP2PPacket(2, m, types[i%3], 0), "send %d refused", i)
 	}
 	eventually(t, "the request", func() bool { return req.n() > 0 }, b)
 	b.AcceptP2PSessionWithUser(1)
 	for i := 0; i < n; i++ {
 		p := recv(t, b, 0, a, b)
-		if got := binary.BigEndian.Uint32(p.Data); got != uint32(i) {
-			t.Fatalf("message %d arrived as number %d", i, got)
-		}
+		got := binary.BigEndian.Uint32(p.Data)
+		require.Equal(t, uint32(i), got, "message %d arrived as number %d", i, got)
 	}
 }

@@ -1,9 +1,11 @@
 package compat_test
 
 import (
-	"errors"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/p2pcompat/p2pcompat/p2p"
 	"github.com/p2pcompat/p2pcompat/rendezvous"
@@ -18,9 +20,8 @@ func TestC30_RequestPostedForNewUser(t *testing.T) {
 	req := requests(b)
 	a.SendP2PPacket(2, []byte("hi"), p2p.P2PSendReliable, 0)
 	eventually(t, "the request", func() bool { return req.n() > 0 }, b)
-	if r := req.all()[0]; r.SteamIDRemote != 1 {
-		t.Fatalf("request from %d, want 1", r.SteamIDRemote)
-	}
+	r := req.all()[0]
+	assert.Equal(t, p2p.SteamID(1), r.SteamIDRemote, "request from %d, want 1", r.SteamIDRemote)
 }
 
 // C31: While that user keeps trying and we have not accepted, the request
@@ -35,9 +36,7 @@ func TestC31_RequestRepeatedWhileUnaccepted(t *testing.T) {
 	a.SendP2PPacket(2, []byte("hi"), p2p.P2PSendReliable, 0)
 	eventually(t, "three requests", func() bool { return req.n() >= 3 }, b)
 	for _, r := range req.all() {
-		if r.SteamIDRemote != 1 {
-			t.Fatalf("request from %d", r.SteamIDRemote)
-		}
+		assert.Equal(t, p2p.SteamID(1), r.SteamIDRemote, "request from %d", r.SteamIDRemote)
 	}
 	// Once accepted, no more requests.
 	b.AcceptP2PSessionWithUser(1)
@@ -46,9 +45,8 @@ func TestC31_RequestRepeatedWhileUnaccepted(t *testing.T) {
 	eventually(t, "established", func() bool { st, _ := a.GetP2PSessionState(2); return st.ConnectionActive }, b)
 	a.SendP2PPacket(2, []byte("more"), p2p.P2PSendReliable, 0)
 	recv(t, b, 0, a, b)
-	if req.n() != n {
-		t.Fatalf("request posted after accept: %d, then %d", n, req.n())
-	}
+	after := req.n()
+	assert.Equal(t, n, after, "request posted after accept: %d, then %d", n, after)
 }
 
 // C32: AcceptP2PSessionWithUser(remote): accepts; idempotent; returns false
@@ -58,27 +56,17 @@ func TestC32_AcceptIdempotentAndPreAccepts(t *testing.T) {
 	t.Parallel()
 	_, a, b := pair(t)
 	req := requests(b)
-	if b.AcceptP2PSessionWithUser(0) {
-		t.Fatal("accept of SteamID 0 returned true")
-	}
+	assert.False(t, b.AcceptP2PSessionWithUser(0), "accept of SteamID 0 returned true")
 	for i := 0; i < 3; i++ {
-		if !b.AcceptP2PSessionWithUser(1) {
-			t.Fatal("pre-accept returned false")
-		}
+		require.True(t, b.AcceptP2PSessionWithUser(1), "pre-accept returned false")
 	}
-	if !b.AcceptP2PSessionWithUser(12345) {
-		t.Fatal("accept of a user never seen returned false")
-	}
+	assert.True(t, b.AcceptP2PSessionWithUser(12345), "accept of a user never seen returned false")
 	a.SendP2PPacket(2, []byte("pre"), p2p.P2PSendReliable, 0)
-	if p := recv(t, b, 0, a, b); string(p.Data) != "pre" {
-		t.Fatalf("got %q", p.Data)
-	}
-	if req.n() != 0 {
-		t.Fatalf("a pre-accepted user posted %d requests", req.n())
-	}
-	if !b.AcceptP2PSessionWithUser(1) {
-		t.Fatal("accept of an established session returned false")
-	}
+	p := recv(t, b, 0, a, b)
+	assert.Equal(t, "pre", string(p.Data), "got %q", p.Data)
+	nreq := req.n()
+	assert.Zero(t, nreq, "a pre-accepted user posted %d requests", nreq)
+	assert.True(t, b.AcceptP2PSessionWithUser(1), "accept of an established session returned false")
 }
 
 // C33: Sending to a user implicitly accepts their session. If the request
@@ -93,16 +81,13 @@ func TestC33_SendingAcceptsAndDropsPendingRequest(t *testing.T) {
 	// b's session for a exists once the request is posted; b runs no callbacks.
 	eventually(t, "b sees a", func() bool { _, ok := b.GetP2PSessionState(1); return ok })
 	b.SendP2PPacket(1, []byte("from b"), p2p.P2PSendReliable, 0)
-	if p := recv(t, b, 0, a); string(p.Data) != "from a" {
-		t.Fatalf("b got %q", p.Data)
-	}
-	if p := recv(t, a, 0, a); string(p.Data) != "from b" {
-		t.Fatalf("a got %q", p.Data)
-	}
+	p := recv(t, b, 0, a)
+	assert.Equal(t, "from a", string(p.Data), "b got %q", p.Data)
+	p = recv(t, a, 0, a)
+	assert.Equal(t, "from b", string(p.Data), "a got %q", p.Data)
 	b.RunCallbacks()
-	if req.n() != 0 {
-		t.Fatalf("%d requests dispatched for a user b already talks to", req.n())
-	}
+	nreq := req.n()
+	assert.Zero(t, nreq, "%d requests dispatched for a user b already talks to", nreq)
 }
 
 // C34: Ignoring the request is how a game refuses. Data from an unaccepted
@@ -114,22 +99,20 @@ func TestC34_UnacceptedDataStaysWithSender(t *testing.T) {
 	req := requests(b)
 	const total = 20 * 1000
 	for i := 0; i < 20; i++ {
-		if !a.SendP2PPacket(2, make([]byte, 1000), p2p.P2PSendReliable, 0) {
-			t.Fatal("send refused")
-		}
+		require.True(t, a.SendP2PPacket(2, make([]byte, 1000), p2p.P2PSendReliable, 0), "send refused")
 	}
 	eventually(t, "the request", func() bool { return req.n() > 0 }, b)
 	eventually(t, "hellos exchanged", func() bool { st, _ := b.GetP2PSessionState(1); return st.Connecting }, b)
 	st, _ := a.GetP2PSessionState(2)
-	if st.BytesQueuedForSend < total || st.PacketsQueuedForSend != 20 {
-		t.Fatalf("sender's queue = %d bytes, %d packets; want all %d bytes waiting", st.BytesQueuedForSend, st.PacketsQueuedForSend, total)
-	}
-	if bs, _ := b.GetP2PSessionState(1); bs.ConnectionActive || bs.BytesQueuedForSend != 0 {
-		t.Fatalf("refusing receiver's session: %+v", bs)
-	}
-	if _, ok := b.IsP2PPacketAvailable(0); ok {
-		t.Fatal("refusing receiver holds a packet")
-	}
+	assert.GreaterOrEqual(t, st.BytesQueuedForSend, int32(total),
+		"sender's queue = %d bytes, %d packets; want all %d bytes waiting", st.BytesQueuedForSend, st.PacketsQueuedForSend, total)
+	assert.EqualValues(t, 20, st.PacketsQueuedForSend,
+		"sender's queue = %d bytes, %d packets; want all %d bytes waiting", st.BytesQueuedForSend, st.PacketsQueuedForSend, total)
+	bs, _ := b.GetP2PSessionState(1)
+	assert.False(t, bs.ConnectionActive, "refusing receiver's session: %+v", bs)
+	assert.Zero(t, bs.BytesQueuedForSend, "refusing receiver's session: %+v", bs)
+	_, ok := b.IsP2PPacketAvailable(0)
+	assert.False(t, ok, "refusing receiver holds a packet")
 }
 
 // C35: The sender's session is Connecting until the receiver accepts. If it
@@ -144,26 +127,23 @@ func TestC35_ConnectTimeoutFailsAndDropsQueue(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		a.SendP2PPacket(2, []byte("waiting"), p2p.P2PSendReliable, 0)
 	}
-	if st, _ := a.GetP2PSessionState(2); !st.Connecting || st.PacketsQueuedForSend != 3 {
-		t.Fatalf("before the timeout: %+v", st)
-	}
-	eventually(t, "connect failure", func() bool { return f.n() == 1 }, a, b)
-	if e := f.all()[0]; e.SteamIDRemote != 2 || e.SessionError != p2p.P2PSessionErrorTimeout {
-		t.Fatalf("failure %+v", e)
-	}
 	st, _ := a.GetP2PSessionState(2)
-	if st.Connecting || st.ConnectionActive || st.PacketsQueuedForSend != 0 || st.BytesQueuedForSend != 0 {
-		t.Fatalf("after the timeout: %+v; want the queue dropped", st)
-	}
+	assert.True(t, st.Connecting, "before the timeout: %+v", st)
+	assert.EqualValues(t, 3, st.PacketsQueuedForSend, "before the timeout: %+v", st)
+	eventually(t, "connect failure", func() bool { return f.n() == 1 }, a, b)
+	e := f.all()[0]
+	assert.Equal(t, p2p.SteamID(2), e.SteamIDRemote, "failure %+v", e)
+	assert.Equal(t, p2p.P2PSessionErrorTimeout, e.SessionError, "failure %+v", e)
+	st, _ = a.GetP2PSessionState(2)
+	assert.True(t, !st.Connecting && !st.ConnectionActive && st.PacketsQueuedForSend == 0 && st.BytesQueuedForSend == 0,
+		"after the timeout: %+v; want the queue dropped", st)
 	// A later send starts over; this time b accepts.
 	autoAccept(b)
 	a.SendP2PPacket(2, []byte("retry"), p2p.P2PSendReliable, 0)
-	if st, _ := a.GetP2PSessionState(2); !st.Connecting && !st.ConnectionActive {
-		t.Fatalf("retry is not connecting: %+v", st)
-	}
-	if p := recv(t, b, 0, a, b); string(p.Data) != "retry" {
-		t.Fatalf("got %q; the dropped packets must not arrive", p.Data)
-	}
+	st, _ = a.GetP2PSessionState(2)
+	assert.True(t, st.Connecting || st.ConnectionActive, "retry is not connecting: %+v", st)
+	p := recv(t, b, 0, a, b)
+	assert.Equal(t, "retry", string(p.Data), "got %q; the dropped packets must not arrive", p.Data)
 }
 
 // C36: P2PSessionConnectFail is posted once per failed session: after a
@@ -182,12 +162,9 @@ func TestC36_ConnectFailPostedOnceUntilClose(t *testing.T) {
 	a.SendP2PPacket(777, []byte("x"), p2p.P2PSendReliable, 0)
 	eventually(t, "second failure", failed)
 	a.RunCallbacks()
-	if f.n() != 1 {
-		t.Fatalf("a retry that failed again posted: %d callbacks", f.n())
-	}
-	if !a.CloseP2PSessionWithUser(777) {
-		t.Fatal("close of the failed session returned false")
-	}
+	nf := f.n()
+	assert.Equal(t, 1, nf, "a retry that failed again posted: %d callbacks", nf)
+	require.True(t, a.CloseP2PSessionWithUser(777), "close of the failed session returned false")
 	a.SendP2PPacket(777, []byte("x"), p2p.P2PSendReliable, 0)
 	eventually(t, "failure after close", func() bool { return f.n() == 2 }, a)
 }
@@ -210,9 +187,8 @@ func TestC37_ErrorCodes(t *testing.T) {
 	a.SendP2PPacket(404, []byte("x"), p2p.P2PSendReliable, 0)
 	a.SendP2PPacket(3, []byte("x"), p2p.P2PSendReliable, 0)
 	eventually(t, "two fast failures", func() bool { return f.n() == 2 }, a)
-	if took := time.Since(start); took >= 300*time.Millisecond {
-		t.Fatalf("rendezvous answers took %v: not 'at once' (before the timeout)", took)
-	}
+	took := time.Since(start)
+	assert.Less(t, took, 300*time.Millisecond, "rendezvous answers took %v: not 'at once' (before the timeout)", took)
 	a.SendP2PPacket(2, []byte("x"), p2p.P2PSendReliable, 0)
 	eventually(t, "timeout", func() bool { return f.n() == 3 }, a)
 	want := map[p2p.SteamID]p2p.P2PSessionError{
@@ -221,14 +197,10 @@ func TestC37_ErrorCodes(t *testing.T) {
 		2:   p2p.P2PSessionErrorTimeout,
 	}
 	for _, e := range f.all() {
-		if want[e.SteamIDRemote] != e.SessionError {
-			t.Errorf("user %d: error %d, want %d", e.SteamIDRemote, e.SessionError, want[e.SteamIDRemote])
-		}
+		assert.Equal(t, want[e.SteamIDRemote], e.SessionError, "user %d: error %d, want %d", e.SteamIDRemote, e.SessionError, want[e.SteamIDRemote])
 	}
 	_, err := p2p.New(p2p.Config{SteamID: 9, AppID: 999, RendezvousAddr: srv.Addr().String(), ListenAddr: "127.0.0.1:0"})
-	if !errors.Is(err, p2p.ErrNoRightsToApp) {
-		t.Fatalf("New for a refused AppID: %v, want ErrNoRightsToApp", err)
-	}
+	assert.ErrorIs(t, err, p2p.ErrNoRightsToApp, "New for a refused AppID: %v, want ErrNoRightsToApp", err)
 }
 
 // C38: CloseP2PSessionWithUser(remote): returns false if there was no
@@ -238,22 +210,16 @@ func TestC37_ErrorCodes(t *testing.T) {
 func TestC38_CloseDropsDataTellsPeerAndFrees(t *testing.T) {
 	t.Parallel()
 	srv, a, b := pair(t)
-	if a.CloseP2PSessionWithUser(2) {
-		t.Fatal("close without a session returned true")
-	}
+	assert.False(t, a.CloseP2PSessionWithUser(2), "close without a session returned true")
 	req := requests(b)
 	connect(t, a, b, 1, 2)
 	a.SendP2PPacket(2, []byte("unread"), p2p.P2PSendReliable, 0)
 	eventually(t, "unread packet", func() bool { _, ok := b.IsP2PPacketAvailable(0); return ok })
-	if !b.CloseP2PSessionWithUser(1) {
-		t.Fatal("close returned false")
-	}
-	if _, ok := b.IsP2PPacketAvailable(0); ok {
-		t.Fatal("unread incoming data survived the close")
-	}
-	if _, ok := b.GetP2PSessionState(1); ok {
-		t.Fatal("session not freed")
-	}
+	require.True(t, b.CloseP2PSessionWithUser(1), "close returned false")
+	_, ok := b.IsP2PPacketAvailable(0)
+	assert.False(t, ok, "unread incoming data survived the close")
+	_, ok = b.GetP2PSessionState(1)
+	assert.False(t, ok, "session not freed")
 	eventually(t, "the remote side told", func() bool { _, ok := a.GetP2PSessionState(2); return !ok })
 	// Later traffic from that user posts a new request.
 	a.SendP2PPacket(2, []byte("again"), p2p.P2PSendReliable, 0)
@@ -263,15 +229,11 @@ func TestC38_CloseDropsDataTellsPeerAndFrees(t *testing.T) {
 	c := newPeer(t, srv, 3)
 	_ = c
 	a.SendP2PPacket(3, make([]byte, 5000), p2p.P2PSendReliable, 0)
-	if st, _ := a.GetP2PSessionState(3); st.BytesQueuedForSend < 5000 {
-		t.Fatalf("queued %d", st.BytesQueuedForSend)
-	}
-	if !a.CloseP2PSessionWithUser(3) {
-		t.Fatal("close returned false")
-	}
-	if _, ok := a.GetP2PSessionState(3); ok {
-		t.Fatal("session with queued data not freed")
-	}
+	st, _ := a.GetP2PSessionState(3)
+	assert.GreaterOrEqual(t, st.BytesQueuedForSend, int32(5000), "queued %d", st.BytesQueuedForSend)
+	assert.True(t, a.CloseP2PSessionWithUser(3), "close returned false")
+	_, ok = a.GetP2PSessionState(3)
+	assert.False(t, ok, "session with queued data not freed")
 }
 
 // C39: CloseP2PChannelWithUser(remote, channel): false if there is no
@@ -281,9 +243,7 @@ func TestC38_CloseDropsDataTellsPeerAndFrees(t *testing.T) {
 func TestC39_CloseChannel(t *testing.T) {
 	t.Parallel()
 	_, a, b := pair(t)
-	if b.CloseP2PChannelWithUser(1, 0) {
-		t.Fatal("close channel without a session returned true")
-	}
+	assert.False(t, b.CloseP2PChannelWithUser(1, 0), "close channel without a session returned true")
 	connect(t, a, b, 1, 2) // opens channel 99 on both sides
 	b.ReadP2PPacket(nil, 99)
 	a.SendP2PPacket(2, []byte("zero"), p2p.P2PSendReliable, 0)
@@ -293,33 +253,20 @@ func TestC39_CloseChannel(t *testing.T) {
 		_, ok1 := b.IsP2PPacketAvailable(1)
 		return ok0 && ok1
 	})
-	if b.CloseP2PChannelWithUser(1, 5) {
-		t.Fatal("closing a channel never used returned true")
-	}
-	if !b.CloseP2PChannelWithUser(1, 0) {
-		t.Fatal("closing an open channel returned false")
-	}
-	if _, ok := b.IsP2PPacketAvailable(0); ok {
-		t.Fatal("unread packet on the closed channel survived")
-	}
-	if _, ok := b.IsP2PPacketAvailable(1); !ok {
-		t.Fatal("a packet on another channel was dropped")
-	}
-	if !b.CloseP2PChannelWithUser(1, 99) {
-		t.Fatal("closing channel 99 returned false")
-	}
-	if _, ok := b.GetP2PSessionState(1); !ok {
-		t.Fatal("session closed while channel 1 is still open")
-	}
-	if !b.CloseP2PChannelWithUser(1, 1) {
-		t.Fatal("closing the last channel returned false")
-	}
-	if _, ok := b.GetP2PSessionState(1); ok {
-		t.Fatal("closing the last open channel did not close the session")
-	}
-	if _, ok := b.IsP2PPacketAvailable(1); ok {
-		t.Fatal("unread data survived the session close")
-	}
+	assert.False(t, b.CloseP2PChannelWithUser(1, 5), "closing a channel never used returned true")
+	assert.True(t, b.CloseP2PChannelWithUser(1, 0), "closing an open channel returned false")
+	_, ok := b.IsP2PPacketAvailable(0)
+	assert.False(t, ok, "unread packet on the closed channel survived")
+	_, ok = b.IsP2PPacketAvailable(1)
+	assert.True(t, ok, "a packet on another channel was dropped")
+	assert.True(t, b.CloseP2PChannelWithUser(1, 99), "closing channel 99 returned false")
+	_, ok = b.GetP2PSessionState(1)
+	assert.True(t, ok, "session closed while channel 1 is still open")
+	require.True(t, b.CloseP2PChannelWithUser(1, 1), "closing the last channel returned false")
+	_, ok = b.GetP2PSessionState(1)
+	assert.False(t, ok, "closing the last open channel did not close the session")
+	_, ok = b.IsP2PPacketAvailable(1)
+	assert.False(t, ok, "unread data survived the session close")
 	eventually(t, "the remote side told", func() bool { _, ok := a.GetP2PSessionState(2); return !ok })
 }
 
@@ -342,9 +289,7 @@ func TestC40_IdleClosedSilentlyAndStallIsNotTimeout(t *testing.T) {
 		})
 		a.RunCallbacks()
 		b.RunCallbacks()
-		if fa.n()+fb.n() != 0 {
-			t.Fatal("idle close posted a connect failure")
-		}
+		assert.Zero(t, fa.n()+fb.n(), "idle close posted a connect failure")
 	})
 	t.Run("stalled game loop", func(t *testing.T) {
 		t.Parallel()
@@ -356,9 +301,10 @@ func TestC40_IdleClosedSilentlyAndStallIsNotTimeout(t *testing.T) {
 		// stall is the behaviour under test, so it is a real wait.
 		time.Sleep(5 * timeout)
 		a.RunCallbacks()
-		if st, _ := a.GetP2PSessionState(2); !st.ConnectionActive || fa.n() != 0 {
-			t.Fatalf("a stalled game loop broke the session: %+v, %d failures", st, fa.n())
-		}
+		st, _ := a.GetP2PSessionState(2)
+		nf := fa.n()
+		assert.True(t, st.ConnectionActive, "a stalled game loop broke the session: %+v, %d failures", st, nf)
+		assert.Zero(t, nf, "a stalled game loop broke the session: %+v, %d failures", st, nf)
 	})
 }
 
@@ -375,12 +321,12 @@ func TestC41_DeadPeerFailsLikeTimeout(t *testing.T) {
 	cut.cut.Store(true) // b vanishes without a goodbye
 	a.SendP2PPacket(2, []byte("into the void"), p2p.P2PSendReliable, 0)
 	eventually(t, "connect failure", func() bool { return f.n() == 1 }, a)
-	if e := f.all()[0]; e.SteamIDRemote != 2 || e.SessionError != p2p.P2PSessionErrorTimeout {
-		t.Fatalf("failure %+v", e)
-	}
-	if st, _ := a.GetP2PSessionState(2); st.ConnectionActive || st.BytesQueuedForSend != 0 {
-		t.Fatalf("after failure: %+v", st)
-	}
+	e := f.all()[0]
+	assert.Equal(t, p2p.SteamID(2), e.SteamIDRemote, "failure %+v", e)
+	assert.Equal(t, p2p.P2PSessionErrorTimeout, e.SessionError, "failure %+v", e)
+	st, _ := a.GetP2PSessionState(2)
+	assert.False(t, st.ConnectionActive, "after failure: %+v", st)
+	assert.Zero(t, st.BytesQueuedForSend, "after failure: %+v", st)
 }
 
 // C42: The session table is an LRU of bounded size (default 4096,
@@ -395,13 +341,11 @@ func TestC42_LRUEvictsLeastRecentlyUsed(t *testing.T) {
 	connect(t, a, c, 1, 3)
 	a.SendP2PPacket(2, []byte("touch"), p2p.P2PSendReliable, 0) // b is now the most recent
 	connect(t, a, d, 1, 4)
-	if _, ok := a.GetP2PSessionState(3); ok {
-		t.Fatal("the least recently used session (3) was not evicted")
-	}
+	_, ok := a.GetP2PSessionState(3)
+	assert.False(t, ok, "the least recently used session (3) was not evicted")
 	for _, id := range []p2p.SteamID{2, 4} {
-		if _, ok := a.GetP2PSessionState(id); !ok {
-			t.Fatalf("session %d evicted", id)
-		}
+		_, ok := a.GetP2PSessionState(id)
+		assert.True(t, ok, "session %d evicted", id)
 	}
 	// Closed as C38: the evicted peer is told.
 	eventually(t, "evicted peer told", func() bool { _, ok := c.GetP2PSessionState(1); return !ok })
@@ -419,14 +363,11 @@ func TestC38_RemoteCloseKeepsUnreadAndAccept(t *testing.T) {
 	eventually(t, "goodbye arrives", func() bool { _, ok := b.IsP2PPacketAvailable(0); return ok })
 	a.CloseP2PSessionWithUser(2)
 	eventually(t, "b told", func() bool { _, ok := b.GetP2PSessionState(1); return !ok })
-	if p := recv(t, b, 0); string(p.Data) != "goodbye" {
-		t.Fatalf("unread message after the remote close: %q", p.Data)
-	}
+	p := recv(t, b, 0)
+	assert.Equal(t, "goodbye", string(p.Data), "unread message after the remote close: %q", p.Data)
 	a.SendP2PPacket(2, []byte("back"), p2p.P2PSendReliable, 0)
-	if p := recv(t, b, 0, a, b); string(p.Data) != "back" {
-		t.Fatalf("got %q", p.Data)
-	}
-	if req.n() != 0 {
-		t.Fatalf("%d requests for a user b had accepted", req.n())
-	}
+	p = recv(t, b, 0, a, b)
+	assert.Equal(t, "back", string(p.Data), "got %q", p.Data)
+	nreq := req.n()
+	assert.Zero(t, nreq, "%d requests for a user b had accepted", nreq)
 }

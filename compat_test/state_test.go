@@ -4,6 +4,8 @@ import (
 	"net"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
+
 	"github.com/p2pcompat/p2pcompat/p2p"
 )
 
@@ -18,19 +20,19 @@ func TestC50_SessionState(t *testing.T) {
 	t.Parallel()
 	_, a, b := pair(t)
 	req := requests(b)
-	if st, ok := a.GetP2PSessionState(2); ok || st != (p2p.P2PSessionState{}) {
-		t.Fatalf("no session: %+v, %v", st, ok)
-	}
+	st, ok := a.GetP2PSessionState(2)
+	assert.False(t, ok, "no session: %+v, %v", st, ok)
+	assert.Equal(t, p2p.P2PSessionState{}, st, "no session: %+v, %v", st, ok)
 	a.SendP2PPacket(2, make([]byte, 700), p2p.P2PSendReliable, 0)
 	a.SendP2PPacket(2, make([]byte, 300), p2p.P2PSendUnreliable, 1)
 	eventually(t, "the request", func() bool { return req.n() > 0 }, b)
-	st, ok := a.GetP2PSessionState(2)
-	if !ok || !st.Connecting || st.ConnectionActive || st.UsingRelay || st.SessionError != p2p.P2PSessionErrorNone {
-		t.Fatalf("waiting for accept: %+v", st)
-	}
-	if st.PacketsQueuedForSend != 2 || st.BytesQueuedForSend < 1000 {
-		t.Fatalf("queued while waiting: %d packets, %d bytes; want 2 and at least 1000", st.PacketsQueuedForSend, st.BytesQueuedForSend)
-	}
+	st, ok = a.GetP2PSessionState(2)
+	assert.True(t, ok && st.Connecting && !st.ConnectionActive && !st.UsingRelay && st.SessionError == p2p.P2PSessionErrorNone,
+		"waiting for accept: %+v", st)
+	assert.EqualValues(t, 2, st.PacketsQueuedForSend,
+		"queued while waiting: %d packets, %d bytes; want 2 and at least 1000", st.PacketsQueuedForSend, st.BytesQueuedForSend)
+	assert.GreaterOrEqual(t, st.BytesQueuedForSend, int32(1000),
+		"queued while waiting: %d packets, %d bytes; want 2 and at least 1000", st.PacketsQueuedForSend, st.BytesQueuedForSend)
 	b.AcceptP2PSessionWithUser(1)
 	recv(t, b, 0, a, b)
 	recv(t, b, 1, a, b)
@@ -47,9 +49,8 @@ func TestC50_SessionState(t *testing.T) {
 		addr := c.peer.LocalAddr().(*net.UDPAddr)
 		ip := addr.IP.To4()
 		want := uint32(ip[0])<<24 | uint32(ip[1])<<16 | uint32(ip[2])<<8 | uint32(ip[3])
-		if !st.ConnectionActive || st.Connecting || st.UsingRelay || st.RemoteIP != want || st.RemotePort != uint16(addr.Port) {
-			t.Fatalf("established state toward %d: %+v; want remote %s (%#x)", c.remote, st, addr, want)
-		}
+		assert.True(t, st.ConnectionActive && !st.Connecting && !st.UsingRelay && st.RemoteIP == want && st.RemotePort == uint16(addr.Port),
+			"established state toward %d: %+v; want remote %s (%#x)", c.remote, st, addr, want)
 	}
 	// A failed session reports its error.
 	a.SendP2PPacket(31337, nil, p2p.P2PSendReliable, 0)
