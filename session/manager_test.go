@@ -50,7 +50,7 @@ type node struct {
 	sent    int  // datagrams put on the wire at full TTL
 	// underLock lists the Env calls made while the Manager held its lock.
 	underLock []string
-	runs    int // WriteSegments calls with more than one datagram
+	runs      int // WriteSegments calls with more than one datagram
 }
 
 // notUnderLock records an Env call made with the Manager's lock held:
@@ -85,11 +85,11 @@ func (n *node) WriteOpener(b []byte, to netip.AddrPort) bool {
 	n.openers++
 	return !n.noTTL
 }
-func (n *node) RelayTo(b []byte, to netip.AddrPort) bool     { return false }
-func (n *node) HasRelay() bool                               { return false }
-func (n *node) RelayServer() netip.AddrPort                  { return netip.AddrPort{} }
-func (n *node) Revoke([]netip.AddrPort)                      {}
-func (n *node) Permit([]netip.AddrPort)                      {}
+func (n *node) RelayTo(b []byte, to netip.AddrPort) bool { return false }
+func (n *node) HasRelay() bool                           { return false }
+func (n *node) RelayServer() netip.AddrPort              { return netip.AddrPort{} }
+func (n *node) Revoke([]netip.AddrPort)                  {}
+func (n *node) Permit([]netip.AddrPort)                  {}
 
 func (n *node) Lookup(target SteamID, sid uint64) {
 	n.notUnderLock("Lookup")
