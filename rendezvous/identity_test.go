@@ -342,3 +342,19 @@ func TestSetCertificate(t *testing.T) {
 	want, _ = DecodeCertificate(second)
 	eventually(t, func() bool { return bytes.Equal(b.lookup(t, 1, 2).Certificate, want) }, "B to find A's new certificate")
 }
+
+// An old instance of the player, still running under a key that retired
+// when the new one took over, does not take the registration back, even
+// with a fresh cookie, on a server without tokens.
+func TestTableRetiredInstanceDoesNotTakeOver(t *testing.T) {
+	tab := newTestTable(time.Minute, 10)
+	old := newKeyedClient(t, tab, 1)
+	registerKeyed(t, tab, old, addrA, t0)
+	silent(t, handle(tab, old.unregister(regTx.Add(1)), addrA, t0, nil), "old's unregistration")
+	current := newKeyedClient(t, tab, 1)
+	registerKeyed(t, tab, current, addrB, t0)
+	out := handle(tab, old.register(regTx.Add(1)), addrA, t0, nil) // a fresh cookie, a MAC under the retired key
+	m, _ := only(t, out)
+	equal(t, old.unseal(t, m, out[0].b).reason, RefuseIDInUse, "answer to the old instance")
+	equal(t, snapshot(tab, 1).publicKey, current.pub, "1's key")
+}

@@ -568,6 +568,13 @@ func (t *table) register(m *message, b []byte, from netip.AddrPort, now time.Tim
 	}
 	if m.hasMAC {
 		switch {
+		case r != nil && r.authed && !sameKey && t.tokens == nil:
+			// Under another key: without a token, nothing says that this
+			// is the player rather than anyone who knows its SteamID. A
+			// key of the player's that retired (an old instance still
+			// running) does not take the registration back either.
+			t.log.Debug("rendezvous: refused registration of a SteamID in use", "steamID", m.steamID, "from", from)
+			return t.refuse(m, from, RefuseIDInUse, sealKey, out)
 		case cookie && (sameKey || t.retired.has(m.steamID, m.publicKey)):
 			// MAC'd with a cookie its source just got: fresh whatever its
 			// txID, which a restarted instance that kept its key numbers
@@ -583,11 +590,6 @@ func (t *table) register(m *message, b []byte, from netip.AddrPort, now time.Tim
 			t.log.Debug("rendezvous: dropped registration of a retired key", "steamID", m.steamID, "from", from)
 			t.stats.unauthorized.Add(1)
 			return out
-		case r != nil && r.authed && t.tokens == nil:
-			// Under another key: without a token, nothing says that this
-			// is the player rather than anyone who knows its SteamID.
-			t.log.Debug("rendezvous: refused registration of a SteamID in use", "steamID", m.steamID, "from", from)
-			return t.refuse(m, from, RefuseIDInUse, sealKey, out)
 		}
 	} else {
 		switch {
