@@ -503,10 +503,7 @@ func (c *Client) Register(ctx context.Context) (observed netip.AddrPort, err err
 	}
 	c.reg.waiters[ch] = struct{}{}
 	c.mu.Unlock()
-	if first != nil {
-		c.send(first)
-		c.kick()
-	}
+	c.sendNow(first)
 
 	select {
 	case o := <-ch:
@@ -550,8 +547,7 @@ func (c *Client) Lookup(target uint64, sessionID uint64) {
 	c.lookups[target] = l
 	b := c.lookupMsgLocked(l, target)
 	c.mu.Unlock()
-	c.send(b)
-	c.kick()
+	c.sendNow(b)
 }
 
 // Observed is the address the server last confirmed seeing this client
@@ -583,17 +579,11 @@ func (c *Client) SetToken(token string) error {
 	}
 	c.mu.Lock()
 	c.token = b
-	var first []byte
-	if c.reg != nil && !c.closed {
-		// A new txID: the token is encrypted with the txID as its nonce,
-		// which must not serve two tokens.
-		first = c.restartRegisterLocked(time.Now())
-	}
+	// A new txID: the token is encrypted with the txID as its nonce, which
+	// must not serve two tokens.
+	first := c.reregisterLocked(false)
 	c.mu.Unlock()
-	if first != nil {
-		c.send(first)
-		c.kick()
-	}
+	c.sendNow(first)
 	return nil
 }
 
@@ -609,20 +599,35 @@ func (c *Client) SetCertificate(cert string) error {
 	}
 	c.mu.Lock()
 	c.cert = b
-	var first []byte
+	first := c.reregisterLocked(true)
+	c.mu.Unlock()
+	c.sendNow(first)
+	return nil
+}
+
+// reregisterLocked registers again with what is set now: the registration
+// in flight under a new txID (its answer would confirm what it carried),
+// or, with idleToo, a new one if the client is registered and idle. It
+// returns the first transmission, nil if there is none to send.
+func (c *Client) reregisterLocked(idleToo bool) []byte {
 	switch {
 	case c.closed:
+		return nil
 	case c.reg != nil:
-		first = c.restartRegisterLocked(time.Now())
-	case c.registered:
-		first = c.startRegisterLocked(time.Now())
-	}
-	c.mu.Unlock()
-	if first != nil {
-		c.send(first)
-		c.kick()
+		return c.restartRegisterLocked(time.Now())
+	case idleToo && c.registered:
+		return c.startRegisterLocked(time.Now())
 	}
 	return nil
+}
+
+// sendNow sends b, if there is one, and wakes the client's goroutine for
+// its retransmissions.
+func (c *Client) sendNow(b []byte) {
+	if b != nil {
+		c.send(b)
+		c.kick()
+	}
 }
 
 // SetRelayed sets the addresses this client holds on TURN relays, which
@@ -651,19 +656,9 @@ func (c *Client) SetRelayed(addrs []netip.AddrPort) {
 		return
 	}
 	c.relayed = list
-	var b []byte
-	switch {
-	case c.reg != nil:
-		// Its answer would confirm the old addresses.
-		b = c.restartRegisterLocked(time.Now())
-	case c.registered:
-		b = c.startRegisterLocked(time.Now())
-	}
+	b := c.reregisterLocked(true)
 	c.mu.Unlock()
-	if b != nil {
-		c.send(b)
-		c.kick()
-	}
+	c.sendNow(b)
 }
 
 // HandleInbound takes a datagram read from the shared socket. It returns
@@ -748,8 +743,7 @@ func (c *Client) onChallenge(m *message) {
 	r.challenges++
 	b := c.restartRegisterLocked(time.Now())
 	c.mu.Unlock()
-	c.send(b)
-	c.kick()
+	c.sendNow(b)
 }
 
 // authenticLocked says whether m, received as b, may be taken as the
@@ -786,8 +780,7 @@ func (c *Client) finishRegister(m *message, b []byte, o regOutcome) {
 		}
 		b := c.restartRegisterLocked(time.Now())
 		c.mu.Unlock()
-		c.send(b)
-		c.kick()
+		c.sendNow(b)
 		return
 	case !authentic:
 		c.mu.Unlock()
