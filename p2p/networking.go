@@ -568,12 +568,8 @@ func (n *Networking) readLoop() {
 				return
 			}
 			n.log.Debug("p2p: read failed", "err", err)
-			if d := backoff.Next(); d > 0 {
-				select {
-				case <-n.done:
-					return
-				case <-time.After(d):
-				}
+			if !backoff.Wait(n.done) {
+				return
 			}
 			continue
 		}

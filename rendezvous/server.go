@@ -557,12 +557,8 @@ func (r *sockReader) loop() {
 				return
 			}
 			s.log.Debug("rendezvous: read failed", "err", err)
-			if d := backoff.Next(); d > 0 {
-				select {
-				case <-s.done:
-					return
-				case <-time.After(d):
-				}
+			if !backoff.Wait(s.done) {
+				return
 			}
 			continue
 		}

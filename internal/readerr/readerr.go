@@ -45,3 +45,20 @@ func (b *Backoff) Next() time.Duration {
 
 // Reset is called after a good read.
 func (b *Backoff) Reset() { b.wait = 0 }
+
+// Wait waits Next's time, unless done is closed first, and reports
+// whether the loop should go on reading.
+func (b *Backoff) Wait(done <-chan struct{}) bool {
+	d := b.Next()
+	if d == 0 {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+		return false
+	case <-t.C:
+		return true
+	}
+}

@@ -42,3 +42,16 @@ func TestBackoff(t *testing.T) {
 		t.Fatal("no fresh start after Reset")
 	}
 }
+
+// Wait goes on at once the first time, and stops when done is closed.
+func TestBackoffWait(t *testing.T) {
+	var b Backoff
+	if !b.Wait(nil) {
+		t.Fatal("the first Wait stopped")
+	}
+	done := make(chan struct{})
+	close(done)
+	if b.Wait(done) {
+		t.Fatal("Wait went on with done closed")
+	}
+}
