@@ -3,36 +3,20 @@
 package natlab
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/p2pcompat/p2pcompat/internal/testsupport"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 )
 
 // syncBuf is an output sink that a waiter can poll while the process runs.
-type syncBuf struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuf) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuf) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+type syncBuf = testsupport.SyncBuffer
 
 // proc is a long-running program inside one namespace. It is stopped by
 // the test's cleanup whatever happens, and dies with the test binary

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +9,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/p2pcompat/p2pcompat/internal/testsupport"
 	"github.com/p2pcompat/p2pcompat/rendezvous"
 )
 
@@ -159,19 +159,4 @@ func gameEnv(t testing.TB, server string, steamID uint64, appID uint32, extra ..
 }
 
 // lockedBuffer collects a process's output for the test's failure message.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+type lockedBuffer = testsupport.SyncBuffer
