@@ -7,6 +7,7 @@ import (
 	"net"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/pion/transport/v2"
@@ -116,30 +117,34 @@ func TestNATMatrix(t *testing.T) {
 		c := c
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			l := newNATLab(t, false)
-			a := l.peer(1, l.site(c.a, 1)[0])
-			b := l.peer(2, l.site(c.b, 1)[0])
-			st, fail := exchange(t, a, b, 1, 2)
-			if fail != nil {
-				t.Fatalf("connect failed: %+v", *fail)
-			}
-			if st.UsingRelay == c.direct {
-				t.Fatalf("UsingRelay = %v, want direct = %v (%+v)", st.UsingRelay, c.direct, st)
-			}
+			synctest.Test(t, func(t *testing.T) {
+				l := newNATLab(t, false)
+				a := l.peer(1, l.site(c.a, 1)[0])
+				b := l.peer(2, l.site(c.b, 1)[0])
+				st, fail := exchange(t, a, b, 1, 2)
+				if fail != nil {
+					t.Fatalf("connect failed: %+v", *fail)
+				}
+				if st.UsingRelay == c.direct {
+					t.Fatalf("UsingRelay = %v, want direct = %v (%+v)", st.UsingRelay, c.direct, st)
+				}
+			})
 		})
 	}
 	t.Run("same LAN behind one NAT", func(t *testing.T) {
 		t.Parallel()
-		l := newNATLab(t, false)
-		nets := l.site(portRestricted, 2)
-		a, b := l.peer(1, nets[0]), l.peer(2, nets[1])
-		st, fail := exchange(t, a, b, 1, 2)
-		if fail != nil {
-			t.Fatalf("connect failed: %+v", *fail)
-		}
-		if st.UsingRelay || st.RemoteIP>>8 != 198<<16|18<<8|(10+1) {
-			t.Fatalf("want a direct LAN path, got %+v", st)
-		}
+		synctest.Test(t, func(t *testing.T) {
+			l := newNATLab(t, false)
+			nets := l.site(portRestricted, 2)
+			a, b := l.peer(1, nets[0]), l.peer(2, nets[1])
+			st, fail := exchange(t, a, b, 1, 2)
+			if fail != nil {
+				t.Fatalf("connect failed: %+v", *fail)
+			}
+			if st.UsingRelay || st.RemoteIP>>8 != 198<<16|18<<8|(10+1) {
+				t.Fatalf("want a direct LAN path, got %+v", st)
+			}
+		})
 	})
 }
 
@@ -148,41 +153,47 @@ func TestNATMatrix(t *testing.T) {
 func TestNATMatrixRelay(t *testing.T) {
 	t.Run("symmetric-symmetric relayed", func(t *testing.T) {
 		t.Parallel()
-		l := newNATLab(t, true)
-		a := l.peer(1, l.site(symmetric, 1)[0])
-		b := l.peer(2, l.site(symmetric, 1)[0])
-		st, fail := exchange(t, a, b, 1, 2)
-		if fail != nil {
-			t.Fatalf("connect failed: %+v", *fail)
-		}
-		// The relay's address: its server port when we send through our
-		// allocation, the peer's allocation port when we send to that.
-		if !st.UsingRelay || st.RemoteIP != 198<<24|18<<16|2 {
-			t.Fatalf("want a relayed path shown as the relay's address, got %+v", st)
-		}
+		synctest.Test(t, func(t *testing.T) {
+			l := newNATLab(t, true)
+			a := l.peer(1, l.site(symmetric, 1)[0])
+			b := l.peer(2, l.site(symmetric, 1)[0])
+			st, fail := exchange(t, a, b, 1, 2)
+			if fail != nil {
+				t.Fatalf("connect failed: %+v", *fail)
+			}
+			// The relay's address: its server port when we send through our
+			// allocation, the peer's allocation port when we send to that.
+			if !st.UsingRelay || st.RemoteIP != 198<<24|18<<16|2 {
+				t.Fatalf("want a relayed path shown as the relay's address, got %+v", st)
+			}
+		})
 	})
 	t.Run("symmetric-portrestricted relayed", func(t *testing.T) {
 		t.Parallel()
-		l := newNATLab(t, true)
-		a := l.peer(1, l.site(symmetric, 1)[0])
-		b := l.peer(2, l.site(portRestricted, 1)[0])
-		st, fail := exchange(t, a, b, 1, 2)
-		if fail != nil || !st.UsingRelay {
-			t.Fatalf("want relayed, got %+v, %v", st, fail)
-		}
+		synctest.Test(t, func(t *testing.T) {
+			l := newNATLab(t, true)
+			a := l.peer(1, l.site(symmetric, 1)[0])
+			b := l.peer(2, l.site(portRestricted, 1)[0])
+			st, fail := exchange(t, a, b, 1, 2)
+			if fail != nil || !st.UsingRelay {
+				t.Fatalf("want relayed, got %+v, %v", st, fail)
+			}
+		})
 	})
 	t.Run("symmetric-symmetric relay disallowed", func(t *testing.T) {
 		t.Parallel()
-		l := newNATLab(t, true)
-		noRelay := func(c *p2p.Config) { c.ConnectTimeout = 2 * time.Second }
-		a := l.peer(1, l.site(symmetric, 1)[0], noRelay)
-		b := l.peer(2, l.site(symmetric, 1)[0], noRelay)
-		a.AllowP2PPacketRelay(false)
-		b.AllowP2PPacketRelay(false)
-		_, fail := exchange(t, a, b, 1, 2)
-		if fail == nil || fail.SessionError != p2p.P2PSessionErrorTimeout {
-			t.Fatalf("want a Timeout failure, got %+v", fail)
-		}
+		synctest.Test(t, func(t *testing.T) {
+			l := newNATLab(t, true)
+			noRelay := func(c *p2p.Config) { c.ConnectTimeout = 2 * time.Second }
+			a := l.peer(1, l.site(symmetric, 1)[0], noRelay)
+			b := l.peer(2, l.site(symmetric, 1)[0], noRelay)
+			a.AllowP2PPacketRelay(false)
+			b.AllowP2PPacketRelay(false)
+			_, fail := exchange(t, a, b, 1, 2)
+			if fail == nil || fail.SessionError != p2p.P2PSessionErrorTimeout {
+				t.Fatalf("want a Timeout failure, got %+v", fail)
+			}
+		})
 	})
 }
 
@@ -240,93 +251,103 @@ func TestNATMatrixFaults(t *testing.T) {
 	}
 	t.Run("TURN unreachable: cone pair still direct", func(t *testing.T) {
 		t.Parallel()
-		l := newNATLab(t, false)
-		a := l.peer(1, l.site(portRestricted, 1)[0], unreachable)
-		b := l.peer(2, l.site(fullCone, 1)[0], unreachable)
-		st, fail := exchange(t, a, b, 1, 2)
-		if fail != nil || st.UsingRelay {
-			t.Fatalf("want direct, got %+v, %v", st, fail)
-		}
+		synctest.Test(t, func(t *testing.T) {
+			l := newNATLab(t, false)
+			a := l.peer(1, l.site(portRestricted, 1)[0], unreachable)
+			b := l.peer(2, l.site(fullCone, 1)[0], unreachable)
+			st, fail := exchange(t, a, b, 1, 2)
+			if fail != nil || st.UsingRelay {
+				t.Fatalf("want direct, got %+v, %v", st, fail)
+			}
+		})
 	})
 	t.Run("TURN unreachable: symmetric pair times out", func(t *testing.T) {
 		t.Parallel()
-		l := newNATLab(t, false)
-		short := func(c *p2p.Config) { c.ConnectTimeout = 2 * time.Second }
-		a := l.peer(1, l.site(symmetric, 1)[0], unreachable, short)
-		b := l.peer(2, l.site(symmetric, 1)[0], unreachable, short)
-		_, fail := exchange(t, a, b, 1, 2)
-		if fail == nil || fail.SessionError != p2p.P2PSessionErrorTimeout {
-			t.Fatalf("want Timeout, got %+v", fail)
-		}
+		synctest.Test(t, func(t *testing.T) {
+			l := newNATLab(t, false)
+			short := func(c *p2p.Config) { c.ConnectTimeout = 2 * time.Second }
+			a := l.peer(1, l.site(symmetric, 1)[0], unreachable, short)
+			b := l.peer(2, l.site(symmetric, 1)[0], unreachable, short)
+			_, fail := exchange(t, a, b, 1, 2)
+			if fail == nil || fail.SessionError != p2p.P2PSessionErrorTimeout {
+				t.Fatalf("want Timeout, got %+v", fail)
+			}
+		})
 	})
 	t.Run("wrong TURN password: the rendezvous's relay still serves", func(t *testing.T) {
 		t.Parallel()
-		l := newNATLab(t, true)
-		wrong := func(c *p2p.Config) {
-			c.Relays = []relayfallback.Server{{Addr: labServer + ":3478", Username: "9999999999:1", Password: "wrong"}}
-		}
-		a := l.peer(1, l.site(symmetric, 1)[0], wrong)
-		b := l.peer(2, l.site(symmetric, 1)[0], wrong)
-		st, fail := exchange(t, a, b, 1, 2)
-		if fail != nil || !st.UsingRelay {
-			t.Fatalf("want relayed, got %+v, %v", st, fail)
-		}
+		synctest.Test(t, func(t *testing.T) {
+			l := newNATLab(t, true)
+			wrong := func(c *p2p.Config) {
+				c.Relays = []relayfallback.Server{{Addr: labServer + ":3478", Username: "9999999999:1", Password: "wrong"}}
+			}
+			a := l.peer(1, l.site(symmetric, 1)[0], wrong)
+			b := l.peer(2, l.site(symmetric, 1)[0], wrong)
+			st, fail := exchange(t, a, b, 1, 2)
+			if fail != nil || !st.UsingRelay {
+				t.Fatalf("want relayed, got %+v, %v", st, fail)
+			}
+		})
 	})
 	t.Run("rendezvous messages lost 30% and duplicated 50%", func(t *testing.T) {
 		t.Parallel()
-		l := newNATLab(t, false)
-		nets := []*vnet.Net{l.site(portRestricted, 1)[0], l.site(restrictedCone, 1)[0]}
-		var peers []*p2p.Networking
-		for i, nw := range nets {
-			// The peers' sockets carry their rendezvous traffic: make
-			// theirs the lossy ones, with a seed each.
-			ln := &lossyNet{Net: nw, loss: 0.3, dup: 0.5, rng: rand.New(rand.NewSource(int64(i + 1)))}
-			peers = append(peers, l.peer(p2p.SteamID(i+1), nw, func(c *p2p.Config) { c.Net = ln; c.ConnectTimeout = 20 * time.Second }))
-		}
-		st, fail := exchange(t, peers[0], peers[1], 1, 2)
-		if fail != nil || st.UsingRelay {
-			t.Fatalf("want direct, got %+v, %v", st, fail)
-		}
+		synctest.Test(t, func(t *testing.T) {
+			l := newNATLab(t, false)
+			nets := []*vnet.Net{l.site(portRestricted, 1)[0], l.site(restrictedCone, 1)[0]}
+			var peers []*p2p.Networking
+			for i, nw := range nets {
+				// The peers' sockets carry their rendezvous traffic: make
+				// theirs the lossy ones, with a seed each.
+				ln := &lossyNet{Net: nw, loss: 0.3, dup: 0.5, rng: rand.New(rand.NewSource(int64(i + 1)))}
+				peers = append(peers, l.peer(p2p.SteamID(i+1), nw, func(c *p2p.Config) { c.Net = ln; c.ConnectTimeout = 20 * time.Second }))
+			}
+			st, fail := exchange(t, peers[0], peers[1], 1, 2)
+			if fail != nil || st.UsingRelay {
+				t.Fatalf("want direct, got %+v, %v", st, fail)
+			}
+		})
 	})
 	t.Run("10% packet loss", func(t *testing.T) {
 		t.Parallel()
-		l := newNATLab(t, false)
-		var mu sync.Mutex
-		rng := rand.New(rand.NewSource(7))
-		l.WAN.AddChunkFilter(func(vnet.Chunk) bool {
-			mu.Lock()
-			defer mu.Unlock()
-			return rng.Float64() >= 0.10
+		synctest.Test(t, func(t *testing.T) {
+			l := newNATLab(t, false)
+			var mu sync.Mutex
+			rng := rand.New(rand.NewSource(7))
+			l.WAN.AddChunkFilter(func(vnet.Chunk) bool {
+				mu.Lock()
+				defer mu.Unlock()
+				return rng.Float64() >= 0.10
+			})
+			a := l.peer(1, l.site(fullCone, 1)[0], func(c *p2p.Config) { c.ConnectTimeout = 20 * time.Second })
+			b := l.peer(2, l.site(portRestricted, 1)[0], func(c *p2p.Config) { c.ConnectTimeout = 20 * time.Second })
+			st, fail := exchange(t, a, b, 1, 2)
+			if fail != nil || st.UsingRelay {
+				t.Fatalf("want direct, got %+v, %v", st, fail)
+			}
+			// And a 1 MiB message crosses the lossy path intact.
+			big := make([]byte, p2p.MaxReliablePacketSize)
+			for i := range big {
+				big[i] = byte(i * 7)
+			}
+			// A maximal message needs an empty queue (C07): wait for the echo's acks.
+			for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+				if st, _ := a.GetP2PSessionState(2); st.BytesQueuedForSend == 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("queue never drained")
+				}
+			}
+			if err := a.Send(2, big, p2p.P2PSendReliable, 3); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			p, err := b.Receive(ctx, 3)
+			if err != nil || !bytes.Equal(p.Data, big) {
+				t.Fatalf("1 MiB over 10%% loss: %v, %d bytes", err, len(p.Data))
+			}
 		})
-		a := l.peer(1, l.site(fullCone, 1)[0], func(c *p2p.Config) { c.ConnectTimeout = 20 * time.Second })
-		b := l.peer(2, l.site(portRestricted, 1)[0], func(c *p2p.Config) { c.ConnectTimeout = 20 * time.Second })
-		st, fail := exchange(t, a, b, 1, 2)
-		if fail != nil || st.UsingRelay {
-			t.Fatalf("want direct, got %+v, %v", st, fail)
-		}
-		// And a 1 MiB message crosses the lossy path intact.
-		big := make([]byte, p2p.MaxReliablePacketSize)
-		for i := range big {
-			big[i] = byte(i * 7)
-		}
-		// A maximal message needs an empty queue (C07): wait for the echo's acks.
-		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-			if st, _ := a.GetP2PSessionState(2); st.BytesQueuedForSend == 0 {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatal("queue never drained")
-			}
-		}
-		if err := a.Send(2, big, p2p.P2PSendReliable, 3); err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		defer cancel()
-		p, err := b.Receive(ctx, 3)
-		if err != nil || !bytes.Equal(p.Data, big) {
-			t.Fatalf("1 MiB over 10%% loss: %v, %d bytes", err, len(p.Data))
-		}
 	})
 }
 

@@ -6,9 +6,13 @@ import (
 	"net/netip"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
+	"github.com/pion/transport/v2/vnet"
+
 	"github.com/p2pcompat/p2pcompat/internal/seal"
+	"github.com/p2pcompat/p2pcompat/internal/vnetlab"
 	"github.com/p2pcompat/p2pcompat/p2p"
 	"github.com/p2pcompat/p2pcompat/rendezvous"
 )
@@ -19,9 +23,10 @@ type countingSocket struct {
 	packets, bytes atomic.Int64
 }
 
-func listenCounting(t *testing.T) *countingSocket {
+// listenCounting counts what reaches a port on nw's host.
+func listenCounting(t *testing.T, nw *vnet.Net) *countingSocket {
 	t.Helper()
-	c, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	c, err := nw.ListenPacket("udp4", netip.AddrPortFrom(hostIP(t, nw), 0).String())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,29 +50,41 @@ func (s *countingSocket) addr() netip.AddrPort {
 	return s.conn.LocalAddr().(*net.UDPAddr).AddrPort()
 }
 
+// hostIP is the address of nw's one interface.
+func hostIP(t *testing.T, nw *vnet.Net) netip.Addr {
+	t.Helper()
+	ifc, err := nw.InterfaceByName("eth0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addrs, err := ifc.Addrs()
+	if err != nil || len(addrs) == 0 {
+		t.Fatalf("eth0's addresses: %v %v", addrs, err)
+	}
+	ip, _ := netip.AddrFromSlice(addrs[0].(*net.IPNet).IP.To4())
+	return ip
+}
+
 // A stranger cannot make a player a reflector: looking the player up with
 // addresses of third parties as its candidates makes the player send
 // nothing toward them while the game has not accepted the stranger, for
 // longer than the fallback after which an accepted session probes public
 // addresses in full. Toward the stranger's own observed address goes one
-// opener per lookup at most.
+// opener per lookup at most. Run in virtual time, on a simulated network.
 func TestStrangerCannotAimThePlayerAtOthers(t *testing.T) {
-	srv, err := rendezvous.NewServer(rendezvous.ServerConfig{ListenAddr: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	player, err := p2p.New(p2p.Config{SteamID: 1, AppID: 480, RendezvousAddr: srv.Addr().String()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer player.Close()
+	synctest.Test(t, strangerCannotAimThePlayerAtOthers)
+}
+
+func strangerCannotAimThePlayerAtOthers(t *testing.T) {
+	l := newNATLab(t, false)
+	hosts := l.site(nil, 4) // the player, two third parties, the stranger
+	player := l.peer(1, hosts[0], func(c *p2p.Config) { c.ConnectTimeout = 0 })
 	var requests atomic.Int64
 	player.OnP2PSessionRequest(func(p2p.P2PSessionRequest) { requests.Add(1) })
 
-	victims := []*countingSocket{listenCounting(t), listenCounting(t)}
-	server := srv.Addr().(*net.UDPAddr).AddrPort()
-	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	victims := []*countingSocket{listenCounting(t, hosts[1]), listenCounting(t, hosts[2])}
+	server := netip.MustParseAddrPort(vnetlab.ServerAddr)
+	conn, err := hosts[3].ListenPacket("udp4", netip.AddrPortFrom(hostIP(t, hosts[3]), 0).String())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +116,8 @@ func TestStrangerCannotAimThePlayerAtOthers(t *testing.T) {
 			if err != nil {
 				return
 			}
-			if ap := from.(*net.UDPAddr).AddrPort(); ap == server {
+			ap := from.(*net.UDPAddr).AddrPort()
+			if ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()); ap == server {
 				client.HandleInbound(buf[:n], ap)
 				continue
 			}

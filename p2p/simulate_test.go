@@ -9,6 +9,7 @@ import (
 	"math/rand"
 	"runtime"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/p2pcompat/p2pcompat/p2p"
@@ -46,47 +47,60 @@ func splitLoss(pct float64) float32 {
 	return float32(100 * (1 - math.Sqrt(1-pct/100)))
 }
 
-// TestSimulateSoak: a 1 MiB reliable message arrives intact under loss, lag, reordering and duplication on both peers.
+// TestSimulateSoak: a 1 MiB reliable message arrives intact under loss,
+// lag, reordering and duplication on both peers. Run in virtual time, on
+// a simulated network: the lag and the retransmission timers cost no
+// waiting.
 func TestSimulateSoak(t *testing.T) {
 	for _, loss := range []float64{5, 20, 40} {
 		t.Run(fmt.Sprintf("loss%v", loss), func(t *testing.T) {
 			t.Parallel()
-			_, a, b := start(t, func(c *p2p.Config) {
-				c.ConnectTimeout = 30 * time.Second
-				// Every packet passes its sender's Send settings and its
-				// receiver's Recv settings: loss splits between the two,
-				// and so does the 20 ms of lag.
-				c.Simulate = p2p.Simulation{
-					FakePacketLossSend:    splitLoss(loss),
-					FakePacketLossRecv:    splitLoss(loss),
-					FakePacketLagSend:     10 * time.Millisecond,
-					FakePacketLagRecv:     10 * time.Millisecond,
-					FakePacketReorderSend: 10,
-					FakePacketReorderTime: 30 * time.Millisecond,
-					FakePacketDupRecv:     5,
-					FakePacketDupTimeMax:  20 * time.Millisecond,
-					Seed:                  int64(c.SteamID)*100 + int64(loss),
-				}
-			})
-			b.AcceptP2PSessionWithUser(1)
-			msg := make([]byte, 1<<20)
-			rand.New(rand.NewSource(int64(loss))).Read(msg)
-			began := time.Now()
-			if err := a.Send(2, msg, p2p.P2PSendReliable, 0); err != nil {
-				t.Fatal(err)
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-			defer cancel()
-			p, err := b.Receive(ctx, 0)
-			if err != nil {
-				t.Fatalf("1 MiB under %v%% loss: %v after %v", loss, err, time.Since(began).Round(time.Millisecond))
-			}
-			if p.Remote != 1 || !bytes.Equal(p.Data, msg) {
-				t.Fatalf("got %d bytes from %d, not the message sent", len(p.Data), p.Remote)
-			}
-			t.Logf("%v%% loss: 1 MiB in %v", loss, time.Since(began).Round(time.Millisecond))
+			synctest.Test(t, func(t *testing.T) { soak(t, loss) })
 		})
 	}
+}
+
+func soak(t *testing.T, loss float64) {
+	l := newNATLab(t, false)
+	hosts := l.site(nil, 2)
+	var peers [2]*p2p.Networking
+	for i := range peers {
+		peers[i] = l.peer(p2p.SteamID(i+1), hosts[i], func(c *p2p.Config) {
+			c.ConnectTimeout = 30 * time.Second
+			// Every packet passes its sender's Send settings and its
+			// receiver's Recv settings: loss splits between the two,
+			// and so does the 20 ms of lag.
+			c.Simulate = p2p.Simulation{
+				FakePacketLossSend:    splitLoss(loss),
+				FakePacketLossRecv:    splitLoss(loss),
+				FakePacketLagSend:     10 * time.Millisecond,
+				FakePacketLagRecv:     10 * time.Millisecond,
+				FakePacketReorderSend: 10,
+				FakePacketReorderTime: 30 * time.Millisecond,
+				FakePacketDupRecv:     5,
+				FakePacketDupTimeMax:  20 * time.Millisecond,
+				Seed:                  int64(c.SteamID)*100 + int64(loss),
+			}
+		})
+	}
+	a, b := peers[0], peers[1]
+	b.AcceptP2PSessionWithUser(1)
+	msg := make([]byte, 1<<20)
+	rand.New(rand.NewSource(int64(loss))).Read(msg)
+	began := time.Now()
+	if err := a.Send(2, msg, p2p.P2PSendReliable, 0); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	p, err := b.Receive(ctx, 0)
+	if err != nil {
+		t.Fatalf("1 MiB under %v%% loss: %v after %v", loss, err, time.Since(began).Round(time.Millisecond))
+	}
+	if p.Remote != 1 || !bytes.Equal(p.Data, msg) {
+		t.Fatalf("got %d bytes from %d, not the message sent", len(p.Data), p.Remote)
+	}
+	t.Logf("%v%% loss: 1 MiB in %v of virtual time", loss, time.Since(began).Round(time.Millisecond))
 }
 
 // TestSimulateDrops: with all of A's sends lost, nothing of A's reaches B
