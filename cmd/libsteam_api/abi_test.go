@@ -70,6 +70,7 @@ var cabiExports = []string{
 // The library exports every name of the contract, only Steam's names, and
 // carries its SONAME.
 func TestDynamicSymbolTable(t *testing.T) {
+	t.Parallel()
 	lib := library(t)
 	needTool(t, "nm")
 	out, err := exec.Command("nm", "-D", "--defined-only", lib).Output()
@@ -115,6 +116,7 @@ func TestDynamicSymbolTable(t *testing.T) {
 // The structs of the contract's table have its sizes and offsets as the
 // library's C side declares them and as a game's header does.
 func TestStructLayouts(t *testing.T) {
+	t.Parallel()
 	needTool(t, "gcc")
 	prog := filepath.Join(t.TempDir(), "layout")
 	if b, err := exec.Command("gcc", "-std=c11", "-Wall", "-I", "testdata", "-o", prog, "testdata/layout.c").CombinedOutput(); err != nil {

@@ -86,6 +86,7 @@ const loopback = 0x7f000001
 func env(kv ...string) []string { return kv }
 
 func TestCABI(t *testing.T) {
+	t.Parallel()
 	prog := legacyGame(t)
 	c := &cabi{prog: prog, server: startRendezvous(t, rendezvous.ServerConfig{AllowedApps: []uint32{app, otherApp}})}
 	// The first rows share one pair with an open session: A plays the

@@ -15,6 +15,7 @@ import (
 // and the log that says what is wrong and which setting to change, and
 // leaves the library uninitialised (pipe 0).
 func TestInitFailureSaysWhy(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	prog := compileProgram(t, dir, "initerr", "testdata/initerr.c")
 	// A rendezvous address where nothing answers: a socket of ours that

@@ -40,6 +40,7 @@ func monoGame(t *testing.T, dir string) string {
 // null dereferences still raise NullReferenceException (Mono's SIGSEGV
 // handler behind the Go runtime's).
 func TestMonoManualDispatch(t *testing.T) {
+	t.Parallel()
 	needTool(t, "mcs", "mono", "g++")
 	lib := library(t)
 	peer := peerProgram(t)

@@ -194,10 +194,11 @@ func lineField(t *testing.T, line, key string) int64 {
 // false/0, and shut down cleanly while its pollers and dispatcher had been
 // running.
 func TestThreadsStress(t *testing.T) {
+	t.Parallel()
 	peer := peerProgram(t)
 	server := startRendezvous(t, rendezvous.ServerConfig{})
 	a, b := peerSteamID(1), peerSteamID(2)
-	const seconds = 4
+	const seconds = 2
 	start := time.Now()
 	pa := startChild(t, "stress A", peer, []string{"--stress", "--peer", strconv.FormatUint(b, 10), "--seconds", strconv.Itoa(seconds)},
 		gameEnv(t, server, a, 480))
@@ -260,6 +261,7 @@ func TestThreadsStress(t *testing.T) {
 // unregistered before the shutdown and registered again while Steam is
 // down runs in the next cycle.
 func TestThreadsReinit(t *testing.T) {
+	t.Parallel()
 	peer := peerProgram(t)
 	server := startRendezvous(t, rendezvous.ServerConfig{})
 	echoID, gameID := peerSteamID(11), peerSteamID(12)

@@ -11,6 +11,7 @@ import (
 // An unregister from another thread waits for the object's running
 // handler, so the object may be freed as soon as it returns.
 func TestUnregisterWaitsForRunningHandler(t *testing.T) {
+	t.Parallel()
 	needTool(t, "g++")
 	prog := program(t, "unregister", "testdata/unregister.cpp")
 	cmd := exec.Command(prog)
