@@ -7,6 +7,7 @@ import (
 
 	"github.com/pion/transport/v2"
 
+	"github.com/p2pcompat/p2pcompat/internal/cfgerr"
 	"github.com/p2pcompat/p2pcompat/relayfallback"
 )
 
@@ -129,39 +130,39 @@ func (c Config) withDefaults() Config {
 func (c Config) validate() error {
 	switch {
 	case c.SteamID == 0:
-		return &ConfigError{"SteamID", "required, must be non-zero"}
+		return cfgerr.New("p2p.Config", "SteamID", "required, must be non-zero")
 	case c.RendezvousAddr == "":
-		return &ConfigError{"RendezvousAddr", "required: host:port of the rendezvous server"}
+		return cfgerr.New("p2p.Config", "RendezvousAddr", "required: host:port of the rendezvous server")
 	case c.ConnectTimeout < 0:
-		return &ConfigError{"ConnectTimeout", "must not be negative"}
+		return cfgerr.Negative("p2p.Config", "ConnectTimeout")
 	case c.IdleTimeout < 0:
-		return &ConfigError{"IdleTimeout", "must not be negative"}
+		return cfgerr.Negative("p2p.Config", "IdleTimeout")
 	case c.KeepaliveInterval < 0:
-		return &ConfigError{"KeepaliveInterval", "must not be negative"}
+		return cfgerr.Negative("p2p.Config", "KeepaliveInterval")
 	case c.SessionRequestRepeat < 0:
-		return &ConfigError{"SessionRequestRepeat", "must not be negative"}
+		return cfgerr.Negative("p2p.Config", "SessionRequestRepeat")
 	case c.NagleDelay < 0:
-		return &ConfigError{"NagleDelay", "must not be negative"}
+		return cfgerr.Negative("p2p.Config", "NagleDelay")
 	case c.RegisterTimeout < 0:
-		return &ConfigError{"RegisterTimeout", "must not be negative"}
+		return cfgerr.Negative("p2p.Config", "RegisterTimeout")
 	case c.MaxSessions < 0:
-		return &ConfigError{"MaxSessions", "must not be negative"}
+		return cfgerr.Negative("p2p.Config", "MaxSessions")
 	case c.MaxChannels < 0:
-		return &ConfigError{"MaxChannels", "must not be negative"}
+		return cfgerr.Negative("p2p.Config", "MaxChannels")
 	case c.SendBufferSize < 0:
-		return &ConfigError{"SendBufferSize", "must not be negative"}
+		return cfgerr.Negative("p2p.Config", "SendBufferSize")
 	case c.RecvBufferSize < 0:
-		return &ConfigError{"RecvBufferSize", "must not be negative"}
+		return cfgerr.Negative("p2p.Config", "RecvBufferSize")
 	case c.RendezvousRefresh < 0:
-		return &ConfigError{"RendezvousRefresh", "must not be negative"}
+		return cfgerr.Negative("p2p.Config", "RendezvousRefresh")
 	case c.OpenerTTL < 0 || c.OpenerTTL > 255:
-		return &ConfigError{"OpenerTTL", "must be between 0 and 255"}
+		return cfgerr.New("p2p.Config", "OpenerTTL", "must be between 0 and 255")
 	case c.CertificateKey != nil && len(c.CertificateKey) != ed25519.PublicKeySize:
-		return &ConfigError{"CertificateKey", "not an Ed25519 public key"}
+		return cfgerr.New("p2p.Config", "CertificateKey", "not an Ed25519 public key")
 	case c.CertificateKey != nil && c.Certificate == "":
-		return &ConfigError{"Certificate", "required with CertificateKey: peers refuse a key without one"}
+		return cfgerr.New("p2p.Config", "Certificate", "required with CertificateKey: peers refuse a key without one")
 	case c.CertificateKey != nil && c.PrivateKey == [32]byte{}:
-		return &ConfigError{"PrivateKey", "required with CertificateKey: the certificate vouches for its public half"}
+		return cfgerr.New("p2p.Config", "PrivateKey", "required with CertificateKey: the certificate vouches for its public half")
 	}
 	return c.Simulate.validate()
 }

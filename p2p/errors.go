@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	"github.com/p2pcompat/p2pcompat/channels"
+	"github.com/p2pcompat/p2pcompat/internal/cfgerr"
 	"github.com/p2pcompat/p2pcompat/rendezvous"
 	"github.com/p2pcompat/p2pcompat/session"
 )
@@ -49,10 +50,8 @@ const (
 	RefuseIDInUse = rendezvous.RefuseIDInUse
 )
 
-// ConfigError names the Config field that New rejected.
-type ConfigError struct {
-	Field  string
-	Reason string
-}
-
-func (e *ConfigError) Error() string { return "p2p: invalid Config." + e.Field + ": " + e.Reason }
+// ConfigError is the error New returns for a Config it cannot use: Field
+// names the field refused ("ConnectTimeout", "Simulate.FakePacketLagSend"),
+// Reason says why, and Config is "p2p.Config". It is the same type as the
+// ConfigError of every other package of the module.
+type ConfigError = cfgerr.Error

@@ -29,6 +29,7 @@ import (
 
 	"github.com/p2pcompat/p2pcompat/callbacks"
 	"github.com/p2pcompat/p2pcompat/channels"
+	"github.com/p2pcompat/p2pcompat/internal/cfgerr"
 	"github.com/p2pcompat/p2pcompat/internal/gso"
 	"github.com/p2pcompat/p2pcompat/internal/readerr"
 	"github.com/p2pcompat/p2pcompat/internal/seal"
@@ -222,17 +223,17 @@ func identity(cfg Config) (seal.KeyPair, error) {
 			return keys, fmt.Errorf("p2p: key generation: %w", err)
 		}
 	} else if keys, err = seal.KeyPairFromPrivate(cfg.PrivateKey); err != nil {
-		return keys, &ConfigError{"PrivateKey", err.Error()}
+		return keys, cfgerr.New("p2p.Config", "PrivateKey", err.Error())
 	}
 	if cfg.Certificate != "" {
 		cert, err := rendezvous.DecodeCertificate(cfg.Certificate)
 		if err != nil {
-			return keys, &ConfigError{"Certificate", err.Error()}
+			return keys, cfgerr.New("p2p.Config", "Certificate", err.Error())
 		}
 		if cfg.CertificateKey != nil {
 			// Our peers would refuse us: better to say so now.
 			if err := rendezvous.VerifyCertificate(cfg.CertificateKey, cert, uint64(cfg.SteamID), cfg.AppID, keys.Public, time.Now()); err != nil {
-				return keys, &ConfigError{"Certificate", err.Error()}
+				return keys, cfgerr.New("p2p.Config", "Certificate", err.Error())
 			}
 		}
 	}
@@ -304,7 +305,7 @@ func resolve(cfg Config) (netip.AddrPort, error) {
 		ua, err = net.ResolveUDPAddr("udp", cfg.RendezvousAddr)
 	}
 	if err != nil {
-		return netip.AddrPort{}, &ConfigError{"RendezvousAddr", err.Error()}
+		return netip.AddrPort{}, cfgerr.New("p2p.Config", "RendezvousAddr", err.Error())
 	}
 	ap := ua.AddrPort()
 	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil

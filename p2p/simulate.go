@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/p2pcompat/p2pcompat/internal/cfgerr"
 	"github.com/p2pcompat/p2pcompat/internal/wire"
 )
 
@@ -74,7 +75,7 @@ func (s Simulation) validate() error {
 		{"FakePacketDupRecv", s.FakePacketDupRecv},
 	} {
 		if !(p.v >= 0 && p.v <= 100) { // NaN too
-			return &ConfigError{"Simulate." + p.name, "must be a percentage between 0 and 100"}
+			return cfgerr.New("p2p.Config", "Simulate."+p.name, "must be a percentage between 0 and 100")
 		}
 	}
 	for _, d := range []struct {
@@ -87,7 +88,7 @@ func (s Simulation) validate() error {
 		{"FakePacketDupTimeMax", s.FakePacketDupTimeMax},
 	} {
 		if d.v < 0 {
-			return &ConfigError{"Simulate." + d.name, "must not be negative"}
+			return cfgerr.Negative("p2p.Config", "Simulate."+d.name)
 		}
 	}
 	return nil

@@ -15,6 +15,8 @@ import (
 	"github.com/pion/transport/v2"
 	"github.com/pion/transport/v2/stdnet"
 	"github.com/pion/turn/v2"
+
+	"github.com/p2pcompat/p2pcompat/internal/cfgerr"
 )
 
 // Server names a TURN server and its credentials.
@@ -47,13 +49,13 @@ type Config struct {
 
 func (cfg Config) validate() error {
 	if cfg.Server.Addr == "" {
-		return &ConfigError{Field: "Server.Addr", Reason: "empty"}
+		return cfgerr.New("relayfallback.Config", "Server.Addr", "required: host:port of the TURN server")
 	}
 	if cfg.Send == nil {
-		return &ConfigError{Field: "Send", Reason: "nil"}
+		return cfgerr.New("relayfallback.Config", "Send", "required")
 	}
 	if cfg.RTO < 0 {
-		return &ConfigError{Field: "RTO", Reason: "negative"}
+		return cfgerr.Negative("relayfallback.Config", "RTO")
 	}
 	return nil
 }
@@ -161,7 +163,7 @@ func New(cfg Config) (*Client, error) {
 	}
 	server := canonical(ua.AddrPort())
 	if !server.Addr().Is4() || server.Port() == 0 {
-		return nil, &ConfigError{Field: "Server.Addr", Reason: fmt.Sprintf("%q does not name an IPv4 address and port", cfg.Server.Addr)}
+		return nil, cfgerr.New("relayfallback.Config", "Server.Addr", fmt.Sprintf("%q does not name an IPv4 address and port", cfg.Server.Addr))
 	}
 	rto := cfg.RTO
 	if rto == 0 {

@@ -1,6 +1,10 @@
 package relayfallback
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/p2pcompat/p2pcompat/internal/cfgerr"
+)
 
 var (
 	// ErrUnauthorized means the TURN server refused our credentials: it
@@ -30,15 +34,11 @@ var (
 	ErrNotIPv4 = errors.New("relayfallback: the relay reaches IPv4 peers only")
 )
 
-// ConfigError names the Config field that New rejected.
-type ConfigError struct {
-	Field  string
-	Reason string
-}
-
-func (e *ConfigError) Error() string {
-	return "relayfallback: invalid Config." + e.Field + ": " + e.Reason
-}
+// ConfigError is the error New returns for a Config it cannot use: Field
+// names the field refused, Reason says why, and Config is
+// "relayfallback.Config". It is the same type as the ConfigError of every
+// other package of the module.
+type ConfigError = cfgerr.Error
 
 // sendError carries an error of Config.Send through pion, so that Allocate
 // and WriteTo can tell a local send failure from a silent server.

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/p2pcompat/p2pcompat/internal/cfgerr"
 	"github.com/p2pcompat/p2pcompat/internal/wire"
 )
 
@@ -209,52 +210,52 @@ type ClientConfig struct {
 
 func (c ClientConfig) withDefaults() (ClientConfig, error) {
 	if c.SteamID == 0 {
-		return c, fmt.Errorf("%w: ClientConfig.SteamID is zero", ErrInvalidConfig)
+		return c, cfgerr.New("rendezvous.ClientConfig", "SteamID", "required, must be non-zero")
 	}
 	if !c.Server.IsValid() || !validCandidate(canonical(c.Server)) {
-		return c, fmt.Errorf("%w: ClientConfig.Server %v is not a usable unicast address and port", ErrInvalidConfig, c.Server)
+		return c, cfgerr.New("rendezvous.ClientConfig", "Server", fmt.Sprintf("%v is not a usable unicast address and port", c.Server))
 	}
 	if c.Send == nil {
-		return c, fmt.Errorf("%w: ClientConfig.Send is nil", ErrInvalidConfig)
+		return c, cfgerr.New("rendezvous.ClientConfig", "Send", "required")
 	}
 	if len(c.LocalAddrs) > MaxLocalAddrs {
-		return c, fmt.Errorf("%w: ClientConfig.LocalAddrs has %d addresses, at most %d allowed", ErrInvalidConfig, len(c.LocalAddrs), MaxLocalAddrs)
+		return c, cfgerr.New("rendezvous.ClientConfig", "LocalAddrs", fmt.Sprintf("has %d addresses, at most %d allowed", len(c.LocalAddrs), MaxLocalAddrs))
 	}
 	local := make([]netip.AddrPort, 0, len(c.LocalAddrs))
 	for i, a := range c.LocalAddrs {
 		a = canonical(a)
 		if !validCandidate(a) {
-			return c, fmt.Errorf("%w: ClientConfig.LocalAddrs[%d] %v is not a usable unicast address and port", ErrInvalidConfig, i, c.LocalAddrs[i])
+			return c, cfgerr.New("rendezvous.ClientConfig", fmt.Sprintf("LocalAddrs[%d]", i), fmt.Sprintf("%v is not a usable unicast address and port", c.LocalAddrs[i]))
 		}
 		local = append(local, a)
 	}
 	c.LocalAddrs = local
 	if _, err := decodeToken(c.Token); err != nil {
-		return c, fmt.Errorf("%w: ClientConfig.Token: %w", ErrInvalidConfig, err)
+		return c, cfgerr.New("rendezvous.ClientConfig", "Token", err.Error())
 	}
 	if c.Token != "" && c.PrivateKey == ([32]byte{}) {
-		return c, fmt.Errorf("%w: ClientConfig.Token needs a PrivateKey: the token is sent only encrypted under the key shared with the server", ErrInvalidConfig)
+		return c, cfgerr.New("rendezvous.ClientConfig", "Token", "needs a PrivateKey: the token is sent only encrypted under the key shared with the server")
 	}
 	if _, err := decodeCertificate(c.Certificate); err != nil {
-		return c, fmt.Errorf("%w: ClientConfig.Certificate: %w", ErrInvalidConfig, err)
+		return c, cfgerr.New("rendezvous.ClientConfig", "Certificate", err.Error())
 	}
 	if c.PrivateKey != ([32]byte{}) {
 		priv, err := ecdh.X25519().NewPrivateKey(c.PrivateKey[:])
 		if err != nil {
-			return c, fmt.Errorf("%w: ClientConfig.PrivateKey: %w", ErrInvalidConfig, err)
+			return c, cfgerr.New("rendezvous.ClientConfig", "PrivateKey", err.Error())
 		}
 		if !bytes.Equal(priv.PublicKey().Bytes(), c.PublicKey[:]) {
-			return c, fmt.Errorf("%w: ClientConfig.PublicKey is not the public half of ClientConfig.PrivateKey", ErrInvalidConfig)
+			return c, cfgerr.New("rendezvous.ClientConfig", "PublicKey", "is not the public half of ClientConfig.PrivateKey")
 		}
 	}
 	if c.RetransmitInterval < 0 {
-		return c, fmt.Errorf("%w: ClientConfig.RetransmitInterval is negative (%v)", ErrInvalidConfig, c.RetransmitInterval)
+		return c, cfgerr.New("rendezvous.ClientConfig", "RetransmitInterval", fmt.Sprintf("must not be negative (%v)", c.RetransmitInterval))
 	}
 	if c.RetransmitInterval == 0 {
 		c.RetransmitInterval = defaultRetransmitInterval
 	}
 	if c.RefreshInterval < 0 {
-		return c, fmt.Errorf("%w: ClientConfig.RefreshInterval is negative (%v)", ErrInvalidConfig, c.RefreshInterval)
+		return c, cfgerr.New("rendezvous.ClientConfig", "RefreshInterval", fmt.Sprintf("must not be negative (%v)", c.RefreshInterval))
 	}
 	if c.RefreshInterval == 0 {
 		c.RefreshInterval = defaultRefreshInterval

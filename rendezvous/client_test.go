@@ -8,7 +8,6 @@ import (
 	"errors"
 	"net"
 	"net/netip"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -187,7 +186,7 @@ func TestNewClientValidates(t *testing.T) {
 		"Server":             func(c *ClientConfig) { c.Server = netip.AddrPort{} },
 		"Send":               func(c *ClientConfig) { c.Send = nil },
 		"LocalAddrs[1]":      func(c *ClientConfig) { c.LocalAddrs = []netip.AddrPort{v4a, netip.MustParseAddrPort("0.0.0.0:5")} },
-		"LocalAddrs has":     func(c *ClientConfig) { c.LocalAddrs = maxAddrs(MaxLocalAddrs + 1) },
+		"LocalAddrs":         func(c *ClientConfig) { c.LocalAddrs = maxAddrs(MaxLocalAddrs + 1) },
 		"RetransmitInterval": func(c *ClientConfig) { c.RetransmitInterval = -1 },
 		"RefreshInterval":    func(c *ClientConfig) { c.RefreshInterval = -1 },
 		"PublicKey":          func(c *ClientConfig) { c.PrivateKey, c.PublicKey = key(1), key(2) },
@@ -195,15 +194,16 @@ func TestNewClientValidates(t *testing.T) {
 		cfg := good
 		tweak(&cfg)
 		_, err := NewClient(cfg)
-		if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), field) {
-			t.Errorf("bad %s: NewClient error %v, want ErrInvalidConfig naming the field", field, err)
+		var ce *ConfigError
+		if !errors.As(err, &ce) || ce.Config != "rendezvous.ClientConfig" || ce.Field != field {
+			t.Errorf("bad %s: NewClient error %v, want a ConfigError for ClientConfig.%s", field, err, field)
 		}
 	}
 	for _, server := range []string{"127.0.0.1:0", "0.0.0.0:3478", "[ff02::1]:3478"} {
 		cfg := good
 		cfg.Server = netip.MustParseAddrPort(server)
-		if _, err := NewClient(cfg); !errors.Is(err, ErrInvalidConfig) {
-			t.Errorf("Server %s: NewClient error %v, want ErrInvalidConfig", server, err)
+		if _, err := NewClient(cfg); !isConfigError(err) {
+			t.Errorf("Server %s: NewClient error %v, want a ConfigError", server, err)
 		}
 	}
 	c, err := NewClient(good)

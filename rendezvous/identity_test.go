@@ -235,8 +235,8 @@ func TestServerReaders(t *testing.T) {
 		t.Fatalf("24 sources all reached one of 4 readers")
 	}
 	_, err := NewServer(ServerConfig{Readers: -1})
-	if !errors.Is(err, ErrInvalidConfig) {
-		t.Fatalf("Readers -1: %v, want ErrInvalidConfig", err)
+	if !isConfigError(err) {
+		t.Fatalf("Readers -1: %v, want a ConfigError", err)
 	}
 }
 

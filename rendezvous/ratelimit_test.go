@@ -155,8 +155,8 @@ func TestServerValidatesRateConfig(t *testing.T) {
 	} {
 		cfg.ListenAddr = "127.0.0.1:0"
 		_, err := NewServer(cfg)
-		if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), field) {
-			t.Errorf("bad %s: NewServer error %v, want ErrInvalidConfig naming the field", field, err)
+		if !isConfigError(err) || !strings.Contains(err.Error(), field) {
+			t.Errorf("bad %s: NewServer error %v, want a ConfigError naming the field", field, err)
 		}
 	}
 	for _, tc := range []struct {

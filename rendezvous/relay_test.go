@@ -382,8 +382,8 @@ func TestServerValidatesRelayConfig(t *testing.T) {
 	} {
 		cfg.ListenAddr = "127.0.0.1:0"
 		_, err := NewServer(cfg)
-		if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), strings.TrimSpace(field)) {
-			t.Errorf("bad %s: NewServer error %v, want ErrInvalidConfig naming the field", field, err)
+		if !isConfigError(err) || !strings.Contains(err.Error(), strings.TrimSpace(field)) {
+			t.Errorf("bad %s: NewServer error %v, want a ConfigError naming the field", field, err)
 		}
 	}
 	if _, err := NewServer(ServerConfig{ListenAddr: "127.0.0.1:0", TURN: []string{"[::1]:3478"}, TURNSecret: "s"}); err == nil {

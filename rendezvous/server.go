@@ -20,6 +20,7 @@ import (
 	"github.com/pion/transport/v2"
 	"github.com/pion/turn/v2"
 
+	"github.com/p2pcompat/p2pcompat/internal/cfgerr"
 	"github.com/p2pcompat/p2pcompat/internal/readerr"
 	"github.com/p2pcompat/p2pcompat/internal/sockbuf"
 	"github.com/p2pcompat/p2pcompat/internal/wire"
@@ -38,9 +39,11 @@ const (
 	defaultMaxRelayAllocations = 4096
 )
 
-// ErrInvalidConfig is wrapped by the errors NewServer and NewClient return
-// for a configuration they cannot use; the message names the field.
-var ErrInvalidConfig = errors.New("rendezvous: invalid config")
+// ConfigError is the error NewServer and NewClient return for a
+// configuration they cannot use: Config is "rendezvous.ServerConfig" or
+// "rendezvous.ClientConfig", Field the field refused, Reason why. It is
+// the same type as every other package's ConfigError.
+type ConfigError = cfgerr.Error
 
 // ServerConfig configures a Server. The zero value of every field is a
 // working default.
@@ -154,16 +157,16 @@ func (c ServerConfig) withDefaults() (ServerConfig, error) {
 		c.ListenAddr = defaultListenAddr
 	}
 	if c.Readers < 0 {
-		return c, fmt.Errorf("%w: ServerConfig.Readers is negative (%d)", ErrInvalidConfig, c.Readers)
+		return c, cfgerr.New("rendezvous.ServerConfig", "Readers", fmt.Sprintf("must not be negative (%d)", c.Readers))
 	}
 	if c.RegistrationTTL < 0 {
-		return c, fmt.Errorf("%w: ServerConfig.RegistrationTTL is negative (%v)", ErrInvalidConfig, c.RegistrationTTL)
+		return c, cfgerr.New("rendezvous.ServerConfig", "RegistrationTTL", fmt.Sprintf("must not be negative (%v)", c.RegistrationTTL))
 	}
 	if c.RegistrationTTL == 0 {
 		c.RegistrationTTL = defaultRegistrationTTL
 	}
 	if c.MaxRegistrations < 0 {
-		return c, fmt.Errorf("%w: ServerConfig.MaxRegistrations is negative (%d)", ErrInvalidConfig, c.MaxRegistrations)
+		return c, cfgerr.New("rendezvous.ServerConfig", "MaxRegistrations", fmt.Sprintf("must not be negative (%d)", c.MaxRegistrations))
 	}
 	if c.MaxRegistrations == 0 {
 		c.MaxRegistrations = defaultMaxRegistrations
@@ -175,27 +178,27 @@ func (c ServerConfig) withDefaults() (ServerConfig, error) {
 	if c.RelayIP != "" {
 		ip, err := netip.ParseAddr(c.RelayIP)
 		if err != nil || !ip.Unmap().Is4() || !validCandidate(netip.AddrPortFrom(ip, 1)) {
-			return c, fmt.Errorf("%w: ServerConfig.RelayIP %q is not a unicast IPv4 address", ErrInvalidConfig, c.RelayIP)
+			return c, cfgerr.New("rendezvous.ServerConfig", "RelayIP", fmt.Sprintf("%q is not a unicast IPv4 address", c.RelayIP))
 		}
 	}
 	for i, a := range c.TURN {
 		host, port, err := net.SplitHostPort(a)
 		if p, perr := strconv.ParseUint(port, 10, 16); err != nil || host == "" || perr != nil || p == 0 {
-			return c, fmt.Errorf("%w: ServerConfig.TURN[%d] %q is not host:port", ErrInvalidConfig, i, a)
+			return c, cfgerr.New("rendezvous.ServerConfig", fmt.Sprintf("TURN[%d]", i), fmt.Sprintf("%q is not host:port", a))
 		}
 	}
 	c.TURN = append([]string(nil), c.TURN...)
 	if len(c.TURN) > 0 && c.TURNSecret == "" {
-		return c, fmt.Errorf("%w: ServerConfig.TURNSecret is empty, but ServerConfig.TURN lists relays that need it", ErrInvalidConfig)
+		return c, cfgerr.New("rendezvous.ServerConfig", "TURNSecret", "is empty, but ServerConfig.TURN lists relays that need it")
 	}
 	if c.RelayCredentialTTL < 0 {
-		return c, fmt.Errorf("%w: ServerConfig.RelayCredentialTTL is negative (%v)", ErrInvalidConfig, c.RelayCredentialTTL)
+		return c, cfgerr.New("rendezvous.ServerConfig", "RelayCredentialTTL", fmt.Sprintf("must not be negative (%v)", c.RelayCredentialTTL))
 	}
 	if c.RelayCredentialTTL == 0 {
 		c.RelayCredentialTTL = defaultRelayCredentialTTL
 	}
 	if c.MaxRelayAllocations < 0 {
-		return c, fmt.Errorf("%w: ServerConfig.MaxRelayAllocations is negative (%d)", ErrInvalidConfig, c.MaxRelayAllocations)
+		return c, cfgerr.New("rendezvous.ServerConfig", "MaxRelayAllocations", fmt.Sprintf("must not be negative (%d)", c.MaxRelayAllocations))
 	}
 	if c.MaxRelayAllocations == 0 {
 		c.MaxRelayAllocations = defaultMaxRelayAllocations
@@ -215,10 +218,10 @@ func (c ServerConfig) withDefaults() (ServerConfig, error) {
 // prefix+"Limit" and prefix+"Burst", and fills in their defaults.
 func rateDefaults(prefix string, rate float64, burst int, defRate float64, defBurst int) (float64, int, error) {
 	if math.IsNaN(rate) || math.IsInf(rate, 0) {
-		return rate, burst, fmt.Errorf("%w: ServerConfig.%sLimit is %v", ErrInvalidConfig, prefix, rate)
+		return rate, burst, cfgerr.New("rendezvous.ServerConfig", prefix+"Limit", fmt.Sprintf("must be a number (%v)", rate))
 	}
 	if burst < 0 {
-		return rate, burst, fmt.Errorf("%w: ServerConfig.%sBurst is negative (%d)", ErrInvalidConfig, prefix, burst)
+		return rate, burst, cfgerr.New("rendezvous.ServerConfig", prefix+"Burst", fmt.Sprintf("must not be negative (%d)", burst))
 	}
 	if rate < 0 {
 		return -1, burst, nil
@@ -252,7 +255,7 @@ func resolveTURN(cfg *ServerConfig) ([]netip.AddrPort, error) {
 		}
 		ap := canonical(ua.AddrPort())
 		if !ap.Addr().Is4() || !validCandidate(ap) {
-			return nil, fmt.Errorf("%w: ServerConfig.TURN[%d] %q is not a unicast IPv4 address", ErrInvalidConfig, i, a)
+			return nil, cfgerr.New("rendezvous.ServerConfig", fmt.Sprintf("TURN[%d]", i), fmt.Sprintf("%q is not a unicast IPv4 address", a))
 		}
 		out = append(out, ap)
 	}

@@ -268,8 +268,8 @@ func TestTokenConfig(t *testing.T) {
 	for _, bad := range []string{"not a token", tok + "A", tok[:69], "?" + tok[1:], tok} {
 		// The last is a good token, but without a PrivateKey to encrypt it under.
 		_, err := NewClient(ClientConfig{SteamID: 1, Server: srv, Send: func([]byte, netip.AddrPort) error { return nil }, Token: bad})
-		if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), "ClientConfig.Token") {
-			t.Errorf("token %q: NewClient error %v, want ErrInvalidConfig naming ClientConfig.Token", bad, err)
+		if !isConfigError(err) || !strings.Contains(err.Error(), "ClientConfig.Token") {
+			t.Errorf("token %q: NewClient error %v, want a ConfigError naming ClientConfig.Token", bad, err)
 		}
 	}
 }

@@ -146,7 +146,7 @@ func run(ctx context.Context, e runEnv) int {
 	srv, err := rendezvous.NewServer(cfg.server)
 	if err != nil {
 		log.Error("cannot start", "err", err)
-		if errors.Is(err, rendezvous.ErrInvalidConfig) {
+		if errors.As(err, new(*rendezvous.ConfigError)) {
 			return 2
 		}
 		return 1
