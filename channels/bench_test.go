@@ -18,8 +18,8 @@ type benchPair struct {
 
 func newBenchPair() *benchPair {
 	p := &benchPair{now: time.Unix(1_700_000_000, 0), buf: make([]byte, 2048)}
-	p.a = New(Config{SendBufferSize: 64 << 20}, p.now, func(int, []byte) {})
-	p.b = New(Config{}, p.now, func(_ int, d []byte) { p.got++; p.b.Consumed(Cost(len(d))); bufpool.Put(d) })
+	p.a = mustNew(Config{SendBufferSize: 64 << 20}, p.now, func(int, []byte) {})
+	p.b = mustNew(Config{}, p.now, func(_ int, d []byte) { p.got++; p.b.Consumed(Cost(len(d))); bufpool.Put(d) })
 	p.a.SetEstablished(p.now)
 	p.b.SetEstablished(p.now)
 	return p

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/p2pcompat/p2pcompat/internal/bufpool"
+	"github.com/p2pcompat/p2pcompat/internal/cfgerr"
 )
 
 // SendType is the Steam send type: the values are the wire-compatible enum
@@ -56,6 +57,12 @@ var errNoRoom = errors.New("channels: no room for packet")
 // that the first message of a session never waits on flow control.
 const initialMaxOffset = MaxReliableSize + 64<<10
 
+// ConfigError is the error New returns for a Config it refuses: Field
+// names the field, Reason says why, and Config is "channels.Config". It
+// is the same type as the ConfigError of every other package of the
+// module.
+type ConfigError = cfgerr.Error
+
 // Config tunes an Engine. The zero value of every field means its default.
 type Config struct {
 	MaxPayload     int           // plaintext bytes per packet; 0 means 1232
@@ -65,6 +72,29 @@ type Config struct {
 	NagleThreshold int           // buffered bytes that force a flush; 0 means 1200
 	MaxAckDelay    time.Duration // how long an ACK may wait; 0 means 5 ms
 	InitialRTT     time.Duration // RTT assumed before the first sample; 0 means 100 ms
+}
+
+// Validate reports the first field of c that New refuses: a negative
+// size or duration, as a *ConfigError.
+func (c Config) Validate() error {
+	const cfg = "channels.Config"
+	switch {
+	case c.MaxPayload < 0:
+		return cfgerr.Negative(cfg, "MaxPayload")
+	case c.SendBufferSize < 0:
+		return cfgerr.Negative(cfg, "SendBufferSize")
+	case c.RecvWindow < 0:
+		return cfgerr.Negative(cfg, "RecvWindow")
+	case c.NagleDelay < 0:
+		return cfgerr.Negative(cfg, "NagleDelay")
+	case c.NagleThreshold < 0:
+		return cfgerr.Negative(cfg, "NagleThreshold")
+	case c.MaxAckDelay < 0:
+		return cfgerr.Negative(cfg, "MaxAckDelay")
+	case c.InitialRTT < 0:
+		return cfgerr.Negative(cfg, "InitialRTT")
+	}
+	return nil
 }
 
 func (c Config) withDefaults() Config {
@@ -191,8 +221,12 @@ type Engine struct {
 }
 
 // New returns an engine whose received messages are handed to deliver,
-// which owns the slice it is given.
-func New(cfg Config, now time.Time, deliver func(channel int, data []byte)) *Engine {
+// which owns the slice it is given; its clock starts at now. It refuses a
+// cfg that Validate refuses.
+func New(cfg Config, now time.Time, deliver func(channel int, data []byte)) (*Engine, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
 	cfg = cfg.withDefaults()
 	e := &Engine{
 		cfg:           cfg,
@@ -203,7 +237,7 @@ func New(cfg Config, now time.Time, deliver func(channel int, data []byte)) *Eng
 	}
 	e.rtt.init(cfg.InitialRTT)
 	e.cc.init()
-	return e
+	return e, nil
 }
 
 // Validate checks a message against the rules of COMPAT C03/C04 without

@@ -11,7 +11,7 @@ import (
 func FuzzHandlePacket(f *testing.F) {
 	now := time.Unix(1_700_000_000, 0)
 	// Seeds: real packets of a few kinds, from an engine talking to itself.
-	src := New(Config{}, now, func(int, []byte) {})
+	src := mustNew(Config{}, now, func(int, []byte) {})
 	src.SetEstablished(now)
 	src.Send([]byte("hello"), Reliable, 3, now)
 	src.Send(make([]byte, 3000), Reliable, 1, now)
@@ -34,7 +34,7 @@ func FuzzHandlePacket(f *testing.F) {
 
 	f.Fuzz(func(t *testing.T, pn uint64, payload []byte) {
 		unread := 0
-		e := New(Config{}, now, func(_ int, d []byte) { unread += len(d) })
+		e := mustNew(Config{}, now, func(_ int, d []byte) { unread += len(d) })
 		e.SetEstablished(now)
 		e.Send([]byte("queued"), Reliable, 0, now)
 		for {

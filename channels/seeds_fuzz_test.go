@@ -23,8 +23,8 @@ func TestWriteFuzzSeeds(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Unix(1_700_000_000, 0)
-	a := New(Config{}, now, func(int, []byte) {})
-	b := New(Config{}, now, func(int, []byte) {})
+	a := mustNew(Config{}, now, func(int, []byte) {})
+	b := mustNew(Config{}, now, func(int, []byte) {})
 	a.SetEstablished(now)
 	b.SetEstablished(now)
 	a.Send([]byte("hello"), Reliable, 3, now)

@@ -63,7 +63,7 @@ func newSim(t *testing.T, seed int64, l link, cfg Config) *sim {
 	s := &sim{t: t, now: time.Unix(1_700_000_000, 0), rng: rand.New(rand.NewSource(seed)), link: l, buf: make([]byte, 2048)}
 	for i := range s.eng {
 		i := i
-		s.eng[i] = New(cfg, s.now, func(ch int, data []byte) {
+		s.eng[i] = mustNew(cfg, s.now, func(ch int, data []byte) {
 			s.got[i] = append(s.got[i], received{ch, data})
 			s.eng[i].Consumed(Cost(len(data))) // the application reads at once
 		})
@@ -211,7 +211,7 @@ func TestBothDirectionsAtOnce(t *testing.T) {
 
 func TestUnreliableBeforeEstablishedTravelsReliablyInOrder(t *testing.T) {
 	s := newSim(t, 11, link{delay: 10 * time.Millisecond, loss: 0.3}, Config{})
-	a := New(Config{}, s.now, func(int, []byte) {})
+	a := mustNew(Config{}, s.now, func(int, []byte) {})
 	// Before establishment: Unreliable joins the stream (C15), NoDelay is dropped (C11).
 	for i := 0; i < 50; i++ {
 		st := Unreliable
@@ -276,7 +276,7 @@ func TestNagleHoldsUntilDelayThresholdOrReliable(t *testing.T) {
 }
 
 func TestSendBufferCap(t *testing.T) {
-	e := New(Config{SendBufferSize: 1 << 20}, time.Now(), func(int, []byte) {})
+	e := mustNew(Config{SendBufferSize: 1 << 20}, time.Now(), func(int, []byte) {})
 	// A maximal message always fits an empty queue (C07).
 	if err := e.Send(make([]byte, MaxReliableSize), Reliable, 0, time.Now()); err != nil {
 		t.Fatalf("max message into empty queue: %v", err)
@@ -294,7 +294,7 @@ func TestSendBufferCap(t *testing.T) {
 // is in flight.
 func TestSendBufferCapCountsUnsentMessages(t *testing.T) {
 	now := time.Now()
-	e := New(Config{SendBufferSize: 64 << 10}, now, func(int, []byte) {})
+	e := mustNew(Config{SendBufferSize: 64 << 10}, now, func(int, []byte) {})
 	e.SetEstablished(now)
 	if err := e.Send(make([]byte, 30<<10), Reliable, 0, now); err != nil {
 		t.Fatal(err)
@@ -393,7 +393,7 @@ func TestEmptyMessageFloodIsBounded(t *testing.T) {
 // not fit is left unacknowledged rather than lost.
 func TestOutOfOrderFragmentsAreCapped(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
-	e := New(Config{}, now, func(int, []byte) {})
+	e := mustNew(Config{}, now, func(int, []byte) {})
 	e.SetEstablished(now)
 	for i := 0; i < 3*maxOutOfOrder; i++ {
 		off := uint64(10 + 2*(3*maxOutOfOrder-i))
@@ -416,7 +416,7 @@ func TestOutOfOrderFragmentsAreCapped(t *testing.T) {
 // are refused once that much waits for acknowledgement.
 func TestWithheldAckBoundsWhatWeHold(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
-	e := New(Config{SendBufferSize: 1 << 20}, now, func(int, []byte) {})
+	e := mustNew(Config{SendBufferSize: 1 << 20}, now, func(int, []byte) {})
 	e.SetEstablished(now)
 	var got rangeSet
 	buf := make([]byte, 2048)
@@ -468,7 +468,7 @@ func TestWithheldAckBoundsWhatWeHold(t *testing.T) {
 func TestAckDelayFromTheWireIsClamped(t *testing.T) {
 	for _, delayUs := range []uint64{(1<<64 - 1<<62) / 1000, 1 << 62, 146 * 365 * 24 * 3600 * 1_000_000, 1<<64 - 1} {
 		now := time.Unix(1_700_000_000, 0)
-		e := New(Config{}, now, func(int, []byte) {})
+		e := mustNew(Config{}, now, func(int, []byte) {})
 		e.SetEstablished(now)
 		buf := make([]byte, 2048)
 		peerPN := uint64(1)
