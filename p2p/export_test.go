@@ -2,7 +2,6 @@ package p2p
 
 import (
 	"net/netip"
-	"time"
 )
 
 // CrashForTest ends n as a crash would: its socket goes first, so that
@@ -26,4 +25,4 @@ func HasRelay(n *Networking) bool { return n.relay.Load() != nil }
 
 // ShutDownSessionsForTest shuts n's sessions down as Close begins to,
 // leaving n itself not yet marked closed.
-func ShutDownSessionsForTest(n *Networking) { n.mgr.Shutdown(time.Now()) }
+func ShutDownSessionsForTest(n *Networking) { n.mgr.Shutdown() }

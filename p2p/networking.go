@@ -118,8 +118,9 @@ func New(cfg Config) (*Networking, error) {
 		n.sim = newSimulator(n, cfg.Simulate)
 	}
 	n.publicKey = keys.Public
-	n.mgr = session.NewManager(session.Config{
+	n.mgr, err = session.NewManager(session.Config{
 		SteamID:           cfg.SteamID,
+		PrivateKey:        keys.Private,
 		ConnectTimeout:    cfg.ConnectTimeout,
 		IdleTimeout:       cfg.IdleTimeout,
 		KeepaliveInterval: cfg.KeepaliveInterval,
@@ -136,7 +137,11 @@ func New(cfg Config) (*Networking, error) {
 			RecvWindow:     cfg.RecvBufferSize,
 			NagleDelay:     cfg.NagleDelay,
 		},
-	}, keys, (*env)(n), n.cb)
+	}, (*env)(n), n.cb)
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
 	n.rv, err = rendezvous.NewClient(rendezvous.ClientConfig{
 		SteamID:     uint64(cfg.SteamID),
 		AppID:       cfg.AppID,
@@ -151,18 +156,14 @@ func New(cfg Config) (*Networking, error) {
 		Send:        n.writeTo,
 		OnOffer: func(o rendezvous.Offer) {
 			if n.vouched(o.From, o.PublicKey, o.Certificate) {
-				n.mgr.OnOffer(o, time.Now())
+				n.mgr.OnOffer(session.Offer{From: session.SteamID(o.From), PublicKey: o.PublicKey, SessionID: o.SessionID, Addrs: o.Addrs, Relayed: o.Relayed})
 			}
 		},
 		OnLookup: func(r rendezvous.LookupResult) {
-			if r.Status == rendezvous.LookupOK && !n.vouched(r.Target, r.PublicKey, r.Certificate) {
-				// As far as anyone can vouch for, the user is not there.
-				r = rendezvous.LookupResult{Target: r.Target, Status: rendezvous.LookupNotOnline}
-			}
-			n.mgr.OnLookup(r, time.Now())
+			n.mgr.OnLookup(n.lookupResult(r))
 		},
 		OnDelivered: func(target, sessionID uint64) {
-			n.mgr.OnDelivered(session.SteamID(target), sessionID, time.Now())
+			n.mgr.OnDelivered(session.SteamID(target), sessionID)
 		},
 		OnRelays: func(rs []rendezvous.Relay) {
 			servers := make([]relayOffer, len(rs))
@@ -255,6 +256,22 @@ func (n *Networking) SetCertificate(cert string) error {
 		}
 	}
 	return n.rv.SetCertificate(cert)
+}
+
+// lookupResult is the session core's reading of the rendezvous' answer:
+// a user found under a key nobody vouches for is, as far as anyone can
+// vouch, not there.
+func (n *Networking) lookupResult(r rendezvous.LookupResult) session.LookupResult {
+	out := session.LookupResult{Target: session.SteamID(r.Target)}
+	switch {
+	case r.Status == rendezvous.LookupOtherApp:
+		out.Status = session.LookupOtherApp
+	case r.Status != rendezvous.LookupOK || !n.vouched(r.Target, r.PublicKey, r.Certificate):
+		out.Status = session.LookupNotOnline
+	default:
+		out.Status, out.PublicKey, out.Addrs, out.Relayed = session.LookupFound, r.PublicKey, r.Addrs, r.Relayed
+	}
+	return out
 }
 
 // vouched reports whether the key the rendezvous gave for remote may be
@@ -579,7 +596,6 @@ func (n *Networking) readLoop() {
 		if seg <= 0 || seg >= sz {
 			seg = sz
 		}
-		now := time.Now()
 		for b := buf[:sz]; len(b) > 0; {
 			d := b[:min(seg, len(b))]
 			b = b[len(d):]
@@ -601,7 +617,7 @@ func (n *Networking) readLoop() {
 			}
 		}
 		if len(batch) > 0 {
-			n.mgr.HandlePackets(batch, now)
+			n.mgr.HandlePackets(batch)
 		}
 		clear(batch)
 		batch = batch[:0]
@@ -638,7 +654,7 @@ func (n *Networking) timerLoop() {
 		t.Reset(wait)
 		select {
 		case <-t.C:
-			n.mgr.OnTimer(time.Now())
+			n.mgr.OnTimer()
 		case <-n.mgr.Wake():
 		case <-n.done:
 			return
@@ -660,7 +676,7 @@ func (n *Networking) Send(remote SteamID, data []byte, sendType P2PSend, channel
 	if n.closed.Load() {
 		return net.ErrClosed
 	}
-	return n.mgr.Send(remote, data, sendType, channel, time.Now())
+	return n.mgr.Send(remote, data, sendType, channel)
 }
 
 // IsP2PPacketAvailable reports whether a packet waits on channel, and the
@@ -680,7 +696,7 @@ func (n *Networking) ReadP2PPacket(dest []byte, channel int) (size uint32, remot
 	if channel < 0 || n.closed.Load() {
 		return 0, 0, false
 	}
-	c, _, remote, ok := n.mgr.ReadInto(dest, channel, time.Now())
+	c, _, remote, ok := n.mgr.ReadInto(dest, channel)
 	if !ok {
 		return 0, 0, false
 	}
@@ -726,7 +742,7 @@ func (n *Networking) Receive(ctx context.Context, channel int) (Packet, error) {
 			return Packet{}, net.ErrClosed
 		}
 		w, open := n.mgr.WaitOpen(channel)
-		if data, remote, ok := n.mgr.Read(channel, time.Now()); ok {
+		if data, remote, ok := n.mgr.Read(channel); ok {
 			return Packet{Remote: remote, Channel: channel, Data: data}, nil
 		}
 		if !open {
@@ -755,19 +771,19 @@ func (n *Networking) AcceptP2PSessionWithUser(remote SteamID) bool {
 	if remote == 0 {
 		return false
 	}
-	return n.mgr.Accept(remote, time.Now())
+	return n.mgr.Accept(remote)
 }
 
 // CloseP2PSessionWithUser ends the session with remote, dropping what waits
 // in both directions and telling the peer; false if there was none (C38).
 func (n *Networking) CloseP2PSessionWithUser(remote SteamID) bool {
-	return n.mgr.Close(remote, time.Now())
+	return n.mgr.Close(remote)
 }
 
 // CloseP2PChannelWithUser drops what waits unread on one channel from
 // remote; closing the last open channel closes the session (C39).
 func (n *Networking) CloseP2PChannelWithUser(remote SteamID, channel int) bool {
-	return n.mgr.CloseChannel(remote, channel, time.Now())
+	return n.mgr.CloseChannel(remote, channel)
 }
 
 // GetP2PSessionState reports the session with remote; false if none (C50).
@@ -824,7 +840,7 @@ func (n *Networking) Close() error {
 	err := net.ErrClosed
 	n.closeOnce.Do(func() {
 		err = nil
-		n.mgr.Shutdown(time.Now())
+		n.mgr.Shutdown()
 		n.mgr.WriteOutput() // the goodbyes, if the writer goroutine left them
 		n.closed.Store(true)
 		n.rv.Close()

@@ -168,7 +168,7 @@ func (n *Networking) allocate() bool {
 					n.sim.handle(simRecvRelay, b, from)
 					return
 				}
-				n.mgr.HandlePacket(b, from, true, time.Now())
+				n.mgr.HandlePacket(b, from, true)
 			},
 			Net:    n.cfg.Net,
 			Logger: n.log,
@@ -202,7 +202,7 @@ func (n *Networking) allocate() bool {
 		n.relay.Store(rc)
 		n.log.Debug("p2p: relayed address", "relay", srv.Addr, "addr", addr)
 		n.announceRelayed(addr)
-		n.mgr.RelayReady(time.Now())
+		n.mgr.RelayReady()
 		return true
 	}
 	return false

@@ -152,7 +152,7 @@ type PathPair struct {
 // to call once a second, and safe from any goroutine; each call also
 // records the byte counters the rates are measured against.
 func (n *Networking) Sessions() []SessionInfo {
-	snaps := n.mgr.Snapshot(time.Now())
+	snaps := n.mgr.Snapshot()
 	local := n.localAddrPort()
 	out := make([]SessionInfo, len(snaps))
 	for i, s := range snaps {
@@ -163,7 +163,7 @@ func (n *Networking) Sessions() []SessionInfo {
 
 // sessionInfoOf is the SessionInfo of the session with remote.
 func (n *Networking) sessionInfoOf(remote SteamID) (SessionInfo, bool) {
-	s, ok := n.mgr.SnapshotOf(remote, time.Now())
+	s, ok := n.mgr.SnapshotOf(remote)
 	if !ok {
 		return SessionInfo{}, false
 	}

@@ -240,9 +240,9 @@ func (s *simulator) deliver(path simPath, b []byte, addr netip.AddrPort) {
 			r.WriteTo(b, addr)
 		}
 	case simRecv:
-		n.mgr.HandlePacket(b, addr, false, time.Now())
+		n.mgr.HandlePacket(b, addr, false)
 	case simRecvRelay:
-		n.mgr.HandlePacket(b, addr, true, time.Now())
+		n.mgr.HandlePacket(b, addr, true)
 	}
 }
 

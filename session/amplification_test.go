@@ -23,7 +23,7 @@ func TestAnnouncedAddressesHeldToThreeTimes(t *testing.T) {
 		if silent {
 			w.drop = func(from, _ netip.AddrPort) bool { return from == m.addr }
 		} else {
-			m.m.Accept(1, w.now)
+			m.m.Accept(1)
 		}
 		var toThird, toM, fromM int
 		rec := func(d datagram) {
@@ -40,8 +40,8 @@ func TestAnnouncedAddressesHeldToThreeTimes(t *testing.T) {
 		w.pumpRecording(rec)
 		for end := w.now.Add(21 * time.Second); w.now.Before(end); {
 			w.now = w.now.Add(50 * time.Millisecond)
-			a.m.OnTimer(w.now)
-			m.m.OnTimer(w.now)
+			a.m.OnTimer()
+			m.m.OnTimer()
 			w.pumpRecording(rec)
 		}
 		if toM == 0 {

@@ -1,15 +1,32 @@
 package session
 
 import (
+	"math"
 	"net/netip"
 	"time"
 
 	"github.com/p2pcompat/p2pcompat/channels"
+	"github.com/p2pcompat/p2pcompat/internal/cfgerr"
 )
 
-// Config tunes a Manager; the zero value of every field means its default.
+// ConfigError is the error NewManager returns for a Config it refuses:
+// Field names the field, Reason says why, and Config is "session.Config".
+// It is the same type as the ConfigError of every other package of the
+// module.
+type ConfigError = cfgerr.Error
+
+// Config tunes a Manager; the zero value of every field but SteamID means
+// its default.
 type Config struct {
-	SteamID           SteamID
+	SteamID SteamID // the local user; required, non-zero
+	// PrivateKey is the local user's X25519 identity key, which peers
+	// learn from the rendezvous; zero: a new one for this Manager.
+	PrivateKey [32]byte
+	// Clock is read once in each step the Manager takes under its lock,
+	// and is the time of that step; nil means time.Now. Tests give a
+	// virtual clock. A clock that goes back is held at the latest time
+	// it gave.
+	Clock             func() time.Time
 	ConnectTimeout    time.Duration // C35/C41; 0 means 20 s
 	IdleTimeout       time.Duration // C40; 0 means 3 min
 	KeepaliveInterval time.Duration // 0 means min(5 s, ConnectTimeout/4)
@@ -55,7 +72,39 @@ type Config struct {
 	Engine      channels.Config
 }
 
+func (c Config) validate() error {
+	const cfg = "session.Config"
+	switch {
+	case c.SteamID == 0:
+		return cfgerr.New(cfg, "SteamID", "required, must be non-zero")
+	case c.ConnectTimeout < 0:
+		return cfgerr.Negative(cfg, "ConnectTimeout")
+	case c.IdleTimeout < 0:
+		return cfgerr.Negative(cfg, "IdleTimeout")
+	case c.KeepaliveInterval < 0:
+		return cfgerr.Negative(cfg, "KeepaliveInterval")
+	case c.RequestRepeat < 0:
+		return cfgerr.Negative(cfg, "RequestRepeat")
+	case c.RequestRate < 0 || math.IsNaN(c.RequestRate) || math.IsInf(c.RequestRate, 0):
+		return cfgerr.New(cfg, "RequestRate", "must be a finite number, not negative")
+	case c.RequestBurst < 0 || math.IsNaN(c.RequestBurst) || math.IsInf(c.RequestBurst, 0):
+		return cfgerr.New(cfg, "RequestBurst", "must be a finite number, not negative")
+	case c.MaxSessions < 0:
+		return cfgerr.Negative(cfg, "MaxSessions")
+	case c.MaxChannels < 0:
+		return cfgerr.Negative(cfg, "MaxChannels")
+	}
+	if err := c.Engine.Validate(); err != nil {
+		ce := err.(*cfgerr.Error)
+		return cfgerr.New(cfg, "Engine."+ce.Field, ce.Reason)
+	}
+	return nil
+}
+
 func (c Config) withDefaults() Config {
+	if c.Clock == nil {
+		c.Clock = time.Now
+	}
 	if c.ConnectTimeout <= 0 {
 		c.ConnectTimeout = 20 * time.Second
 	}

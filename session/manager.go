@@ -15,9 +15,9 @@ import (
 	"github.com/p2pcompat/p2pcompat/callbacks"
 	"github.com/p2pcompat/p2pcompat/channels"
 	"github.com/p2pcompat/p2pcompat/internal/bufpool"
+	"github.com/p2pcompat/p2pcompat/internal/cfgerr"
 	"github.com/p2pcompat/p2pcompat/internal/seal"
 	"github.com/p2pcompat/p2pcompat/internal/wire"
-	"github.com/p2pcompat/p2pcompat/rendezvous"
 )
 
 // ErrInvalidSteamID is the typed error for SteamID 0 (C03).
@@ -214,9 +214,17 @@ type Manager struct {
 	starved, starvedSpare []*session
 }
 
-// NewManager returns a Manager for the local user in cfg, sealing with keys
-// and posting callbacks to cb.
-func NewManager(cfg Config, keys seal.KeyPair, env Env, cb *callbacks.Queue) *Manager {
+// NewManager returns a Manager for the local user in cfg, writing through
+// env and posting callbacks to cb. It refuses a cfg with a field out of
+// range, with a *ConfigError.
+func NewManager(cfg Config, env Env, cb *callbacks.Queue) (*Manager, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	keys, err := keyPair(cfg.PrivateKey)
+	if err != nil {
+		return nil, err
+	}
 	cfg = cfg.withDefaults()
 	var seed [8]byte
 	_, _ = rand.Read(seed[:])
@@ -246,12 +254,39 @@ func NewManager(cfg Config, keys seal.KeyPair, env Env, cb *callbacks.Queue) *Ma
 	m.reqPosted, _ = simplelru.NewLRU[SteamID, time.Time](max(64, cfg.MaxSessions), nil)
 	m.reqWaiting = make(map[SteamID]struct{})
 	m.maxReqWaiting = max(64, cfg.MaxSessions/2)
-	return m
+	return m, nil
 }
 
-func (m *Manager) lock(now time.Time) {
+// keyPair is the identity key pair of priv, or a new one if priv is zero.
+func keyPair(priv [32]byte) (seal.KeyPair, error) {
+	if priv == ([32]byte{}) {
+		return seal.GenerateKeyPair()
+	}
+	kp, err := seal.KeyPairFromPrivate(priv)
+	if err != nil {
+		return kp, cfgerr.New("session.Config", "PrivateKey", err.Error())
+	}
+	return kp, nil
+}
+
+// PublicKey is the public half of the local user's identity key, which
+// the rendezvous hands to peers that look the user up.
+func (m *Manager) PublicKey() [32]byte { return m.keys.Public }
+
+// lock takes the lock and starts a step: the time of everything done
+// under it is read from the clock here, once.
+func (m *Manager) lock() {
 	m.mu.Lock()
-	m.now = now
+	m.readClock()
+}
+
+// readClock reads the clock, with the lock held. A clock that steps back is
+// held at the latest time it gave: timers and the engines' RTT samples
+// take time as never going backwards.
+func (m *Manager) readClock() {
+	if t := m.cfg.Clock(); t.After(m.now) {
+		m.now = t
+	}
 }
 
 // onEvict runs inside the LRU when it drops a session. Capacity evictions
@@ -372,7 +407,8 @@ func (m *Manager) assignID(s *session) {
 }
 
 func (m *Manager) newEngine(s *session) {
-	s.engine = channels.New(m.cfg.Engine, m.now, func(ch int, data []byte) {
+	var err error
+	s.engine, err = channels.New(m.cfg.Engine, m.now, func(ch int, data []byte) {
 		if _, open := s.channels[ch]; !open {
 			if s.broken || len(s.channels) >= m.cfg.MaxChannels {
 				s.broken = true // closed once the packet is handled
@@ -387,6 +423,9 @@ func (m *Manager) newEngine(s *session) {
 		m.table.Get(s.remote)
 		m.push(ch, inPacket{remote: s.remote, data: data, owner: s, engine: s.engine})
 	})
+	if err != nil {
+		panic(err) // cfg.Engine passed validate in NewManager
+	}
 }
 
 func (m *Manager) accept(s *session) {
@@ -405,14 +444,14 @@ func (m *Manager) accept(s *session) {
 }
 
 // Send queues data for remote, starting a session if there is none (C01).
-func (m *Manager) Send(remote SteamID, data []byte, st SendType, channel int, now time.Time) error {
+func (m *Manager) Send(remote SteamID, data []byte, st SendType, channel int) error {
 	if remote == 0 {
 		return ErrInvalidSteamID
 	}
 	if err := channels.Validate(data, st, channel); err != nil {
 		return err
 	}
-	m.lock(now)
+	m.lock()
 	defer m.unlock()
 	if m.closed {
 		return net.ErrClosed
@@ -435,11 +474,11 @@ func (m *Manager) Send(remote SteamID, data []byte, st SendType, channel int, no
 			m.sendHello(s, nil)
 		}
 	}
-	if err := s.engine.Send(data, st, channel, now); err != nil {
+	if err := s.engine.Send(data, st, channel, m.now); err != nil {
 		return err
 	}
 	s.channels[channel] = struct{}{}
-	s.lastActivity = now
+	s.lastActivity = m.now
 	if s.phase == phaseLookup && s.nextLookup.IsZero() {
 		m.lookup(s)
 	}
@@ -492,11 +531,11 @@ func (m *Manager) lookup(s *session) {
 
 // Accept accepts remote's session, or pre-accepts a user we have not heard
 // from (C32).
-func (m *Manager) Accept(remote SteamID, now time.Time) bool {
+func (m *Manager) Accept(remote SteamID) bool {
 	if remote == 0 {
 		return false
 	}
-	m.lock(now)
+	m.lock()
 	defer m.unlock()
 	if m.closed || remote == m.cfg.SteamID {
 		return true
@@ -520,8 +559,8 @@ func (m *Manager) Accept(remote SteamID, now time.Time) bool {
 }
 
 // Close ends the session with remote (C38); false if there is none.
-func (m *Manager) Close(remote SteamID, now time.Time) bool {
-	m.lock(now)
+func (m *Manager) Close(remote SteamID) bool {
+	m.lock()
 	defer m.unlock()
 	delete(m.preAccepted, remote)
 	s, ok := m.table.Peek(remote)
@@ -534,8 +573,8 @@ func (m *Manager) Close(remote SteamID, now time.Time) bool {
 }
 
 // CloseChannel drops what waits on one channel from remote (C39).
-func (m *Manager) CloseChannel(remote SteamID, channel int, now time.Time) bool {
-	m.lock(now)
+func (m *Manager) CloseChannel(remote SteamID, channel int) bool {
+	m.lock()
 	defer m.unlock()
 	s, ok := m.table.Peek(remote)
 	if !ok {
@@ -769,23 +808,23 @@ func (m *Manager) State(remote SteamID) (State, bool) {
 }
 
 // OnLookup takes the rendezvous' answer to our lookup.
-func (m *Manager) OnLookup(r rendezvous.LookupResult, now time.Time) {
-	m.lock(now)
+func (m *Manager) OnLookup(r LookupResult) {
+	m.lock()
 	defer m.unlock()
-	s, ok := m.table.Peek(SteamID(r.Target))
+	s, ok := m.table.Peek(r.Target)
 	if !ok || s.phase == phaseFailed || s.phase == phaseEstablished {
 		return
 	}
 	switch r.Status {
-	case rendezvous.LookupNotOnline:
+	case LookupNotOnline:
 		if s.phase == phaseLookup {
 			m.fail(s, ErrorDestinationNotLoggedOn)
 		}
-	case rendezvous.LookupOtherApp:
+	case LookupOtherApp:
 		if s.phase == phaseLookup {
 			m.fail(s, ErrorNotRunningApp)
 		}
-	case rendezvous.LookupOK:
+	case LookupFound:
 		if !m.setPeerKey(s, r.PublicKey) {
 			return
 		}
@@ -797,10 +836,10 @@ func (m *Manager) OnLookup(r rendezvous.LookupResult, now time.Time) {
 }
 
 // OnOffer takes an offer the rendezvous forwarded: remote is looking for us.
-func (m *Manager) OnOffer(o rendezvous.Offer, now time.Time) {
-	m.lock(now)
+func (m *Manager) OnOffer(o Offer) {
+	m.lock()
 	defer m.unlock()
-	remote := SteamID(o.From)
+	remote := o.From
 	if m.closed || remote == 0 || remote == m.cfg.SteamID || o.SessionID == 0 {
 		return
 	}
@@ -854,18 +893,18 @@ func (m *Manager) OnOffer(o rendezvous.Offer, now time.Time) {
 	}
 	if s.remoteID != o.SessionID {
 		// The peer's new attempt: ours follows it, under the relay
-		// setting of now (C51).
+		// setting of m.now (C51).
 		s.remoteID = o.SessionID
 		s.keys = nil
 		s.peerKnowsUs = false
 		s.allowRelay = m.allowRelay
-		s.started = now // its connect timeout starts with it
+		s.started = m.now // its connect timeout starts with it
 	}
 	m.setCandidates(s, o.Addrs, o.Relayed)
 	if s.phase == phaseLookup {
 		s.phase = phaseConnecting
 	}
-	s.lastHeard = now
+	s.lastHeard = m.now
 	if !s.localAccepted && s.requested.IsZero() {
 		m.postRequest(s) // C30
 	}
@@ -908,8 +947,8 @@ func (m *Manager) setPeerKey(s *session, pub [32]byte) bool {
 
 // HandlePacket takes a peer datagram (handshake or data) read from the
 // socket, or from our TURN allocation when viaRelay.
-func (m *Manager) HandlePacket(b []byte, from netip.AddrPort, viaRelay bool, now time.Time) {
-	m.lock(now)
+func (m *Manager) HandlePacket(b []byte, from netip.AddrPort, viaRelay bool) {
+	m.lock()
 	defer m.unlock()
 	if !m.closed {
 		m.handle(Inbound{B: b, From: from, ViaRelay: viaRelay})
@@ -919,8 +958,8 @@ func (m *Manager) HandlePacket(b []byte, from netip.AddrPort, viaRelay bool, now
 // HandlePackets takes several peer datagrams at once, as one read of the
 // socket returned them. It answers them together: one ACK for all, and
 // whatever they free sent in one run.
-func (m *Manager) HandlePackets(pkts []Inbound, now time.Time) {
-	m.lock(now)
+func (m *Manager) HandlePackets(pkts []Inbound) {
+	m.lock()
 	defer m.unlock()
 	if m.closed {
 		return
@@ -1180,8 +1219,8 @@ func (m *Manager) sendHello(s *session, to *pair) {
 	})
 	if s.helloWait == 0 {
 		s.helloWait = helloFirst
-	} else if s.helloWait < helloMax {
-		s.helloWait *= 2
+	} else {
+		s.helloWait = min(2*s.helloWait, helloMax)
 	}
 	s.nextHello = m.now.Add(s.helloWait)
 }
@@ -1264,11 +1303,11 @@ func (m *Manager) SetAllowRelay(allow bool) {
 
 // RelayReady tells the Manager that our relayed address changed: sessions
 // still connecting ask the rendezvous again, so that peers learn it.
-func (m *Manager) RelayReady(now time.Time) {
-	m.lock(now)
+func (m *Manager) RelayReady() {
+	m.lock()
 	defer m.unlock()
 	for _, s := range m.table.Values() {
-		m.reclassify(s) // our relay's address is known now
+		m.reclassify(s) // our relay's address is known m.now
 		m.permit(s)     // a new allocation starts with no permissions
 		m.prunePairs(s, func(p pair) bool { return p.side == sideRelay })
 		connecting := s.initiated && s.phase == phaseConnecting && !s.peerKnowsUs
@@ -1288,8 +1327,8 @@ func (m *Manager) RelayReady(now time.Time) {
 
 // OnDelivered takes the rendezvous's receipt that target received our offer
 // for session sessionID, and has so opened its NAT toward us.
-func (m *Manager) OnDelivered(target SteamID, sessionID uint64, now time.Time) {
-	m.lock(now)
+func (m *Manager) OnDelivered(target SteamID, sessionID uint64) {
+	m.lock()
 	defer m.unlock()
 	s, ok := m.table.Peek(target)
 	if !ok || s.localID != sessionID || s.peerOpened {

@@ -52,13 +52,13 @@ func fuzzPair(t *testing.T) (w *world, a, b *node, c fuzzCapture) {
 			c.handshake = d.b
 		}
 	}
-	b.m.Accept(1, w.now)
+	b.m.Accept(1)
 	a.send(2, "hello")
 	w.pumpRecording(rec)
 	for i := 0; i < 50 && b.read() != "hello"; i++ {
 		w.now = w.now.Add(10 * time.Millisecond)
-		a.m.OnTimer(w.now)
-		b.m.OnTimer(w.now)
+		a.m.OnTimer()
+		b.m.OnTimer()
 		w.pumpRecording(rec)
 	}
 	if st, ok := b.m.State(1); !ok || !st.ConnectionActive {
@@ -169,7 +169,7 @@ func FuzzHandlePacket(f *testing.F) {
 		hold := mode&modeHoldBack != 0
 		var got []string
 		if !hold {
-			b.m.HandlePacket(c.data, a.addr, false, w.now)
+			b.m.HandlePacket(c.data, a.addr, false)
 			w.pump()
 			got = append(got, b.read())
 		}
@@ -180,7 +180,7 @@ func FuzzHandlePacket(f *testing.F) {
 			froms[0], froms[1] = froms[1], froms[0]
 		}
 		for _, from := range froms {
-			b.m.HandlePacket(append([]byte(nil), pkt...), from, relay, w.now)
+			b.m.HandlePacket(append([]byte(nil), pkt...), from, relay)
 			if n := b.m.Len(); n != 1 {
 				t.Fatalf("B's table holds %d sessions after a datagram from %v", n, from)
 			}
@@ -190,7 +190,7 @@ func FuzzHandlePacket(f *testing.F) {
 		}
 		w.pump()
 		if hold {
-			b.m.HandlePacket(c.data, a.addr, false, w.now)
+			b.m.HandlePacket(c.data, a.addr, false)
 			w.pump()
 		}
 		for s := b.read(); s != ""; s = b.read() {

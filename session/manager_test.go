@@ -8,7 +8,6 @@ import (
 	"github.com/p2pcompat/p2pcompat/callbacks"
 	"github.com/p2pcompat/p2pcompat/channels"
 	"github.com/p2pcompat/p2pcompat/internal/seal"
-	"github.com/p2pcompat/p2pcompat/rendezvous"
 )
 
 // world is an in-memory network with a rendezvous in virtual time: packets
@@ -107,8 +106,10 @@ func (w *world) add(id SteamID, cfg Config) *node {
 		w.t.Fatal(err)
 	}
 	n := &node{w: w, id: id, addr: netip.AddrPortFrom(netip.MustParseAddr("198.18.0.1"), uint16(40000+id)), keys: kp, cb: callbacks.New(0)}
-	cfg.SteamID = id
-	n.m = NewManager(cfg, kp, n, n.cb)
+	cfg.SteamID, cfg.PrivateKey, cfg.Clock = id, kp.Private, func() time.Time { return w.now }
+	if n.m, err = NewManager(cfg, n, n.cb); err != nil {
+		w.t.Fatal(err)
+	}
 	callbacks.Handle(n.cb, func(r Request) { n.reqs = append(n.reqs, r) })
 	callbacks.Handle(n.cb, func(f ConnectFail) { n.fails = append(n.fails, f) })
 	w.nodes[id] = n
@@ -131,14 +132,14 @@ func (w *world) pumpRecording(rec func(datagram)) {
 				n.targets, n.lookups = n.targets[1:], n.lookups[1:]
 				peer := w.nodes[target]
 				if peer == nil {
-					n.m.OnLookup(rendezvous.LookupResult{Target: uint64(target), Status: rendezvous.LookupNotOnline}, w.now)
+					n.m.OnLookup(LookupResult{Target: target, Status: LookupNotOnline})
 					continue
 				}
 				addrs := append([]netip.AddrPort{peer.addr}, w.announce[target]...)
-				n.m.OnLookup(rendezvous.LookupResult{Target: uint64(target), Status: rendezvous.LookupOK, PublicKey: peer.keys.Public, Addrs: addrs}, w.now)
-				peer.m.OnOffer(rendezvous.Offer{From: uint64(n.id), PublicKey: n.keys.Public, SessionID: sid, Addrs: []netip.AddrPort{n.addr}}, w.now)
+				n.m.OnLookup(LookupResult{Target: target, Status: LookupFound, PublicKey: peer.keys.Public, Addrs: addrs})
+				peer.m.OnOffer(Offer{From: n.id, PublicKey: n.keys.Public, SessionID: sid, Addrs: []netip.AddrPort{n.addr}})
 				if !w.noReceipts {
-					n.m.OnDelivered(target, sid, w.now)
+					n.m.OnDelivered(target, sid)
 				}
 			}
 		}
@@ -150,7 +151,7 @@ func (w *world) pumpRecording(rec func(datagram)) {
 				rec(d)
 			}
 			if to := w.byAdr[d.to]; to != nil && (w.drop == nil || !w.drop(d.from, d.to)) {
-				to.m.HandlePacket(d.b, d.from, false, w.now)
+				to.m.HandlePacket(d.b, d.from, false)
 			}
 		}
 		if !busy {
@@ -170,7 +171,7 @@ func (w *world) advance(d, step time.Duration) {
 	for end := w.now.Add(d); w.now.Before(end); {
 		w.now = w.now.Add(step)
 		for _, n := range w.nodes {
-			n.m.OnTimer(w.now)
+			n.m.OnTimer()
 		}
 		w.pump()
 	}
@@ -178,13 +179,13 @@ func (w *world) advance(d, step time.Duration) {
 
 func (n *node) send(to SteamID, data string) {
 	n.w.t.Helper()
-	if err := n.m.Send(to, []byte(data), channels.Reliable, 0, n.w.now); err != nil {
+	if err := n.m.Send(to, []byte(data), channels.Reliable, 0); err != nil {
 		n.w.t.Fatal(err)
 	}
 }
 
 func (n *node) read() string {
-	d, _, ok := n.m.Read(0, n.w.now)
+	d, _, ok := n.m.Read(0)
 	if !ok {
 		return ""
 	}
@@ -199,7 +200,7 @@ func TestEstablishAndDeliver(t *testing.T) {
 	if len(b.reqs) != 1 || b.reqs[0].SteamIDRemote != 1 {
 		t.Fatalf("requests %v", b.reqs)
 	}
-	b.m.Accept(1, w.now)
+	b.m.Accept(1)
 	w.advance(200*time.Millisecond, 10*time.Millisecond)
 	if got := b.read(); got != "hello" {
 		t.Fatalf("read %q", got)
@@ -237,10 +238,11 @@ func TestQuietUnacceptedUserDoesNotSpin(t *testing.T) {
 	a.send(2, "x")
 	w.pump()
 	w.drop = func(from, to netip.AddrPort) bool { return true } // a goes silent
-	a.m.Shutdown(w.now)
+	a.m.Shutdown()
 	done := make(chan struct{})
+	w.now = w.now.Add(11 * time.Second)
 	go func() {
-		b.m.OnTimer(w.now.Add(11 * time.Second))
+		b.m.OnTimer()
 		close(done)
 	}()
 	select {
@@ -257,7 +259,7 @@ func TestStrangersCannotEvictAcceptedSessions(t *testing.T) {
 	b := w.add(100, Config{MaxSessions: 8})
 	for id := SteamID(1); id <= 4; id++ {
 		w.add(id, Config{}).send(100, "friend")
-		b.m.Accept(id, w.now)
+		b.m.Accept(id)
 	}
 	w.advance(200*time.Millisecond, 10*time.Millisecond)
 	for id := SteamID(1000); id < 1050; id++ {
@@ -279,7 +281,7 @@ func TestStrangersCannotEvictAcceptedSessions(t *testing.T) {
 func TestOfferWithNewKeyReplacesSession(t *testing.T) {
 	w := newWorld(t)
 	a, b := w.add(1, Config{}), w.add(2, Config{})
-	b.m.Accept(1, w.now)
+	b.m.Accept(1)
 	a.send(2, "one")
 	w.advance(200*time.Millisecond, 10*time.Millisecond)
 	if got := b.read(); got != "one" {
@@ -289,7 +291,7 @@ func TestOfferWithNewKeyReplacesSession(t *testing.T) {
 	b.m.mu.Lock()
 	sid := b.m.table.Values()[0].remoteID
 	b.m.mu.Unlock()
-	b.m.OnOffer(rendezvous.Offer{From: 1, PublicKey: other.Public, SessionID: sid, Addrs: []netip.AddrPort{a.addr}}, w.now)
+	b.m.OnOffer(Offer{From: 1, PublicKey: other.Public, SessionID: sid, Addrs: []netip.AddrPort{a.addr}})
 	b.send(1, "still fine")
 	w.advance(time.Second, 50*time.Millisecond)
 	if st, ok := b.m.State(1); !ok || st.ConnectionActive {
@@ -308,7 +310,7 @@ func TestRevivedSessionHonoursPreAccept(t *testing.T) {
 	if len(b.fails) != 1 {
 		t.Fatalf("b fails %v", b.fails)
 	}
-	b.m.Accept(1, w.now) // b now accepts a, before a tries
+	b.m.Accept(1) // b now accepts a, before a tries
 	w.drop = nil
 	a.send(2, "to b")
 	w.advance(500*time.Millisecond, 50*time.Millisecond)
@@ -323,14 +325,14 @@ func TestCloseChannelReopensWindow(t *testing.T) {
 	w := newWorld(t)
 	cfg := Config{Engine: channels.Config{RecvWindow: 1<<20 + 64<<10, SendBufferSize: 8 << 20}}
 	a, b := w.add(1, cfg), w.add(2, cfg)
-	b.m.Accept(1, w.now)
+	b.m.Accept(1)
 	a.send(2, "first") // keeps channel 0 open when 5 is closed
 	for i := 0; i < 5; i++ {
-		if err := a.m.Send(2, make([]byte, 300<<10), channels.Reliable, 5, w.now); err != nil {
+		if err := a.m.Send(2, make([]byte, 300<<10), channels.Reliable, 5); err != nil {
 			t.Fatal(err)
 		}
 	}
-	a.m.Send(2, []byte("after"), channels.Reliable, 0, w.now)
+	a.m.Send(2, []byte("after"), channels.Reliable, 0)
 	w.advance(2*time.Second, 20*time.Millisecond)
 	if got := b.read(); got != "first" {
 		t.Fatalf("read %q", got)
@@ -338,10 +340,10 @@ func TestCloseChannelReopensWindow(t *testing.T) {
 	if b.read() != "" {
 		t.Fatal("the window did not fill")
 	}
-	b.m.CloseChannel(1, 5, w.now)
+	b.m.CloseChannel(1, 5)
 	w.advance(5*time.Second, 20*time.Millisecond)
 	for i := 0; i < 10; i++ {
-		b.m.CloseChannel(1, 5, w.now)
+		b.m.CloseChannel(1, 5)
 		if got := b.read(); got == "after" {
 			return
 		}
@@ -358,7 +360,7 @@ func TestPublicProbesWaitForPeerOpened(t *testing.T) {
 	w := newWorld(t)
 	w.noReceipts = true
 	a, b := w.add(1, Config{}), w.add(2, Config{})
-	b.m.Accept(1, w.now)
+	b.m.Accept(1)
 	a.send(2, "x")
 	w.pump()
 	if a.openers == 0 || b.openers == 0 {
@@ -377,7 +379,7 @@ func TestPublicProbesWaitForPeerOpened(t *testing.T) {
 	// only answers.
 	w2 := newWorld(t)
 	c, d := w2.add(1, Config{}), w2.add(2, Config{})
-	d.m.Accept(1, w2.now)
+	d.m.Accept(1)
 	c.send(2, "y")
 	w2.pump()
 	if got := d.read(); got != "y" || d.sent == 0 || c.sent == 0 {
@@ -392,7 +394,7 @@ func TestPublicProbesWaitForPeerOpened(t *testing.T) {
 func TestPathMovesOnlyToProvenAddresses(t *testing.T) {
 	w := newWorld(t)
 	a, b := w.add(1, Config{}), w.add(2, Config{})
-	b.m.Accept(1, w.now)
+	b.m.Accept(1)
 	a.send(2, "open")
 	w.advance(200*time.Millisecond, 10*time.Millisecond)
 	if b.read() != "open" {
@@ -415,7 +417,7 @@ func TestPathMovesOnlyToProvenAddresses(t *testing.T) {
 		}
 	}
 	stranger := netip.MustParseAddrPort("198.18.9.9:999")
-	b.m.HandlePacket(captured.b, stranger, false, w.now)
+	b.m.HandlePacket(captured.b, stranger, false)
 	if got := path(); got != a.addr {
 		t.Fatalf("a replay from %v moved the path to %v", stranger, got)
 	}

@@ -179,6 +179,7 @@ func (m *Manager) drain(rounds int) {
 		noOpeners := m.writeOut(out)
 		out.reset()
 		m.mu.Lock()
+		m.readClock() // the write took time: what follows is a new step
 		for _, s := range noOpeners {
 			if !s.freed && !s.noOpeners {
 				s.noOpeners = true // full probes at its next hello

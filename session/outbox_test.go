@@ -21,7 +21,7 @@ func TestOutboxRunsAndStarvedFlushes(t *testing.T) {
 	outboxCap = 8 << 10
 	w := newWorld(t)
 	a, b := w.add(1, Config{}), w.add(2, Config{})
-	b.m.Accept(1, w.now)
+	b.m.Accept(1)
 	a.send(2, "open")
 	w.advance(100*time.Millisecond, 10*time.Millisecond)
 	if got := b.read(); got != "open" {
@@ -30,7 +30,7 @@ func TestOutboxRunsAndStarvedFlushes(t *testing.T) {
 	const count = 20
 	msg := func(i int) []byte { return bytes.Repeat([]byte(fmt.Sprintf("%04d", i)), 7500) }
 	for i := 0; i < count; i++ {
-		if err := a.m.Send(2, msg(i), channels.Reliable, 0, w.now); err != nil {
+		if err := a.m.Send(2, msg(i), channels.Reliable, 0); err != nil {
 			t.Fatalf("send %d: %v", i, err)
 		}
 	}
@@ -38,7 +38,7 @@ func TestOutboxRunsAndStarvedFlushes(t *testing.T) {
 	for step := 0; got < count && step < 10000; step++ {
 		w.pump()
 		for {
-			d, _, ok := b.m.Read(0, w.now)
+			d, _, ok := b.m.Read(0)
 			if !ok {
 				break
 			}
@@ -66,7 +66,7 @@ func TestOutboxRunsAndStarvedFlushes(t *testing.T) {
 func TestDeferWritesLeavesBusyDataToTheWriter(t *testing.T) {
 	w := newWorld(t)
 	a, b := w.add(1, Config{DeferWrites: true}), w.add(2, Config{})
-	b.m.Accept(1, w.now)
+	b.m.Accept(1)
 	a.send(2, "open")
 	for i := 0; i < 20 && b.read() != "open"; i++ {
 		w.pump()
@@ -108,7 +108,7 @@ func TestDeferWritesLeavesBusyDataToTheWriter(t *testing.T) {
 func TestQuietSessionKeepaliveTraffic(t *testing.T) {
 	w := newWorld(t)
 	a, b := w.add(1, Config{}), w.add(2, Config{})
-	b.m.Accept(1, w.now)
+	b.m.Accept(1)
 	a.send(2, "open")
 	w.advance(time.Second, 10*time.Millisecond)
 	if got := b.read(); got != "open" {
@@ -160,10 +160,13 @@ func TestGoodbyeThroughRelayBeforeRevoke(t *testing.T) {
 	}
 	w := newWorld(t)
 	env := &relayEnv{node: &node{w: w, id: 1}}
-	m := NewManager(Config{SteamID: 1}, kp, env, callbacks.New(0))
+	m, err := NewManager(Config{SteamID: 1, PrivateKey: kp.Private, Clock: func() time.Time { return w.now }}, env, callbacks.New(0))
+	if err != nil {
+		t.Fatal(err)
+	}
 	peer := netip.MustParseAddrPort("198.18.0.7:4000")
 
-	m.lock(w.now)
+	m.lock()
 	s := m.newSession(2)
 	s.pair, err = seal.NewPairKey(kp, peerKP.Public, 1, 2)
 	if err != nil {
@@ -176,7 +179,7 @@ func TestGoodbyeThroughRelayBeforeRevoke(t *testing.T) {
 	m.permit(s)
 	m.unlock()
 
-	m.Close(2, w.now)
+	m.Close(2)
 	want := []string{"permit [" + peer.String() + "]", "relay " + peer.String(), "revoke [" + peer.String() + "]"}
 	if fmt.Sprint(env.log) != fmt.Sprint(want) {
 		t.Fatalf("relay saw %q, want %q", env.log, want)
@@ -203,7 +206,7 @@ func TestLookupsAndOpenersLeaveFromTheOutbox(t *testing.T) {
 		w := newWorld(t)
 		a, b := w.add(1, Config{}), w.add(2, Config{})
 		a.noTTL, b.noTTL = noTTL, noTTL
-		b.m.Accept(1, w.now)
+		b.m.Accept(1)
 		a.send(2, "x")
 		w.pump()
 		w.advance(2*time.Second, 50*time.Millisecond)

@@ -1,8 +1,6 @@
 package session
 
 import (
-	"time"
-
 	"github.com/p2pcompat/p2pcompat/channels"
 	"github.com/p2pcompat/p2pcompat/internal/bufpool"
 )
@@ -40,8 +38,8 @@ func (m *Manager) Peek(channel int) (int, bool) {
 
 // Read pops the next packet on channel; the whole message is returned and
 // the caller decides about truncation (C21, C22).
-func (m *Manager) Read(channel int, now time.Time) (data []byte, remote SteamID, ok bool) {
-	m.lock(now)
+func (m *Manager) Read(channel int) (data []byte, remote SteamID, ok bool) {
+	m.lock()
 	defer m.unlock()
 	p, ok := m.pop(channel)
 	return p.data, p.remote, ok
@@ -50,8 +48,8 @@ func (m *Manager) Read(channel int, now time.Time) (data []byte, remote SteamID,
 // ReadInto pops the next packet on channel into dest, as much of it as
 // fits, and reports the packet's size. Unlike Read it recycles the
 // packet's buffer: nobody but dest ever sees it.
-func (m *Manager) ReadInto(dest []byte, channel int, now time.Time) (n, size int, remote SteamID, ok bool) {
-	m.lock(now)
+func (m *Manager) ReadInto(dest []byte, channel int) (n, size int, remote SteamID, ok bool) {
+	m.lock()
 	defer m.unlock()
 	p, ok := m.pop(channel)
 	if !ok {
@@ -128,8 +126,8 @@ var closedChan = func() chan struct{} {
 
 // Shutdown closes every session (telling peers, best effort) and wakes all
 // waiters; later calls answer as closed.
-func (m *Manager) Shutdown(now time.Time) {
-	m.lock(now)
+func (m *Manager) Shutdown() {
+	m.lock()
 	defer m.unlock()
 	if m.closed {
 		return

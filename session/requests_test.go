@@ -25,7 +25,7 @@ func TestWaitingRequestsOfGoneUsersDoNotSpin(t *testing.T) {
 	}
 	// The strangers give up; their sessions at a go away.
 	for _, s := range strangers {
-		s.m.Close(1, w.now)
+		s.m.Close(1)
 	}
 	w.advance(3*time.Second, 100*time.Millisecond)
 	if d := a.m.Deadline(); !d.IsZero() && !d.After(w.now) {
@@ -51,7 +51,7 @@ func TestCloseWithManyPendingRequestsIsLinear(t *testing.T) {
 	}
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
-	a.m.Shutdown(w.now)
+	a.m.Shutdown()
 	runtime.ReadMemStats(&after)
 	if a.cb.Len() != 0 {
 		t.Fatalf("%d requests left after Shutdown", a.cb.Len())

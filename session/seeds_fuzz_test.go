@@ -29,28 +29,28 @@ func TestWriteFuzzSeeds(t *testing.T) {
 	a, b := w.add(1, Config{}), w.add(2, Config{})
 	a.send(2, "hello")
 	w.pumpRecording(rec) // B has not accepted: hellos without the accept flag
-	b.m.Accept(1, w.now)
+	b.m.Accept(1)
 	w.pumpRecording(rec)
 	for i := 0; i < 20; i++ {
 		w.now = w.now.Add(10 * time.Millisecond)
-		a.m.OnTimer(w.now)
-		b.m.OnTimer(w.now)
+		a.m.OnTimer()
+		b.m.OnTimer()
 		w.pumpRecording(rec)
 	}
 	if got := b.read(); got != "hello" {
 		t.Fatalf("B read %q", got)
 	}
-	if err := a.m.Send(2, make([]byte, 3000), channels.Reliable, 1, w.now); err != nil {
+	if err := a.m.Send(2, make([]byte, 3000), channels.Reliable, 1); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.m.Send(2, []byte("u"), channels.Unreliable, 4, w.now); err != nil {
+	if err := a.m.Send(2, []byte("u"), channels.Unreliable, 4); err != nil {
 		t.Fatal(err)
 	}
 	b.send(1, "reply")
 	w.pumpRecording(rec)
 	w.now = w.now.Add(time.Second)
-	a.m.OnTimer(w.now)
-	b.m.OnTimer(w.now)
+	a.m.OnTimer()
+	b.m.OnTimer()
 	w.pumpRecording(rec)
 	b.m.mu.Lock()
 	sa, _ := b.m.table.Peek(1)
@@ -60,7 +60,7 @@ func TestWriteFuzzSeeds(t *testing.T) {
 	sb, _ := a.m.table.Peek(2)
 	pairAtA := sb.pair
 	a.m.mu.Unlock()
-	a.m.Close(2, w.now)
+	a.m.Close(2)
 	w.pumpRecording(rec)
 
 	write := func(target, name string, vals ...any) {

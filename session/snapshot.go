@@ -92,13 +92,13 @@ var (
 // Snapshot copies every session in the table, ascending by SteamID. It
 // also records a rate sample for each session (see rateWindow), which is
 // all it changes.
-func (m *Manager) Snapshot(now time.Time) []SessionSnapshot {
-	m.mu.Lock()
+func (m *Manager) Snapshot() []SessionSnapshot {
+	m.lock()
 	defer m.unlock()
 	ss := m.table.Values()
 	out := make([]SessionSnapshot, 0, len(ss))
 	for _, s := range ss {
-		out = append(out, m.snapshot(s, now))
+		out = append(out, m.snapshot(s, m.now))
 	}
 	slices.SortFunc(out, func(a, b SessionSnapshot) int {
 		switch {
@@ -114,14 +114,14 @@ func (m *Manager) Snapshot(now time.Time) []SessionSnapshot {
 
 // SnapshotOf is Snapshot of the session with remote alone; false if
 // there is none.
-func (m *Manager) SnapshotOf(remote SteamID, now time.Time) (SessionSnapshot, bool) {
-	m.mu.Lock()
+func (m *Manager) SnapshotOf(remote SteamID) (SessionSnapshot, bool) {
+	m.lock()
 	defer m.unlock()
 	s, ok := m.table.Peek(remote)
 	if !ok {
 		return SessionSnapshot{}, false
 	}
-	return m.snapshot(s, now), true
+	return m.snapshot(s, m.now), true
 }
 
 // snapshot copies s; the lock is held.

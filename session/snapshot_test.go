@@ -14,24 +14,24 @@ func TestSnapshot(t *testing.T) {
 	w.add(3, Config{})
 	began := w.now
 	a.send(2, "hello")
-	if err := a.m.Send(3, []byte("x"), channels.Reliable, 4, w.now); err != nil {
+	if err := a.m.Send(3, []byte("x"), channels.Reliable, 4); err != nil {
 		t.Fatal(err)
 	}
 	w.pump()
 
 	// Before b accepts: b has a session it has not accepted, without an
 	// engine, so without counters; a is still connecting.
-	ss := b.m.Snapshot(w.now)
+	ss := b.m.Snapshot()
 	if len(ss) != 1 || ss[0].Remote != 1 || ss[0].State != "connecting" || ss[0].Accepted || ss[0].Stats != (channels.Stats{}) {
 		t.Fatalf("b before accepting: %+v", ss)
 	}
-	b.m.Accept(1, w.now)
+	b.m.Accept(1)
 	w.advance(200*time.Millisecond, 10*time.Millisecond)
 	if got := b.read(); got != "hello" {
 		t.Fatalf("read %q", got)
 	}
 
-	ss = a.m.Snapshot(w.now)
+	ss = a.m.Snapshot()
 	if len(ss) != 2 || ss[0].Remote != 2 || ss[1].Remote != 3 {
 		t.Fatalf("a's sessions, ascending: %+v", ss)
 	}
@@ -62,16 +62,16 @@ func TestSnapshot(t *testing.T) {
 
 	// The snapshot is a copy.
 	s.Channels[0] = 99
-	if again, _ := a.m.SnapshotOf(2, w.now); again.Channels[0] != 0 {
+	if again, _ := a.m.SnapshotOf(2); again.Channels[0] != 0 {
 		t.Fatal("a snapshot shares its channels with the session")
 	}
-	if _, ok := a.m.SnapshotOf(404, w.now); ok {
+	if _, ok := a.m.SnapshotOf(404); ok {
 		t.Fatal("a snapshot of no session")
 	}
 
 	// A failed session: no path in use, the error named.
 	w.advance(21*time.Second, time.Second)
-	q, ok := a.m.SnapshotOf(3, w.now)
+	q, ok := a.m.SnapshotOf(3)
 	if !ok || q.State != "failed" || q.LastError != ErrorTimeout || q.Path != "" || q.Stats != (channels.Stats{}) {
 		t.Fatalf("failed session: %+v", q)
 	}
@@ -117,8 +117,11 @@ func TestRateWindow(t *testing.T) {
 
 	// observe samples an engine once a second, and starts over for a new
 	// engine.
-	e1 := channels.New(channels.Config{}, t0, func(int, []byte) {})
-	e2 := channels.New(channels.Config{}, t0, func(int, []byte) {})
+	e1, err1 := channels.New(channels.Config{}, t0, func(int, []byte) {})
+	e2, err2 := channels.New(channels.Config{}, t0, func(int, []byte) {})
+	if err1 != nil || err2 != nil {
+		t.Fatal(err1, err2)
+	}
 	var o rateWindow
 	o.observe(at(0), e1)
 	o.observe(at(999), e1)

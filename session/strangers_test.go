@@ -25,7 +25,7 @@ func TestEvictedStrangerConnectsOnAccept(t *testing.T) {
 	if _, ok := b.m.table.Peek(1); ok {
 		t.Fatal("setup: A's session was not the one to make room")
 	}
-	b.m.Accept(1, w.now) // the game answers the request it saw
+	b.m.Accept(1) // the game answers the request it saw
 	w.advance(10*time.Second, 50*time.Millisecond)
 	if st, _ := a.m.State(2); !st.ConnectionActive || len(a.fails) != 0 {
 		t.Fatalf("A after B accepted: %+v, fails %v", st, a.fails)
@@ -45,7 +45,7 @@ func TestClosingAStrangerTellsIt(t *testing.T) {
 	start := w.now
 	a.send(2, "hi")
 	w.advance(500*time.Millisecond, 10*time.Millisecond)
-	b.m.Close(1, w.now)
+	b.m.Close(1)
 	w.advance(2*time.Second, 10*time.Millisecond)
 	if len(a.fails) != 1 || a.fails[0].SessionError != ErrorTimeout {
 		t.Fatalf("A's failures %v within %v of its send; want the refusal, long before the 20 s timeout", a.fails, w.now.Sub(start))
@@ -71,7 +71,7 @@ func TestLateAcceptProbesAtOnce(t *testing.T) {
 	a.send(2, "hi")
 	w.pump()
 	w.advance(18*time.Second, 10*time.Millisecond)
-	b.m.Accept(1, w.now)
+	b.m.Accept(1)
 	w.advance(1500*time.Millisecond, 10*time.Millisecond)
 	if st, _ := a.m.State(2); !st.ConnectionActive || len(a.fails) != 0 {
 		t.Fatalf("A 1.5 s after an accept at 18 s: %+v, fails %v", st, a.fails)

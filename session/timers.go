@@ -187,30 +187,30 @@ func (m *Manager) Deadline() time.Time {
 func (m *Manager) Wake() <-chan struct{} { return m.wake }
 
 // OnTimer runs every session whose deadline has passed.
-func (m *Manager) OnTimer(now time.Time) {
-	m.lock(now)
+func (m *Manager) OnTimer() {
+	m.lock()
 	defer m.unlock()
 	if m.closed {
 		return
 	}
 	m.drainRequests()
-	for len(m.timers) > 0 && !m.timers[0].at.After(now) {
+	for len(m.timers) > 0 && !m.timers[0].at.After(m.now) {
 		e := m.timers.pop()
 		if !e.live() {
 			continue
 		}
 		s := e.s
 		s.queued = time.Time{}
-		if s.due.After(now) {
+		if s.due.After(m.now) {
 			m.schedule(s) // the deadline moved later since this entry was filed
 			continue
 		}
 		m.tick(s)
 		m.schedule(s)
-		if !s.freed && !s.due.After(now) {
+		if !s.freed && !s.due.After(m.now) {
 			// tick must move every deadline it handles; if one did not,
 			// looping here would hold the lock for good.
-			s.queued = now.Add(time.Millisecond)
+			s.queued = m.now.Add(time.Millisecond)
 			m.timers.push(timerEntry{s.queued, s})
 		}
 	}

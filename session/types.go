@@ -10,9 +10,12 @@
 // package p2p owns the socket and the goroutines around it.
 package session
 
-import "fmt"
+import (
+	"fmt"
+	"net/netip"
 
-import "github.com/p2pcompat/p2pcompat/channels"
+	"github.com/p2pcompat/p2pcompat/channels"
+)
 
 // SteamID identifies a user: the 64-bit Steam ID, 0 is invalid.
 type SteamID uint64
@@ -71,3 +74,35 @@ type ConnectFail struct {
 
 // SendType re-exports the engine's send types for the layers above.
 type SendType = channels.SendType
+
+// LookupStatus is what the rendezvous answered about a user looked up.
+type LookupStatus uint8
+
+// The answers to a lookup.
+const (
+	LookupFound     LookupStatus = iota // online under our AppID: key and addresses known
+	LookupNotOnline                     // not registered
+	LookupOtherApp                      // online, under another AppID
+)
+
+// LookupResult is the rendezvous' answer to an Env.Lookup, for OnLookup.
+type LookupResult struct {
+	Target    SteamID
+	Status    LookupStatus
+	PublicKey [32]byte // LookupFound: the user's identity key
+	// Addrs are the user's candidates, the address the rendezvous saw it
+	// at first (nil if it hides its address); Relayed its addresses on
+	// TURN relays. Both only with LookupFound.
+	Addrs   []netip.AddrPort
+	Relayed []netip.AddrPort
+}
+
+// Offer is a user's request for a session with us, forwarded by the
+// rendezvous, for OnOffer.
+type Offer struct {
+	From      SteamID
+	PublicKey [32]byte
+	SessionID uint64 // the ID the user's packets to us will carry
+	Addrs     []netip.AddrPort
+	Relayed   []netip.AddrPort
+}
