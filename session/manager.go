@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
@@ -142,6 +143,12 @@ type session struct {
 	queued       time.Time // the earliest timer-heap entry for it; zero if none
 
 	rates rateWindow // byte counter samples for Snapshot's rates
+
+	// The game's reads, made without the Manager's lock, owe the engine
+	// the window of what they took (see inbox); liveEngine is engine as
+	// they may read it.
+	owed       atomic.Int64
+	liveEngine atomic.Pointer[channels.Engine]
 }
 
 // Manager is the session table and everything hanging off it for one
@@ -189,10 +196,7 @@ type Manager struct {
 	nextID        uint64
 	preAccepted   map[SteamID]struct{}
 
-	queues     map[int]*recvQueue
-	spare      []*recvQueue // empty queues for reuse (see newQueue)
-	waiters    map[int]chan struct{}
-	selfUnread int
+	in inbox // the receive queues, under their own lock
 
 	timers deadlineHeap
 	armed  time.Time
@@ -236,14 +240,13 @@ func NewManager(cfg Config, env Env, cb *callbacks.Queue) (*Manager, error) {
 		byID:        make(map[uint64]*session),
 		nextID:      binary.BigEndian.Uint64(seed[:])>>2 | 1,
 		preAccepted: make(map[SteamID]struct{}),
-		queues:      make(map[int]*recvQueue),
-		waiters:     make(map[int]chan struct{}),
 		wake:        make(chan struct{}, 1),
 		allowRelay:  true,
 		pbuf:        make([]byte, 2048),
 		obuf:        make([]byte, 0, 2048),
 		rbuf:        make([]byte, 0, 2048),
 	}
+	m.in.init()
 	m.out, m.outSpare = new(outbox), new(outbox)
 	m.outReady = make(chan struct{}, 1)
 	m.table, _ = simplelru.NewLRU[SteamID, *session](cfg.MaxSessions, m.onEvict)
@@ -407,8 +410,8 @@ func (m *Manager) assignID(s *session) {
 }
 
 func (m *Manager) newEngine(s *session) {
-	var err error
-	s.engine, err = channels.New(m.cfg.Engine, m.now, func(ch int, data []byte) {
+	var e *channels.Engine // named before New: the callback tags packets with it
+	e, err := channels.New(m.cfg.Engine, m.now, func(ch int, data []byte) {
 		if _, open := s.channels[ch]; !open {
 			if s.broken || len(s.channels) >= m.cfg.MaxChannels {
 				s.broken = true // closed once the packet is handled
@@ -421,11 +424,12 @@ func (m *Manager) newEngine(s *session) {
 		// Only messages make a session recently used (C42): ACKs and
 		// keepalives would keep every session in the table fresh.
 		m.table.Get(s.remote)
-		m.push(ch, inPacket{remote: s.remote, data: data, owner: s, engine: s.engine})
+		m.push(ch, inPacket{remote: s.remote, data: data, owner: s, engine: e})
 	})
 	if err != nil {
 		panic(err) // cfg.Engine passed validate in NewManager
 	}
+	s.setEngine(e)
 }
 
 func (m *Manager) accept(s *session) {
@@ -457,7 +461,7 @@ func (m *Manager) Send(remote SteamID, data []byte, st SendType, channel int) er
 		return net.ErrClosed
 	}
 	if remote == m.cfg.SteamID {
-		return m.sendSelf(data, channel)
+		return m.pushSelf(data, channel)
 	}
 	s, ok := m.table.Get(remote)
 	if !ok {
@@ -487,16 +491,6 @@ func (m *Manager) Send(remote SteamID, data []byte, st SendType, channel int) er
 	return nil
 }
 
-// sendSelf loops a message back into our own receive queue (C05).
-func (m *Manager) sendSelf(data []byte, channel int) error {
-	if m.selfUnread > 0 && m.selfUnread+len(data) > m.cfg.Engine.SendBufferSize && m.selfUnread+len(data) > 1<<20 {
-		return channels.ErrSendBufferFull
-	}
-	m.selfUnread += len(data)
-	m.push(channel, inPacket{remote: m.cfg.SteamID, data: append([]byte(nil), data...)})
-	return nil
-}
-
 // restart revives a failed session for a new attempt by us.
 func (m *Manager) restart(s *session) {
 	m.resetAttempt(s)
@@ -516,7 +510,7 @@ func (m *Manager) resetAttempt(s *session) {
 	s.nextLookup, s.lookupWait, s.nextHello, s.helloWait = time.Time{}, 0, time.Time{}, 0
 	s.requested = time.Time{}
 	s.lastError = ErrorNone
-	s.engine = nil
+	s.setEngine(nil)
 }
 
 func (m *Manager) lookup(s *session) {
@@ -604,7 +598,7 @@ func (m *Manager) free(s *session, notify, dropUnread bool) {
 	}
 	m.revoke(s)
 	s.freed = true
-	s.engine = nil
+	s.setEngine(nil)
 	m.setPending(s, false)
 	delete(m.byID, s.localID)
 	if dropUnread {
@@ -613,21 +607,6 @@ func (m *Manager) free(s *session, notify, dropUnread bool) {
 	if m.cb.Cancel(s.reqTicket) {
 		// The game never saw it: a session made again asks again.
 		m.reqPosted.Remove(s.remote)
-	}
-}
-
-func (m *Manager) dropUnread(remote SteamID, channel int, oneChannel bool) {
-	for ch, q := range m.queues {
-		if oneChannel && ch != channel {
-			continue
-		}
-		for _, p := range q.removeIf(func(p *inPacket) bool { return p.remote == remote }) {
-			m.consumed(p) // dropped unread is read as far as the window goes
-			bufpool.Put(p.data)
-		}
-		if q.len() == 0 {
-			m.dropQueue(ch, q)
-		}
 	}
 }
 
@@ -640,7 +619,7 @@ func (m *Manager) fail(s *session, err SessionError) {
 	m.revoke(s)
 	s.phase = phaseFailed
 	s.lastError = err
-	s.engine = nil // C35: what was queued is dropped
+	s.setEngine(nil) // C35: what was queued is dropped
 	delete(m.byID, s.localID)
 	s.keys = nil
 	s.localAccepted, s.remoteAccepted, s.peerKnowsUs = false, false, false
@@ -1260,6 +1239,7 @@ func (m *Manager) writeHandshake(s *session, body hsBody, to *pair) {
 
 // flush sends whatever the engine has due.
 func (m *Manager) flush(s *session) {
+	m.settle(s)
 	if s.phase != phaseEstablished || s.engine == nil || s.keys == nil || !s.path.valid() {
 		return // without a path the engine keeps it all until one is found
 	}

@@ -216,8 +216,8 @@ func FuzzHandlePacket(f *testing.F) {
 		if want := []string{"captured", "after"}; fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Fatalf("B read %q, want %q", got, want)
 		}
-		if len(b.m.queues) != 0 {
-			t.Fatalf("B holds unread packets on %d channels that nobody sent", len(b.m.queues))
+		if len(b.m.in.queues) != 0 {
+			t.Fatalf("B holds unread packets on %d channels that nobody sent", len(b.m.in.queues))
 		}
 		if n := b.m.Len(); n != 1 {
 			t.Fatalf("B's table holds %d sessions", n)

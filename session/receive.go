@@ -1,23 +1,56 @@
 package session
 
 import (
+	"sync"
+
 	"github.com/p2pcompat/p2pcompat/channels"
 	"github.com/p2pcompat/p2pcompat/internal/bufpool"
 )
 
+// inbox holds the receive queues, one per channel, under a lock of their
+// own. The game reads on its own thread, every frame (ReadP2PPacket,
+// IsP2PPacketAvailable): with this lock alone it does not wait while the
+// Manager handles packets for every session, and the Manager does not
+// wait for it. Lock order: Manager.mu, then inbox.mu, never the other way.
+type inbox struct {
+	mu      sync.Mutex
+	queues  map[int]*recvQueue
+	spare   []*recvQueue // empty queues for reuse (see newQueue)
+	waiters map[int]chan struct{}
+	closed  bool
+	// selfUnread is what we sent ourselves that the game has not read.
+	selfUnread int
+}
+
+// settleAt is how much window a session's reads may owe before the
+// reader returns it to the engine itself, under the Manager's lock: below
+// it the Manager takes it up at its next flush of the session. The engine
+// acknowledges a reopened window only every quarter of it (1 MiB by
+// default), so a sender never waits on the debt.
+const settleAt = 64 << 10
+
+func (b *inbox) init() {
+	b.queues = make(map[int]*recvQueue)
+	b.waiters = make(map[int]chan struct{})
+}
+
+// push appends p to channel ch's queue; the Manager's lock is held.
 func (m *Manager) push(ch int, p inPacket) {
-	q := m.queues[ch]
+	b := &m.in
+	b.mu.Lock()
+	q := b.queues[ch]
 	if q == nil {
-		q = m.newQueue()
-		m.queues[ch] = q
+		q = b.newQueue()
+		b.queues[ch] = q
 	}
 	q.push(p)
-	m.signal(ch)
+	b.signal(ch)
+	b.mu.Unlock()
 }
 
 // signal wakes one goroutine waiting on channel ch, or the next to wait.
-func (m *Manager) signal(ch int) {
-	if w, ok := m.waiters[ch]; ok {
+func (b *inbox) signal(ch int) {
+	if w, ok := b.waiters[ch]; ok {
 		select {
 		case w <- struct{}{}:
 		default:
@@ -27,9 +60,10 @@ func (m *Manager) signal(ch int) {
 
 // Peek reports the size of the next packet on channel (C20).
 func (m *Manager) Peek(channel int) (int, bool) {
-	m.mu.Lock()
-	defer m.unlock()
-	q := m.queues[channel]
+	b := &m.in
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	q := b.queues[channel]
 	if q == nil || q.len() == 0 {
 		return 0, false
 	}
@@ -39,8 +73,6 @@ func (m *Manager) Peek(channel int) (int, bool) {
 // Read pops the next packet on channel; the whole message is returned and
 // the caller decides about truncation (C21, C22).
 func (m *Manager) Read(channel int) (data []byte, remote SteamID, ok bool) {
-	m.lock()
-	defer m.unlock()
 	p, ok := m.pop(channel)
 	return p.data, p.remote, ok
 }
@@ -49,8 +81,6 @@ func (m *Manager) Read(channel int) (data []byte, remote SteamID, ok bool) {
 // fits, and reports the packet's size. Unlike Read it recycles the
 // packet's buffer: nobody but dest ever sees it.
 func (m *Manager) ReadInto(dest []byte, channel int) (n, size int, remote SteamID, ok bool) {
-	m.lock()
-	defer m.unlock()
 	p, ok := m.pop(channel)
 	if !ok {
 		return 0, 0, 0, false
@@ -60,33 +90,55 @@ func (m *Manager) ReadInto(dest []byte, channel int) (n, size int, remote SteamI
 	return n, len(p.data), p.remote, true
 }
 
-// pop takes the next packet on channel off its queue and returns its share
-// of the sender's window. A reader that leaves packets behind passes the
-// wake-up on, for another waiter.
+// pop takes the next packet on channel off its queue, with the inbox's
+// lock only, and returns its share of the sender's window. A reader that
+// leaves packets behind passes the wake-up on, for another waiter.
 func (m *Manager) pop(channel int) (inPacket, bool) {
-	q := m.queues[channel]
+	b := &m.in
+	b.mu.Lock()
+	q := b.queues[channel]
 	if q == nil || q.len() == 0 {
+		b.mu.Unlock()
 		return inPacket{}, false
 	}
 	p := q.pop()
 	if q.len() == 0 {
-		m.dropQueue(channel, q)
+		b.dropQueue(channel, q)
 	} else {
-		m.signal(channel)
+		b.signal(channel)
 	}
-	m.consumed(p)
+	if p.owner == nil {
+		b.selfUnread -= len(p.data)
+	}
+	b.mu.Unlock()
+	if s := p.owner; s != nil && s.liveEngine.Load() == p.engine {
+		// An engine replaced since owes this packet nothing.
+		if s.owed.Add(int64(channels.Cost(len(p.data)))) >= settleAt {
+			m.lock()
+			if !s.freed {
+				m.flush(s) // settles the debt; a reopened window may be worth an ACK
+				m.schedule(s)
+			}
+			m.unlock()
+		}
+	}
 	return p, true
 }
 
-// consumed returns a packet's share of its sender's receive window.
-func (m *Manager) consumed(p inPacket) {
-	if s := p.owner; s == nil {
-		m.selfUnread -= len(p.data)
-	} else if !s.freed && s.engine != nil && s.engine == p.engine {
-		s.engine.Consumed(channels.Cost(len(p.data)))
-		m.flush(s) // a reopened window may be worth an ACK
-		m.schedule(s)
+// settle returns to s's engine the window its reads owe; the Manager's
+// lock is held.
+func (m *Manager) settle(s *session) {
+	if c := s.owed.Swap(0); c > 0 && s.engine != nil {
+		s.engine.Consumed(int(c))
 	}
+}
+
+// setEngine makes e the engine of s (nil: none); the Manager's lock is
+// held. Reads check it without that lock (see pop).
+func (s *session) setEngine(e *channels.Engine) {
+	s.engine = e
+	s.owed.Store(0)
+	s.liveEngine.Store(e)
 }
 
 // Wait returns a channel that receives a value when a packet arrives on
@@ -105,15 +157,16 @@ func (m *Manager) Wait(channel int) <-chan struct{} {
 // the channel it returns is then closed for good, and waiting on it in a
 // loop would spin.
 func (m *Manager) WaitOpen(channel int) (<-chan struct{}, bool) {
-	m.mu.Lock()
-	defer m.unlock()
-	if m.closed {
+	b := &m.in
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
 		return closedChan, false
 	}
-	w, ok := m.waiters[channel]
+	w, ok := b.waiters[channel]
 	if !ok {
 		w = make(chan struct{}, 1)
-		m.waiters[channel] = w
+		b.waiters[channel] = w
 	}
 	return w, true
 }
@@ -139,10 +192,14 @@ func (m *Manager) Shutdown() {
 	m.table.Purge()
 	m.removing = false
 	m.closed = true
-	for ch, w := range m.waiters {
+	b := &m.in
+	b.mu.Lock()
+	b.closed = true
+	for ch, w := range b.waiters {
 		close(w)
-		delete(m.waiters, ch)
+		delete(b.waiters, ch)
 	}
+	b.mu.Unlock()
 }
 
 // Closed reports whether Shutdown ran.
@@ -159,24 +216,72 @@ func (m *Manager) Len() int {
 	return m.table.Len()
 }
 
+// pushSelf loops a message back into our own receive queue (C05), unless
+// what the game has not read of those is over the send buffer's cap.
+func (m *Manager) pushSelf(data []byte, channel int) error {
+	b := &m.in
+	b.mu.Lock()
+	unread := b.selfUnread
+	if unread > 0 && unread+len(data) > m.cfg.Engine.SendBufferSize && unread+len(data) > 1<<20 {
+		b.mu.Unlock()
+		return channels.ErrSendBufferFull
+	}
+	b.selfUnread += len(data)
+	b.mu.Unlock()
+	m.push(channel, inPacket{remote: m.cfg.SteamID, data: append([]byte(nil), data...)})
+	return nil
+}
+
+// dropUnread drops what remote sent us that the game has not read, on
+// one channel or all; the Manager's lock is held. Dropped unread is read
+// as far as the sender's window goes.
+func (m *Manager) dropUnread(remote SteamID, channel int, oneChannel bool) {
+	var dropped []inPacket
+	b := &m.in
+	b.mu.Lock()
+	for ch, q := range b.queues {
+		if oneChannel && ch != channel {
+			continue
+		}
+		dropped = append(dropped, q.removeIf(func(p *inPacket) bool { return p.remote == remote })...)
+		if q.len() == 0 {
+			b.dropQueue(ch, q)
+		}
+	}
+	for _, p := range dropped {
+		if p.owner == nil {
+			b.selfUnread -= len(p.data)
+		}
+	}
+	b.mu.Unlock()
+	for _, p := range dropped {
+		if s := p.owner; s != nil && !s.freed && s.engine != nil && s.engine == p.engine {
+			s.engine.Consumed(channels.Cost(len(p.data)))
+			m.flush(s)
+			m.schedule(s)
+		}
+		bufpool.Put(p.data)
+	}
+}
+
 // Empty queues are kept aside for reuse rather than in the map, so that a
 // channel that empties and fills on every packet allocates nothing, while
 // a peer cycling through many channels cannot grow the map.
 const spareQueues = 64
 
-func (m *Manager) newQueue() *recvQueue {
-	if n := len(m.spare); n > 0 {
-		q := m.spare[n-1]
-		m.spare = m.spare[:n-1]
+func (b *inbox) newQueue() *recvQueue {
+	if n := len(b.spare); n > 0 {
+		q := b.spare[n-1]
+		b.spare = b.spare[:n-1]
 		return q
 	}
 	return &recvQueue{}
 }
 
-func (m *Manager) dropQueue(ch int, q *recvQueue) {
-	delete(m.queues, ch)
-	if len(m.spare) < spareQueues && cap(q.items) <= 1024 {
+func (b *inbox) dropQueue(ch int, q *recvQueue) {
+	delete(b.queues, ch)
+	if len(b.spare) < spareQueues && cap(q.items) <= 1024 {
 		q.items, q.head = q.items[:0], 0
-		m.spare = append(m.spare, q)
+		b.spare = append(b.spare, q)
 	}
 }
