@@ -5,9 +5,16 @@
 // queues, and the rules of COMPAT C30-C42 about requests, accepts, failures
 // and closes.
 //
-// The Manager does no I/O of its own: it is fed datagrams, rendezvous
-// answers and the time, and it writes through an Env. The Networking in
-// package p2p owns the socket and the goroutines around it.
+// The Manager does no I/O of its own and runs no goroutine. It is fed
+// datagrams (HandlePackets), the rendezvous' answers in its own types
+// (OnLookup, OnOffer, OnDelivered), the game's calls and timer ticks
+// (OnTimer, when Deadline comes); each such step reads the time once from
+// Config.Clock under its lock. What a step decides to send, look up or
+// permit goes into an outbox, which is written through the Env after the
+// lock is released. The receive queues have a lock of their own, so that
+// the game's reads never wait on packet processing. The Networking in
+// package p2p owns the socket and the goroutines around it; tests drive a
+// Manager alone, in virtual time.
 package session
 
 import (
