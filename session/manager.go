@@ -136,7 +136,7 @@ type session struct {
 	answered     pair      // where we last answered a stranger's probe
 	relayTouched bool      // permitted, or relayed to: revoke at the end
 	pending      bool      // counted in Manager.pending: unaccepted, from a stranger
-	pendingGen   uint64    // counts its pending spells (Manager.pendingOrder)
+	pendingGen   uint64    // counts its pending spells (sessionTable.pendingOrder)
 	dirty        bool      // in Manager.dirty: to flush when the batch in hand ends
 	starved      bool      // in Manager.starved: to flush when the outbox has room
 	due          time.Time // when the session next needs attention
@@ -151,6 +151,47 @@ type session struct {
 	liveEngine atomic.Pointer[channels.Engine]
 }
 
+// sessionTable is who we have sessions with: the LRU of sessions by user
+// (C42), their IDs, the users the game accepted before they came, and the
+// quota of users it has not accepted. The Manager's lock guards it.
+type sessionTable struct {
+	lru        *simplelru.LRU[SteamID, *session]
+	removing   bool // an explicit Remove, not a capacity eviction
+	pending    int  // sessions of users we have not accepted
+	maxPending int
+	// pendingOrder holds the sessions counted in pending, oldest first
+	// (and stale entries, skipped and compacted away): when strangers fill
+	// their quota, the oldest makes room for the newest, so that a flood
+	// of strangers cannot keep a friend's first request from the game.
+	pendingOrder []pendingEntry
+	// pairKeys keeps the pair keys derived lately, so that a stranger
+	// whose session made room for another and who comes back costs no
+	// second X25519: under a flood of strangers the churn is otherwise all
+	// key agreements, and starves everything else.
+	pairKeys    *simplelru.LRU[pairKeyID, *seal.PairKey]
+	byID        map[uint64]*session
+	nextID      uint64
+	preAccepted map[SteamID]struct{}
+}
+
+// requestGate paces strangers' P2PSessionRequests to the game at
+// Config.RequestRate (a token bucket: tokens at refilled). The users over
+// it wait in stack, newest last (waiting says who is in it, at most
+// maxWaiting), and are posted newest first as tokens come: a friend who
+// turns up in the middle of a flood is the newest, and is not queued
+// behind a thousand strangers. posted remembers, for users whose sessions
+// were evicted for other strangers, when the game was handed their
+// request. The Manager's lock guards it.
+type requestGate struct {
+	tokens     float64
+	refilled   time.Time
+	stack      []SteamID
+	waiting    map[SteamID]struct{}
+	idle       bool // see requestDeadline
+	maxWaiting int
+	posted     *simplelru.LRU[SteamID, time.Time]
+}
+
 // Manager is the session table and everything hanging off it for one
 // Networking. All methods are safe for concurrent use.
 type Manager struct {
@@ -162,39 +203,9 @@ type Manager struct {
 	now    time.Time // time of the operation in progress
 	closed bool
 
-	table      *simplelru.LRU[SteamID, *session]
-	removing   bool // an explicit Remove, not a capacity eviction
-	pending    int  // sessions of users we have not accepted
-	maxPending int
-	// pendingOrder holds the sessions counted in pending, oldest first
-	// (and stale entries, skipped and compacted away): when strangers fill
-	// their quota, the oldest makes room for the newest, so that a flood
-	// of strangers cannot keep a friend's first request from the game.
-	pendingOrder []pendingEntry
-	// pairs keeps the pair keys derived lately, so that a stranger whose
-	// session made room for another and who comes back costs no second
-	// X25519: under a flood of strangers the churn is otherwise all key
-	// agreements, and starves everything else.
-	pairs *simplelru.LRU[pairKeyID, *seal.PairKey]
-	// Strangers' P2PSessionRequests reach the game at Config.RequestRate
-	// (a token bucket: reqTokens at reqRefilled). The users over it wait
-	// in reqStack, newest last (reqWaiting says who is in it, at most
-	// maxReqWaiting), and are posted newest first as tokens come: a friend
-	// who turns up in the middle of a flood is the newest, and is not
-	// queued behind a thousand strangers. reqPosted remembers, for users
-	// whose sessions were evicted for other strangers, when the game was
-	// handed their request.
-	reqTokens     float64
-	reqRefilled   time.Time
-	reqStack      []SteamID
-	reqWaiting    map[SteamID]struct{}
-	reqIdle       bool // see requestDeadline
-	maxReqWaiting int
-	reqPosted     *simplelru.LRU[SteamID, time.Time]
-	allowRelay    bool
-	byID          map[uint64]*session
-	nextID        uint64
-	preAccepted   map[SteamID]struct{}
+	tab        sessionTable
+	req        requestGate
+	allowRelay bool
 
 	in inbox // the receive queues, under their own lock
 
@@ -233,30 +244,32 @@ func NewManager(cfg Config, env Env, cb *callbacks.Queue) (*Manager, error) {
 	var seed [8]byte
 	_, _ = rand.Read(seed[:])
 	m := &Manager{
-		cfg:         cfg,
-		env:         env,
-		cb:          cb,
-		keys:        keys,
-		byID:        make(map[uint64]*session),
-		nextID:      binary.BigEndian.Uint64(seed[:])>>2 | 1,
-		preAccepted: make(map[SteamID]struct{}),
-		wake:        make(chan struct{}, 1),
-		allowRelay:  true,
-		pbuf:        make([]byte, 2048),
-		obuf:        make([]byte, 0, 2048),
-		rbuf:        make([]byte, 0, 2048),
+		cfg:  cfg,
+		env:  env,
+		cb:   cb,
+		keys: keys,
+		tab: sessionTable{
+			byID:        make(map[uint64]*session),
+			nextID:      binary.BigEndian.Uint64(seed[:])>>2 | 1,
+			preAccepted: make(map[SteamID]struct{}),
+		},
+		wake:       make(chan struct{}, 1),
+		allowRelay: true,
+		pbuf:       make([]byte, 2048),
+		obuf:       make([]byte, 0, 2048),
+		rbuf:       make([]byte, 0, 2048),
 	}
 	m.in.init()
 	m.out, m.outSpare = new(outbox), new(outbox)
 	m.outReady = make(chan struct{}, 1)
-	m.table, _ = simplelru.NewLRU[SteamID, *session](cfg.MaxSessions, m.onEvict)
+	m.tab.lru, _ = simplelru.NewLRU[SteamID, *session](cfg.MaxSessions, m.onEvict)
 	// Users we have not accepted get at most a quarter of the table, so
 	// that strangers can never crowd out the sessions a game chose.
-	m.maxPending = max(1, cfg.MaxSessions/4)
-	m.pairs, _ = simplelru.NewLRU[pairKeyID, *seal.PairKey](max(64, cfg.MaxSessions), nil)
-	m.reqPosted, _ = simplelru.NewLRU[SteamID, time.Time](max(64, cfg.MaxSessions), nil)
-	m.reqWaiting = make(map[SteamID]struct{})
-	m.maxReqWaiting = max(64, cfg.MaxSessions/2)
+	m.tab.maxPending = max(1, cfg.MaxSessions/4)
+	m.tab.pairKeys, _ = simplelru.NewLRU[pairKeyID, *seal.PairKey](max(64, cfg.MaxSessions), nil)
+	m.req.posted, _ = simplelru.NewLRU[SteamID, time.Time](max(64, cfg.MaxSessions), nil)
+	m.req.waiting = make(map[SteamID]struct{})
+	m.req.maxWaiting = max(64, cfg.MaxSessions/2)
 	return m, nil
 }
 
@@ -295,15 +308,15 @@ func (m *Manager) readClock() {
 // onEvict runs inside the LRU when it drops a session. Capacity evictions
 // close the session as C38 does (C42); explicit removals did their own work.
 func (m *Manager) onEvict(_ SteamID, s *session) {
-	if !m.removing {
+	if !m.tab.removing {
 		m.free(s, true, true)
 	}
 }
 
 func (m *Manager) remove(s *session) {
-	m.removing = true
-	m.table.Remove(s.remote)
-	m.removing = false
+	m.tab.removing = true
+	m.tab.lru.Remove(s.remote)
+	m.tab.removing = false
 }
 
 // stranger reports a session with a user the game has neither accepted,
@@ -315,7 +328,7 @@ func (m *Manager) newSession(remote SteamID) *session {
 	s := &session{remote: remote, created: m.now, started: m.now, lastHeard: m.now, channels: make(map[int]struct{}), allowRelay: m.allowRelay}
 	_, _ = rand.Read(s.tokenKey[:])
 	m.assignID(s)
-	m.table.Add(remote, s)
+	m.tab.lru.Add(remote, s)
 	m.applyPreAccept(s)
 	return s
 }
@@ -323,8 +336,8 @@ func (m *Manager) newSession(remote SteamID) *session {
 // applyPreAccept accepts s if the game accepted its user beforehand, and
 // counts it as pending otherwise.
 func (m *Manager) applyPreAccept(s *session) {
-	if _, ok := m.preAccepted[s.remote]; ok {
-		delete(m.preAccepted, s.remote)
+	if _, ok := m.tab.preAccepted[s.remote]; ok {
+		delete(m.tab.preAccepted, s.remote)
 		m.accept(s)
 	}
 	m.setPending(s, !s.localAccepted)
@@ -336,21 +349,21 @@ func (m *Manager) setPending(s *session, p bool) {
 	}
 	s.pending = p
 	if p {
-		m.pending++
-		if len(m.pendingOrder) >= 2*m.maxPending+16 {
-			kept := m.pendingOrder[:0]
-			for _, o := range m.pendingOrder {
+		m.tab.pending++
+		if len(m.tab.pendingOrder) >= 2*m.tab.maxPending+16 {
+			kept := m.tab.pendingOrder[:0]
+			for _, o := range m.tab.pendingOrder {
 				if o.s.pending && o.s.pendingGen == o.gen {
 					kept = append(kept, o)
 				}
 			}
-			clear(m.pendingOrder[len(kept):])
-			m.pendingOrder = kept
+			clear(m.tab.pendingOrder[len(kept):])
+			m.tab.pendingOrder = kept
 		}
 		s.pendingGen++
-		m.pendingOrder = append(m.pendingOrder, pendingEntry{s, s.pendingGen})
+		m.tab.pendingOrder = append(m.tab.pendingOrder, pendingEntry{s, s.pendingGen})
 	} else {
-		m.pending--
+		m.tab.pending--
 	}
 }
 
@@ -358,10 +371,10 @@ func (m *Manager) setPending(s *session, p bool) {
 // accepted, silently: nothing is sent toward a stranger. It reports
 // whether there was one.
 func (m *Manager) evictOldestStranger() bool {
-	for len(m.pendingOrder) > 0 {
-		e := m.pendingOrder[0]
-		m.pendingOrder[0] = pendingEntry{}
-		m.pendingOrder = m.pendingOrder[1:]
+	for len(m.tab.pendingOrder) > 0 {
+		e := m.tab.pendingOrder[0]
+		m.tab.pendingOrder[0] = pendingEntry{}
+		m.tab.pendingOrder = m.tab.pendingOrder[1:]
 		s := e.s
 		if !s.pending || s.freed || s.pendingGen != e.gen {
 			continue
@@ -370,7 +383,7 @@ func (m *Manager) evictOldestStranger() bool {
 			// Made room for another, not ended: when this user's next
 			// offer makes its session again, the game has heard of it
 			// already (unless free finds the request undispatched).
-			m.reqPosted.Add(s.remote, s.requested)
+			m.req.posted.Add(s.remote, s.requested)
 		}
 		m.remove(s)
 		m.free(s, false, true)
@@ -384,13 +397,13 @@ func (m *Manager) evictOldestStranger() bool {
 // pending cap the oldest stranger makes room, and no accepted session is
 // ever evicted for one.
 func (m *Manager) roomForStranger(remote SteamID) bool {
-	if _, ok := m.preAccepted[remote]; ok {
+	if _, ok := m.tab.preAccepted[remote]; ok {
 		return true
 	}
-	if m.pending >= m.maxPending && !m.evictOldestStranger() {
+	if m.tab.pending >= m.tab.maxPending && !m.evictOldestStranger() {
 		return false
 	}
-	if m.table.Len() >= m.cfg.MaxSessions && !(m.pending > 0 && m.evictOldestStranger()) {
+	if m.tab.lru.Len() >= m.cfg.MaxSessions && !(m.tab.pending > 0 && m.evictOldestStranger()) {
 		return false
 	}
 	return true
@@ -400,11 +413,11 @@ func (m *Manager) roomForStranger(remote SteamID) bool {
 // newer session of ours from a delayed packet of an older one.
 func (m *Manager) assignID(s *session) {
 	if s.localID != 0 {
-		delete(m.byID, s.localID)
+		delete(m.tab.byID, s.localID)
 	}
-	m.nextID++
-	s.localID = m.nextID
-	m.byID[s.localID] = s
+	m.tab.nextID++
+	s.localID = m.tab.nextID
+	m.tab.byID[s.localID] = s
 	s.replay = seal.ReplayWindow{}
 	s.keys = nil
 }
@@ -423,7 +436,7 @@ func (m *Manager) newEngine(s *session) {
 		s.lastActivity = m.now
 		// Only messages make a session recently used (C42): ACKs and
 		// keepalives would keep every session in the table fresh.
-		m.table.Get(s.remote)
+		m.tab.lru.Get(s.remote)
 		m.push(ch, inPacket{remote: s.remote, data: data, owner: s, engine: e})
 	})
 	if err != nil {
@@ -463,7 +476,7 @@ func (m *Manager) Send(remote SteamID, data []byte, st SendType, channel int) er
 	if remote == m.cfg.SteamID {
 		return m.pushSelf(data, channel)
 	}
-	s, ok := m.table.Get(remote)
+	s, ok := m.tab.lru.Get(remote)
 	if !ok {
 		s = m.newSession(remote)
 		s.initiated = true
@@ -534,10 +547,10 @@ func (m *Manager) Accept(remote SteamID) bool {
 	if m.closed || remote == m.cfg.SteamID {
 		return true
 	}
-	s, ok := m.table.Get(remote)
+	s, ok := m.tab.lru.Get(remote)
 	if !ok || s.phase == phaseFailed {
-		if len(m.preAccepted) < m.cfg.MaxSessions {
-			m.preAccepted[remote] = struct{}{}
+		if len(m.tab.preAccepted) < m.cfg.MaxSessions {
+			m.tab.preAccepted[remote] = struct{}{}
 		}
 		return true
 	}
@@ -556,8 +569,8 @@ func (m *Manager) Accept(remote SteamID) bool {
 func (m *Manager) Close(remote SteamID) bool {
 	m.lock()
 	defer m.unlock()
-	delete(m.preAccepted, remote)
-	s, ok := m.table.Peek(remote)
+	delete(m.tab.preAccepted, remote)
+	s, ok := m.tab.lru.Peek(remote)
 	if !ok {
 		return false
 	}
@@ -570,7 +583,7 @@ func (m *Manager) Close(remote SteamID) bool {
 func (m *Manager) CloseChannel(remote SteamID, channel int) bool {
 	m.lock()
 	defer m.unlock()
-	s, ok := m.table.Peek(remote)
+	s, ok := m.tab.lru.Peek(remote)
 	if !ok {
 		return false
 	}
@@ -600,13 +613,13 @@ func (m *Manager) free(s *session, notify, dropUnread bool) {
 	s.freed = true
 	s.setEngine(nil)
 	m.setPending(s, false)
-	delete(m.byID, s.localID)
+	delete(m.tab.byID, s.localID)
 	if dropUnread {
 		m.dropUnread(s.remote, 0, false)
 	}
 	if m.cb.Cancel(s.reqTicket) {
 		// The game never saw it: a session made again asks again.
-		m.reqPosted.Remove(s.remote)
+		m.req.posted.Remove(s.remote)
 	}
 }
 
@@ -620,7 +633,7 @@ func (m *Manager) fail(s *session, err SessionError) {
 	s.phase = phaseFailed
 	s.lastError = err
 	s.setEngine(nil) // C35: what was queued is dropped
-	delete(m.byID, s.localID)
+	delete(m.tab.byID, s.localID)
 	s.keys = nil
 	s.localAccepted, s.remoteAccepted, s.peerKnowsUs = false, false, false
 	if !s.failNotified {
@@ -639,27 +652,27 @@ func (m *Manager) fail(s *session, err SessionError) {
 // for another stranger, less than RequestRepeat after the game was handed
 // its request, posts nothing: the game has heard of that user.
 func (m *Manager) postRequest(s *session) bool {
-	if at, ok := m.reqPosted.Peek(s.remote); ok && m.now.Sub(at) < m.cfg.RequestRepeat && s.requested.IsZero() {
+	if at, ok := m.req.posted.Peek(s.remote); ok && m.now.Sub(at) < m.cfg.RequestRepeat && s.requested.IsZero() {
 		s.requested = at
 		return false
 	}
-	if _, waiting := m.reqWaiting[s.remote]; waiting {
+	if _, waiting := m.req.waiting[s.remote]; waiting {
 		m.armRequests() // its session is back: its turn may come
 		return false
 	}
-	if len(m.reqWaiting) == 0 && m.takeRequestToken() {
+	if len(m.req.waiting) == 0 && m.takeRequestToken() {
 		m.sendRequest(s)
 		return true
 	}
-	m.reqWaiting[s.remote] = struct{}{}
-	m.reqStack = append(m.reqStack, s.remote)
-	if len(m.reqStack) > m.maxReqWaiting {
+	m.req.waiting[s.remote] = struct{}{}
+	m.req.stack = append(m.req.stack, s.remote)
+	if len(m.req.stack) > m.req.maxWaiting {
 		// The users waiting longest go: they have had their chance.
-		drop := len(m.reqStack) - m.maxReqWaiting
-		for _, id := range m.reqStack[:drop] {
-			delete(m.reqWaiting, id)
+		drop := len(m.req.stack) - m.req.maxWaiting
+		for _, id := range m.req.stack[:drop] {
+			delete(m.req.waiting, id)
 		}
-		m.reqStack = append(m.reqStack[:0], m.reqStack[drop:]...)
+		m.req.stack = append(m.req.stack[:0], m.req.stack[drop:]...)
 	}
 	m.armRequests()
 	return false
@@ -667,7 +680,7 @@ func (m *Manager) postRequest(s *session) bool {
 
 func (m *Manager) sendRequest(s *session) {
 	s.requested = m.now
-	m.reqPosted.Remove(s.remote)
+	m.req.posted.Remove(s.remote)
 	m.cb.Cancel(s.reqTicket)
 	s.reqTicket, _ = m.cb.PostTicket(Request{SteamIDRemote: s.remote})
 }
@@ -675,34 +688,34 @@ func (m *Manager) sendRequest(s *session) {
 // takeRequestToken takes a token of the request rate, if there is one.
 func (m *Manager) takeRequestToken() bool {
 	rate, burst := m.cfg.RequestRate, m.cfg.RequestBurst
-	if m.reqRefilled.IsZero() {
-		m.reqTokens, m.reqRefilled = burst, m.now
-	} else if d := m.now.Sub(m.reqRefilled); d > 0 {
-		m.reqTokens = min(burst, m.reqTokens+d.Seconds()*rate)
-		m.reqRefilled = m.now
+	if m.req.refilled.IsZero() {
+		m.req.tokens, m.req.refilled = burst, m.now
+	} else if d := m.now.Sub(m.req.refilled); d > 0 {
+		m.req.tokens = min(burst, m.req.tokens+d.Seconds()*rate)
+		m.req.refilled = m.now
 	}
-	if m.reqTokens < 1 {
+	if m.req.tokens < 1 {
 		return false
 	}
-	m.reqTokens--
+	m.req.tokens--
 	return true
 }
 
 // requestDeadline is when the next waiting request can be posted; zero if
 // none waits, or none whose session is there to post it for
-// (reqIdle: drainRequests found only users whose sessions are away).
+// (requestGate.idle: drainRequests found only users whose sessions are away).
 func (m *Manager) requestDeadline() time.Time {
-	if len(m.reqWaiting) == 0 || m.reqIdle {
+	if len(m.req.waiting) == 0 || m.req.idle {
 		return time.Time{}
 	}
-	need := (1 - m.reqTokens) / m.cfg.RequestRate
-	return m.reqRefilled.Add(time.Duration(max(need, 0) * float64(time.Second)))
+	need := (1 - m.req.tokens) / m.cfg.RequestRate
+	return m.req.refilled.Add(time.Duration(max(need, 0) * float64(time.Second)))
 }
 
 // armRequests wakes the timer loop if the next waiting request is due
 // before what it waits for.
 func (m *Manager) armRequests() {
-	m.reqIdle = false
+	m.req.idle = false
 	if at := m.requestDeadline(); !at.IsZero() && (m.armed.IsZero() || at.Before(m.armed)) {
 		m.armed = at
 		select {
@@ -719,21 +732,21 @@ func (m *Manager) armRequests() {
 // waiting user's session asks again (postRequest), so that the timer does
 // not come back for them at every token.
 func (m *Manager) drainRequests() {
-	if len(m.reqWaiting) == 0 || m.reqIdle {
+	if len(m.req.waiting) == 0 || m.req.idle {
 		return
 	}
 	live := false
 	var kept []SteamID // passed over, newest first
 	var i int
-	for i = len(m.reqStack) - 1; i >= 0; i-- {
-		id := m.reqStack[i]
-		if _, ok := m.reqWaiting[id]; !ok {
+	for i = len(m.req.stack) - 1; i >= 0; i-- {
+		id := m.req.stack[i]
+		if _, ok := m.req.waiting[id]; !ok {
 			continue
 		}
-		s, ok := m.table.Peek(id)
+		s, ok := m.tab.lru.Peek(id)
 		switch {
 		case ok && !s.freed && s.localAccepted:
-			delete(m.reqWaiting, id)
+			delete(m.req.waiting, id)
 			continue
 		case !ok || s.freed:
 			kept = append(kept, id) // away: keeps its place
@@ -743,22 +756,22 @@ func (m *Manager) drainRequests() {
 			live = true
 			break
 		}
-		delete(m.reqWaiting, id)
+		delete(m.req.waiting, id)
 		m.sendRequest(s)
 	}
 	// kept holds, newest first, what was passed over; below i nothing was
 	// looked at. The stack is rebuilt oldest first.
 	slices.Reverse(kept)
-	rest := m.reqStack[:i+1]
-	m.reqStack = append(append(make([]SteamID, 0, len(rest)+len(kept)), rest...), kept...)
-	m.reqIdle = !live && len(m.reqWaiting) > 0
+	rest := m.req.stack[:i+1]
+	m.req.stack = append(append(make([]SteamID, 0, len(rest)+len(kept)), rest...), kept...)
+	m.req.idle = !live && len(m.req.waiting) > 0
 }
 
 // State reports remote's session (C50).
 func (m *Manager) State(remote SteamID) (State, bool) {
 	m.mu.Lock()
 	defer m.unlock()
-	s, ok := m.table.Peek(remote)
+	s, ok := m.tab.lru.Peek(remote)
 	if !ok {
 		return State{}, false
 	}
@@ -790,7 +803,7 @@ func (m *Manager) State(remote SteamID) (State, bool) {
 func (m *Manager) OnLookup(r LookupResult) {
 	m.lock()
 	defer m.unlock()
-	s, ok := m.table.Peek(r.Target)
+	s, ok := m.tab.lru.Peek(r.Target)
 	if !ok || s.phase == phaseFailed || s.phase == phaseEstablished {
 		return
 	}
@@ -822,7 +835,7 @@ func (m *Manager) OnOffer(o Offer) {
 	if m.closed || remote == 0 || remote == m.cfg.SteamID || o.SessionID == 0 {
 		return
 	}
-	s, ok := m.table.Peek(remote)
+	s, ok := m.tab.lru.Peek(remote)
 	if ok && s.phase == phaseEstablished && (s.peerPub != o.PublicKey || o.SessionID > s.remoteID) {
 		// The peer began a new session (or restarted with a new key): its
 		// old one is gone, and with it the stream state ours was paired
@@ -831,8 +844,8 @@ func (m *Manager) OnOffer(o Offer) {
 		accepted := s.localAccepted
 		m.remove(s)
 		m.free(s, false, false)
-		if accepted && len(m.preAccepted) < m.cfg.MaxSessions {
-			m.preAccepted[remote] = struct{}{}
+		if accepted && len(m.tab.preAccepted) < m.cfg.MaxSessions {
+			m.tab.preAccepted[remote] = struct{}{}
 		}
 		ok = false
 	}
@@ -862,7 +875,7 @@ func (m *Manager) OnOffer(o Offer) {
 		m.applyPreAccept(s)
 	}
 	if s.localAccepted {
-		m.table.Get(remote) // only users the game wants count as recently used
+		m.tab.lru.Get(remote) // only users the game wants count as recently used
 	}
 	if s.remoteID != 0 && s.peerPub == o.PublicKey && o.SessionID < s.remoteID {
 		return // a delayed offer of the peer's older session
@@ -891,7 +904,7 @@ func (m *Manager) OnOffer(o Offer) {
 	m.schedule(s)
 }
 
-// pendingEntry is a session in Manager.pendingOrder, with the generation
+// pendingEntry is a session in sessionTable.pendingOrder, with the generation
 // of its pending spell: an entry from an earlier spell is stale.
 type pendingEntry struct {
 	s   *session
@@ -911,13 +924,13 @@ func (m *Manager) setPeerKey(s *session, pub [32]byte) bool {
 		return true
 	}
 	id := pairKeyID{s.remote, pub}
-	pair, ok := m.pairs.Get(id)
+	pair, ok := m.tab.pairKeys.Get(id)
 	if !ok {
 		var err error
 		if pair, err = seal.NewPairKey(m.keys, pub, uint64(m.cfg.SteamID), uint64(s.remote)); err != nil {
 			return false
 		}
-		m.pairs.Add(id, pair)
+		m.tab.pairKeys.Add(id, pair)
 	}
 	s.pair, s.peerPub = pair, pub
 	s.remoteID, s.keys, s.peerKnowsUs = 0, nil, false
@@ -988,7 +1001,7 @@ func (m *Manager) onHandshake(b []byte, from netip.AddrPort, sd side) {
 	}
 	// Strangers cost nothing: only a user the rendezvous told us about has
 	// a pair key, and only such a user's packets open.
-	s, ok := m.table.Peek(sender)
+	s, ok := m.tab.lru.Peek(sender)
 	if !ok || s.pair == nil || s.phase == phaseFailed {
 		return
 	}
@@ -1010,10 +1023,10 @@ func (m *Manager) onHandshake(b []byte, from netip.AddrPort, sd side) {
 			}
 			m.remove(s)
 			m.free(s, false, false)
-			if s.localAccepted && len(m.preAccepted) < m.cfg.MaxSessions {
+			if s.localAccepted && len(m.tab.preAccepted) < m.cfg.MaxSessions {
 				// The game accepted this user; their next attempt needs
 				// no second request.
-				m.preAccepted[s.remote] = struct{}{}
+				m.tab.preAccepted[s.remote] = struct{}{}
 			}
 		}
 		return
@@ -1096,7 +1109,7 @@ func (m *Manager) onData(b []byte, from netip.AddrPort, sd side) {
 	if len(b) < dataHeaderLen+seal.Overhead {
 		return
 	}
-	s := m.byID[binary.BigEndian.Uint64(b[1:9])]
+	s := m.tab.byID[binary.BigEndian.Uint64(b[1:9])]
 	if s == nil || !m.ensureKeys(s) {
 		return
 	}
@@ -1286,7 +1299,7 @@ func (m *Manager) SetAllowRelay(allow bool) {
 func (m *Manager) RelayReady() {
 	m.lock()
 	defer m.unlock()
-	for _, s := range m.table.Values() {
+	for _, s := range m.tab.lru.Values() {
 		m.reclassify(s) // our relay's address is known m.now
 		m.permit(s)     // a new allocation starts with no permissions
 		m.prunePairs(s, func(p pair) bool { return p.side == sideRelay })
@@ -1310,7 +1323,7 @@ func (m *Manager) RelayReady() {
 func (m *Manager) OnDelivered(target SteamID, sessionID uint64) {
 	m.lock()
 	defer m.unlock()
-	s, ok := m.table.Peek(target)
+	s, ok := m.tab.lru.Peek(target)
 	if !ok || s.localID != sessionID || s.peerOpened {
 		return
 	}

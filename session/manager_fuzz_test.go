@@ -184,7 +184,7 @@ func FuzzHandlePacket(f *testing.F) {
 			if n := b.m.Len(); n != 1 {
 				t.Fatalf("B's table holds %d sessions after a datagram from %v", n, from)
 			}
-			if p := b.m.pending; p != 0 {
+			if p := b.m.tab.pending; p != 0 {
 				t.Fatalf("B counts %d pending users after a datagram from %v", p, from)
 			}
 		}

@@ -271,8 +271,8 @@ func TestStrangersCannotEvictAcceptedSessions(t *testing.T) {
 			t.Fatalf("friend %d lost: %+v %v", id, st, ok)
 		}
 	}
-	if b.m.pending > 2 || b.m.Len() > 8 {
-		t.Fatalf("%d pending, %d sessions: over the caps", b.m.pending, b.m.Len())
+	if b.m.tab.pending > 2 || b.m.Len() > 8 {
+		t.Fatalf("%d pending, %d sessions: over the caps", b.m.tab.pending, b.m.Len())
 	}
 }
 
@@ -289,7 +289,7 @@ func TestOfferWithNewKeyReplacesSession(t *testing.T) {
 	}
 	other, _ := seal.GenerateKeyPair()
 	b.m.mu.Lock()
-	sid := b.m.table.Values()[0].remoteID
+	sid := b.m.tab.lru.Values()[0].remoteID
 	b.m.mu.Unlock()
 	b.m.OnOffer(Offer{From: 1, PublicKey: other.Public, SessionID: sid, Addrs: []netip.AddrPort{a.addr}})
 	b.send(1, "still fine")
@@ -403,7 +403,7 @@ func TestPathMovesOnlyToProvenAddresses(t *testing.T) {
 	path := func() netip.AddrPort {
 		b.m.mu.Lock()
 		defer b.m.mu.Unlock()
-		s, _ := b.m.table.Peek(1)
+		s, _ := b.m.tab.lru.Peek(1)
 		return s.path.addr
 	}
 	// A's next data packet, captured and replayed from a stranger first.

@@ -309,7 +309,7 @@ func (m *Manager) revoke(s *session) {
 		return // a stranger's, say: nothing to withdraw, no table to scan
 	}
 	inUse := map[netip.Addr]bool{}
-	for _, o := range m.table.Values() {
+	for _, o := range m.tab.lru.Values() {
 		if o != s && o.localAccepted {
 			for _, c := range o.candidates {
 				inUse[c.addr.Addr()] = true

@@ -185,12 +185,12 @@ func (m *Manager) Shutdown() {
 	if m.closed {
 		return
 	}
-	for _, s := range m.table.Values() {
+	for _, s := range m.tab.lru.Values() {
 		m.free(s, true, false)
 	}
-	m.removing = true
-	m.table.Purge()
-	m.removing = false
+	m.tab.removing = true
+	m.tab.lru.Purge()
+	m.tab.removing = false
 	m.closed = true
 	b := &m.in
 	b.mu.Lock()
@@ -213,7 +213,7 @@ func (m *Manager) Closed() bool {
 func (m *Manager) Len() int {
 	m.mu.Lock()
 	defer m.unlock()
-	return m.table.Len()
+	return m.tab.lru.Len()
 }
 
 // pushSelf loops a message back into our own receive queue (C05), unless

@@ -53,11 +53,11 @@ func TestWriteFuzzSeeds(t *testing.T) {
 	b.m.OnTimer()
 	w.pumpRecording(rec)
 	b.m.mu.Lock()
-	sa, _ := b.m.table.Peek(1)
+	sa, _ := b.m.tab.lru.Peek(1)
 	pair, keys := sa.pair, sa.keys
 	b.m.mu.Unlock()
 	a.m.mu.Lock()
-	sb, _ := a.m.table.Peek(2)
+	sb, _ := a.m.tab.lru.Peek(2)
 	pairAtA := sb.pair
 	a.m.mu.Unlock()
 	a.m.Close(2)

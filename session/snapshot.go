@@ -95,7 +95,7 @@ var (
 func (m *Manager) Snapshot() []SessionSnapshot {
 	m.lock()
 	defer m.unlock()
-	ss := m.table.Values()
+	ss := m.tab.lru.Values()
 	out := make([]SessionSnapshot, 0, len(ss))
 	for _, s := range ss {
 		out = append(out, m.snapshot(s, m.now))
@@ -117,7 +117,7 @@ func (m *Manager) Snapshot() []SessionSnapshot {
 func (m *Manager) SnapshotOf(remote SteamID) (SessionSnapshot, bool) {
 	m.lock()
 	defer m.unlock()
-	s, ok := m.table.Peek(remote)
+	s, ok := m.tab.lru.Peek(remote)
 	if !ok {
 		return SessionSnapshot{}, false
 	}

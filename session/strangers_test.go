@@ -17,12 +17,12 @@ func TestEvictedStrangerConnectsOnAccept(t *testing.T) {
 	c := w.add(3, Config{})
 	a.send(2, "hi")
 	w.advance(500*time.Millisecond, 10*time.Millisecond)
-	if sa, _ := a.m.table.Peek(2); !sa.peerKnowsUs {
+	if sa, _ := a.m.tab.lru.Peek(2); !sa.peerKnowsUs {
 		t.Fatal("setup: B never answered A's probes")
 	}
 	c.send(2, "flood")
 	w.pump()
-	if _, ok := b.m.table.Peek(1); ok {
+	if _, ok := b.m.tab.lru.Peek(1); ok {
 		t.Fatal("setup: A's session was not the one to make room")
 	}
 	b.m.Accept(1) // the game answers the request it saw

@@ -139,7 +139,7 @@ func (m *Manager) schedule(s *session) {
 	}
 	s.queued = s.due
 	m.timers.push(timerEntry{s.due, s})
-	if len(m.timers) > 2*m.table.Len()+64 {
+	if len(m.timers) > 2*m.tab.lru.Len()+64 {
 		m.compactTimers()
 	}
 	if m.armed.IsZero() || s.due.Before(m.armed) {
