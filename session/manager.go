@@ -135,7 +135,7 @@ type session struct {
 	broken       bool      // the peer opened more channels than MaxChannels
 	answered     pair      // where we last answered a stranger's probe
 	relayTouched bool      // permitted, or relayed to: revoke at the end
-	pending      bool      // counted in Manager.pending: unaccepted, from a stranger
+	pending      bool      // counted in sessionTable.pending: unaccepted, from a stranger
 	pendingGen   uint64    // counts its pending spells (sessionTable.pendingOrder)
 	dirty        bool      // in Manager.dirty: to flush when the batch in hand ends
 	starved      bool      // in Manager.starved: to flush when the outbox has room
