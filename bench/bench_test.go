@@ -147,3 +147,42 @@ func BenchmarkP2PRoundTrip64Unreliable(b *testing.B) {
 	e := benchEnv(b)
 	reportRTT(b)(p2pRTT(e, p2p.P2PSendUnreliableNoDelay, 64, b.N/10, b.N, benchLimit))
 }
+
+// The ENet benchmarks skip where the build has no ENet (enet_stub.go).
+
+func skipNoENet(b *testing.B) {
+	b.Helper()
+	if !enetAvailable {
+		b.Skip("ENet left out of this build (no cgo, or -tags noenet)")
+	}
+}
+
+func BenchmarkENetReliable1200(b *testing.B) {
+	skipNoENet(b)
+	reportTput(b)(enetThroughput(1200, b.N, true, benchLimit))
+}
+
+func BenchmarkENetReliable1MiB(b *testing.B) {
+	skipNoENet(b)
+	reportTput(b)(enetThroughput(1<<20, b.N, true, benchLimit))
+}
+
+func BenchmarkENetUnsequenced100(b *testing.B) {
+	skipNoENet(b)
+	reportTput(b)(enetThroughput(100, b.N, false, benchLimit))
+}
+
+func BenchmarkENetRoundTrip64Reliable(b *testing.B) {
+	skipNoENet(b)
+	reportRTT(b)(enetRTT(64, b.N/10, b.N, true, false, benchLimit))
+}
+
+func BenchmarkENetRoundTrip64Unsequenced(b *testing.B) {
+	skipNoENet(b)
+	reportRTT(b)(enetRTT(64, b.N/10, b.N, false, false, benchLimit))
+}
+
+func BenchmarkENetRoundTrip64ReliableSpin(b *testing.B) {
+	skipNoENet(b)
+	reportRTT(b)(enetRTT(64, b.N/10, b.N, true, true, benchLimit))
+}

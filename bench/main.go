@@ -1,10 +1,12 @@
-// Command bench compares p2pcompat with plain UDP, kcp-go and quic-go on
-// the loopback interface, in one process, and prints one table of figures,
-// ratios and whether the project's performance goals are met.
+// Command bench compares p2pcompat with plain UDP, kcp-go, quic-go and ENet
+// on the loopback interface, in one process, and prints one table of
+// figures, ratios and whether the project's performance goals are met.
 //
 // It lives in a module of its own so that kcp-go, quic-go and their
-// dependencies never enter the main module's go.mod. Run it from the
-// repository root with
+// dependencies never enter the main module's go.mod. ENet is the C library
+// libenet through cgo (enet.go): the build needs libenet-dev and a C
+// compiler, or -tags noenet (or CGO_ENABLED=0) to leave ENet out, its cells
+// then reading n/a. Run it from the repository root with
 //
 //	cd bench && go run .          # full run, about a minute and a half
 //	cd bench && go run . -quick   # tiny counts, for CI

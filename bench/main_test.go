@@ -41,6 +41,9 @@ func TestQuickRun(t *testing.T) {
 		"4-unreliable-nodelay", "4-unreliable",
 		"5-idle-bytes", "5-idle-cpu", "5-idle-goroutines",
 	}
+	if enetAvailable {
+		want = append(want, "3-rtt-enet-spin")
+	}
 	rows := map[string]row{}
 	for _, r := range rep.Rows {
 		rows[r.ID] = r
@@ -57,8 +60,19 @@ func TestQuickRun(t *testing.T) {
 		if strings.HasPrefix(id, "1-udp") {
 			continue // plain UDP only
 		}
+		if id == "3-rtt-enet-spin" {
+			if !strings.HasPrefix(r.ENet, "rel. ") || strings.Contains(r.ENet, "n/a") {
+				t.Errorf("row %s has no ENet figures: %q", id, r.ENet)
+			}
+			continue // ENet only
+		}
 		if r.P2P == "" || r.P2P == "n/a" || r.P2P == "error" {
 			t.Errorf("row %s has no p2pcompat figure: %q", id, r.P2P)
+		}
+		if enetAvailable && strings.Contains("1-reliable-1200 2-reliable-1mib 3-rtt-p50-reliable 3-rtt-p99-reliable 3-rtt-p50-unreliable 3-rtt-p99-unreliable 4-unreliable-nodelay 4-unreliable", id) {
+			if r.ENet == "" || strings.Contains(r.ENet, "n/a") || r.ENet == "error" {
+				t.Errorf("row %s has no ENet figure: %q", id, r.ENet)
+			}
 		}
 		if r.Goal != "" && !strings.HasPrefix(r.Goal, "(") && r.Met != "met" && r.Met != "not met" {
 			t.Errorf("row %s has a goal but no verdict: %q", id, r.Met)

@@ -82,6 +82,7 @@ type row struct {
 	UDP    string // plain UDP, the variant named in the cell
 	KCP    string
 	QUIC   string
+	ENet   string // ENet through cgo (enet.go); "n/a" where the build has none
 	P2P    string
 	Goal   string
 	Ratio  string
@@ -109,6 +110,11 @@ func machineHeader(args []string) header {
 		Command:  strings.TrimSpace("cd bench && go run . " + strings.Join(args, " ")),
 		Versions: map[string]string{},
 		Load:     loadAvg(),
+	}
+	if v := enetVersion(); v != "" {
+		h.Versions["ENet (libenet, cgo)"] = v
+	} else {
+		h.Versions["ENet"] = "not in this build"
 	}
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		for _, d := range bi.Deps {
@@ -173,10 +179,10 @@ func (r *report) print(w io.Writer) {
 	fmt.Fprintf(w, "runs:     %d per throughput figure (median, interleaved across stacks); MB = 10^6 bytes of payload\n\n", r.Params.Runs)
 
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "workload / metric\tplain UDP\tkcp-go\tquic-go\tp2pcompat\tgoal\tratio\tmet")
-	fmt.Fprintln(tw, "-----------------\t---------\t------\t-------\t---------\t----\t-----\t---")
+	fmt.Fprintln(tw, "workload / metric\tplain UDP\tkcp-go\tquic-go\tENet\tp2pcompat\tgoal\tratio\tmet")
+	fmt.Fprintln(tw, "-----------------\t---------\t------\t-------\t----\t---------\t----\t-----\t---")
 	for _, x := range r.Rows {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", x.Metric, dash(x.UDP), dash(x.KCP), dash(x.QUIC), dash(x.P2P), dash(x.Goal), dash(x.Ratio), dash(x.Met))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", x.Metric, dash(x.UDP), dash(x.KCP), dash(x.QUIC), dash(x.ENet), dash(x.P2P), dash(x.Goal), dash(x.Ratio), dash(x.Met))
 	}
 	tw.Flush()
 

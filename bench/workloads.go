@@ -36,6 +36,7 @@ func (b *bencher) setup() error {
 	if readUDPCounters().ok {
 		b.rep.note("UDP sends and drops below are the kernel's OutDatagrams and RcvbufErrors (/proc/net/snmp) over a series' runs: one GSO send counts once; the counters are the whole network namespace's")
 	}
+	b.rep.note("%s", enetSetupNote())
 	if on, err := quicGSO(b.tls); err == nil {
 		b.rep.note("quic-go with its default configuration uses GSO: %s (QUIC_GO_DISABLE_GSO=true turns it off; not set here)", map[bool]string{true: "on", false: "off"}[on])
 	} else {
@@ -163,6 +164,20 @@ func rate(v float64) string {
 	return fmt.Sprintf("%.0f", v)
 }
 
+// enetSeries is a series of the ENet peer, not available in a build
+// without it (enet_stub.go).
+func enetSeries(name string, run func() (tput, error)) *series {
+	return &series{name: name, run: run, na: !enetAvailable}
+}
+
+// enetRate is ENet's cell in workload 4: "n/a" where the build has none.
+func enetRate(s *series, v float64) string {
+	if s.na {
+		return "n/a"
+	}
+	return "unseq. " + rate(v)
+}
+
 // workload1 is reliable 1200-byte messages one way, and with it workload 6,
 // the allocations per message of p2pcompat.
 func (b *bencher) workload1() {
@@ -174,20 +189,22 @@ func (b *bencher) workload1() {
 	udpC := &series{name: "plain UDP GSO", run: func() (tput, error) { return udpThroughput(udpGSO, size, n, limit) }}
 	k := &series{name: "kcp-go", run: func() (tput, error) { return kcpThroughput(size, n, false, limit) }}
 	q := &series{name: "quic-go", run: func() (tput, error) { return quicThroughput(b.tls, size, n, limit) }}
+	en := enetSeries("ENet", func() (tput, error) { return enetThroughput(size, n, true, limit) })
 	pp := &series{name: "p2pcompat", run: func() (tput, error) { return p2pThroughput(b.env, size, n, p2p.P2PSendReliable, limit, nil) }}
-	b.interleave("1 1200 B", "MB/s", mbps, udpA, udpB, udpC, k, q, pp)
+	b.interleave("1 1200 B", "MB/s", mbps, udpA, udpB, udpC, k, q, en, pp)
 
 	a, bb, c := med(udpA, mbps), med(udpB, mbps), med(udpC, mbps)
-	kv, qv, pv := med(k, mbps), med(q, mbps), med(pp, mbps)
+	kv, qv, ev, pv := med(k, mbps), med(q, mbps), med(en, mbps), med(pp, mbps)
 	b.udpBatch, b.udpGSO, b.haveUDPRef = bb, c, true
 	rk, rq := ratio(pv, kv), ratio(pv, qv)
 	b.rep.add(row{
 		ID: "1-reliable-1200", Metric: "1 reliable 1200 B one way, MB/s",
-		UDP: named("WriteTo", a), KCP: cell(kv), QUIC: cell(qv), P2P: cell(pv),
+		UDP: named("WriteTo", a), KCP: cell(kv), QUIC: cell(qv), ENet: cell(ev), P2P: cell(pv),
 		Goal:  "p2p/kcp ≥ 1.20; p2p/quic ≥ 1.00",
 		Ratio: fmtRatio(rk) + "; " + fmtRatio(rq),
 		Met:   verdict(rk-1.2, rq-1.0),
 	})
+	b.rep.note("1 1200 B: p2pcompat/ENet %s (no goal)", fmtRatio(ratio(pv, ev)))
 	b.rep.add(row{ID: "1-udp-batch", Metric: "1 plain UDP 1200 B, sendmmsg/recvmmsg ×64, MB/s", UDP: named("batch64", bb)})
 	gso := named("GSO", c)
 	if udpC.na {
@@ -220,6 +237,7 @@ func (b *bencher) workload2() {
 	ss := []*series{
 		{name: "kcp-go (stream mode)", run: func() (tput, error) { return kcpThroughput(size, n, true, limit) }},
 		{name: "quic-go", run: func() (tput, error) { return quicThroughput(b.tls, size, n, limit) }},
+		enetSeries("ENet", func() (tput, error) { return enetThroughput(size, n, true, limit) }),
 		{name: "p2pcompat", run: func() (tput, error) { return p2pThroughput(b.env, size, n, p2p.P2PSendReliable, limit, nil) }},
 		// With the default 1 MiB send buffer a 1 MiB message is only taken
 		// once the previous one is fully acknowledged; a larger buffer
@@ -243,7 +261,7 @@ func (b *bencher) workload2() {
 		}
 		ss = ss[2:]
 	}
-	kv, qv, pv, tv := med(ss[0], mbps), med(ss[1], mbps), med(ss[2], mbps), med(ss[3], mbps)
+	kv, qv, ev, pv, tv := med(ss[0], mbps), med(ss[1], mbps), med(ss[2], mbps), med(ss[3], mbps), med(ss[4], mbps)
 	r := ratio(pv, b.udpBatch)
 	gso := "GSO " + num(b.udpGSO)
 	if math.IsNaN(b.udpGSO) {
@@ -251,17 +269,20 @@ func (b *bencher) workload2() {
 	}
 	b.rep.add(row{
 		ID: "2-reliable-1mib", Metric: "2 reliable 1 MiB messages one way, MB/s",
-		UDP: "batch64 " + num(b.udpBatch) + "; " + gso, KCP: cell(kv) + " (stream)", QUIC: cell(qv), P2P: cell(pv),
+		UDP: "batch64 " + num(b.udpBatch) + "; " + gso, KCP: cell(kv) + " (stream)", QUIC: cell(qv), ENet: cell(ev), P2P: cell(pv),
 		Goal: "p2p/plain batch64 ≥ 0.70", Ratio: fmtRatio(r) + " (vs GSO " + fmtRatio(ratio(pv, b.udpGSO)) + ")",
 		Met: verdict(r - 0.70),
 	})
+	b.rep.note("2 1 MiB: p2pcompat/ENet %s (no goal)", fmtRatio(ratio(pv, ev)))
 	b.rep.add(row{
 		ID: "2-reliable-1mib-sendbuf", Metric: "2 … p2pcompat with Config.SendBufferSize 4 MiB, MB/s",
 		P2P: cell(tv), Goal: "(tuned; reference only)", Ratio: fmtRatio(ratio(tv, b.udpBatch)),
 	})
 }
 
-// workload3 is the 64-byte echo round trip.
+// workload3 is the 64-byte echo round trip. ENet runs twice, reliable
+// and unsequenced: each p2pcompat row is set beside the ENet series of
+// its kind; kcp-go and quic-go are reliable in both rows.
 func (b *bencher) workload3() {
 	const size = 64
 	w, n, limit := b.p.RTTWarmup, b.p.RTTCount, b.p.RTTCap
@@ -269,19 +290,27 @@ func (b *bencher) workload3() {
 	type rtt struct {
 		name string
 		run  func() ([]time.Duration, error)
+		na   bool // the stack is not in this build (ENet without cgo)
 		p50  float64
 		p99  float64
 	}
-	stacks := []*rtt{
-		{name: "plain UDP", run: func() ([]time.Duration, error) { return udpRTT(size, w, n, limit) }},
-		{name: "kcp-go", run: func() ([]time.Duration, error) { return kcpRTT(size, w, n, limit) }},
-		{name: "quic-go", run: func() ([]time.Duration, error) { return quicRTT(b.tls, size, w, n, limit) }},
-		{name: "p2pcompat reliable", run: func() ([]time.Duration, error) { return p2pRTT(b.env, p2p.P2PSendReliable, size, w, n, limit) }},
-		{name: "p2pcompat unreliable NoDelay", run: func() ([]time.Duration, error) {
-			return p2pRTT(b.env, p2p.P2PSendUnreliableNoDelay, size, w, n, limit)
-		}},
-	}
-	for _, s := range stacks {
+	u := &rtt{name: "plain UDP", run: func() ([]time.Duration, error) { return udpRTT(size, w, n, limit) }}
+	k := &rtt{name: "kcp-go", run: func() ([]time.Duration, error) { return kcpRTT(size, w, n, limit) }}
+	q := &rtt{name: "quic-go", run: func() ([]time.Duration, error) { return quicRTT(b.tls, size, w, n, limit) }}
+	er := &rtt{name: "ENet reliable", na: !enetAvailable, run: func() ([]time.Duration, error) { return enetRTT(size, w, n, true, false, limit) }}
+	eu := &rtt{name: "ENet unsequenced", na: !enetAvailable, run: func() ([]time.Duration, error) { return enetRTT(size, w, n, false, false, limit) }}
+	ers := &rtt{name: "ENet reliable, spinning", na: !enetAvailable, run: func() ([]time.Duration, error) { return enetRTT(size, w, n, true, true, limit) }}
+	eus := &rtt{name: "ENet unsequenced, spinning", na: !enetAvailable, run: func() ([]time.Duration, error) { return enetRTT(size, w, n, false, true, limit) }}
+	pr := &rtt{name: "p2pcompat reliable", run: func() ([]time.Duration, error) { return p2pRTT(b.env, p2p.P2PSendReliable, size, w, n, limit) }}
+	pu := &rtt{name: "p2pcompat unreliable NoDelay", run: func() ([]time.Duration, error) {
+		return p2pRTT(b.env, p2p.P2PSendUnreliableNoDelay, size, w, n, limit)
+	}}
+	for _, s := range []*rtt{u, k, q, er, eu, ers, eus, pr, pu} {
+		if s.na {
+			s.p50, s.p99 = math.NaN(), math.NaN()
+			b.rep.Runs = append(b.rep.Runs, runDetail{What: "3 64 B RTT p50/p99, " + s.name, Unit: "µs", Errors: []string{"not in this build"}})
+			continue
+		}
 		runtime.GC()
 		d, err := s.run()
 		s.p50, s.p99 = percentile(d, 50), percentile(d, 99)
@@ -296,25 +325,40 @@ func (b *bencher) workload3() {
 		b.rep.Runs = append(b.rep.Runs, det)
 		fmt.Fprintf(b.log, "  3 %s: p50 %s µs, p99 %s µs\n", s.name, num(s.p50), num(s.p99))
 	}
-	u, k, q := stacks[0], stacks[1], stacks[2]
-	for _, p := range stacks[3:] {
-		label := "reliable"
-		if p == stacks[4] {
-			label = "unreliable NoDelay"
-		}
-		rk, rq := ratio(p.p50, k.p50), ratio(p.p50, q.p50)
+	for _, c := range []struct {
+		p, e      *rtt
+		id, label string
+	}{
+		{pr, er, "reliable", "p2p reliable; ENet reliable"},
+		{pu, eu, "unreliable", "p2p unreliable NoDelay; ENet unsequenced"},
+	} {
+		p := c.p
+		// The median below every peer's; ENet counts where the build has it.
 		const strictly = 1e-9
+		rk, rq, re := ratio(p.p50, k.p50), ratio(p.p50, q.p50), ratio(p.p50, c.e.p50)
+		goal, ratios := "p2p < kcp and < quic", fmtRatio(rk)+"; "+fmtRatio(rq)
+		checks := []float64{1 - rk - strictly, 1 - rq - strictly}
+		if !c.e.na {
+			goal, ratios = "p2p < kcp, < quic and < ENet", ratios+"; "+fmtRatio(re)
+			checks = append(checks, 1-re-strictly)
+		}
 		b.rep.add(row{
-			ID: "3-rtt-p50-" + map[bool]string{true: "reliable", false: "unreliable"}[p == stacks[3]], Metric: "3 64 B round trip p50, µs (p2p " + label + ")",
-			UDP: cell(u.p50), KCP: cell(k.p50), QUIC: cell(q.p50), P2P: cell(p.p50),
-			Goal: "p2p < kcp and < quic", Ratio: fmtRatio(rk) + "; " + fmtRatio(rq),
-			Met: verdict(1-rk-strictly, 1-rq-strictly),
+			ID: "3-rtt-p50-" + c.id, Metric: "3 64 B round trip p50, µs (" + c.label + ")",
+			UDP: cell(u.p50), KCP: cell(k.p50), QUIC: cell(q.p50), ENet: cell(c.e.p50), P2P: cell(p.p50),
+			Goal: goal, Ratio: ratios, Met: verdict(checks...),
 		})
 		r := ratio(p.p99, u.p99)
 		b.rep.add(row{
-			ID: "3-rtt-p99-" + map[bool]string{true: "reliable", false: "unreliable"}[p == stacks[3]], Metric: "3 64 B round trip p99, µs (p2p " + label + ")",
-			UDP: cell(u.p99), KCP: cell(k.p99), QUIC: cell(q.p99), P2P: cell(p.p99),
+			ID: "3-rtt-p99-" + c.id, Metric: "3 64 B round trip p99, µs (" + c.label + ")",
+			UDP: cell(u.p99), KCP: cell(k.p99), QUIC: cell(q.p99), ENet: cell(c.e.p99), P2P: cell(p.p99),
 			Goal: "p2p ≤ 2 × plain UDP", Ratio: fmtRatio(r), Met: verdict(2 - r),
+		})
+	}
+	if enetAvailable {
+		b.rep.add(row{
+			ID: "3-rtt-enet-spin", Metric: "3 … ENet spinning (enet_host_service timeout 0), p50 / p99, µs",
+			ENet: fmt.Sprintf("rel. %s / %s; unseq. %s / %s", num(ers.p50), num(ers.p99), num(eus.p50), num(eus.p99)),
+			Goal: "(both cores busy; reference only)",
 		})
 	}
 }
@@ -331,14 +375,15 @@ func (b *bencher) workload4() {
 	ng := &series{name: "p2pcompat Unreliable", run: func() (tput, error) {
 		return p2pThroughput(b.env, size, n, p2p.P2PSendUnreliable, limit, nil)
 	}}
-	b.interleave("4 100 B", "msgs/s", msgsps, u, nd, ng)
+	en := enetSeries("ENet unsequenced", func() (tput, error) { return enetThroughput(size, n, false, limit) })
+	b.interleave("4 100 B", "msgs/s", msgsps, u, en, nd, ng)
 	delivered := func(t tput) float64 { return 100 * float64(t.Msgs) / float64(n) }
-	for _, s := range []*series{u, nd, ng} {
+	for _, s := range []*series{u, en, nd, ng} {
 		if len(s.res) > 0 {
 			b.rep.note("4 100 B, %s: %s%% of the messages arrived (median of runs)", s.name, num(med(s, delivered)))
 		}
 	}
-	uv := med(u, msgsps)
+	uv, ev := med(u, msgsps), med(en, msgsps)
 	for _, s := range []*series{nd, ng} {
 		pv := med(s, msgsps)
 		r := ratio(pv, uv)
@@ -348,7 +393,7 @@ func (b *bencher) workload4() {
 		}
 		b.rep.add(row{
 			ID: id, Metric: "4 100 B unreliable, msgs/s received (p2p " + label + ")",
-			UDP: "WriteTo " + rate(uv), P2P: rate(pv),
+			UDP: "WriteTo " + rate(uv), ENet: enetRate(en, ev), P2P: rate(pv),
 			Goal: "p2p/plain ≥ 0.80", Ratio: fmtRatio(r), Met: verdict(r - 0.80),
 		})
 	}
