@@ -43,6 +43,7 @@ func newVouchedPlayer(t *testing.T, backend ed25519.PrivateKey, id p2p.SteamID) 
 // own session request in B's name never reaches A's game. Between the
 // honest B and A, on an honest rendezvous, certificates change nothing.
 func TestSubstitutedKeyIsDetected(t *testing.T) {
+	t.Parallel()
 	pub, backend, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)

@@ -18,6 +18,7 @@ import (
 // the allocation is replaced with one on fresh credentials, and the peers
 // carry on over it. Run in virtual time: an hour passes in milliseconds.
 func TestRelayedSessionOutlivesCredentials(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		vnetlab.Lock()
 		wan, err := vnet.NewRouter(&vnet.RouterConfig{CIDR: "198.18.0.0/24", LoggerFactory: vnetlab.QuietLogs()})

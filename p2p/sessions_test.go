@@ -189,6 +189,7 @@ func TestSessionsEndToEnd(t *testing.T) {
 // the timers or earlier snapshots have sampled that long ago, the window
 // is set and the rates follow from the counters.
 func TestSessionsRates(t *testing.T) {
+	t.Parallel()
 	a, b := startBig(t)
 	aID, bID := p2p.SteamID(idBase+1), p2p.SteamID(idBase+2)
 	exchangeReliable(t, a, b, aID, bID, 0, 5)

@@ -106,6 +106,7 @@ func soak(t *testing.T, loss float64) {
 // TestSimulateDrops: with all of A's sends lost, nothing of A's reaches B
 // and A's session fails with a timeout.
 func TestSimulateDrops(t *testing.T) {
+	t.Parallel()
 	_, a, b := start(t, func(c *p2p.Config) {
 		c.ConnectTimeout = 500 * time.Millisecond
 		if c.SteamID == 1 {
@@ -181,6 +182,7 @@ func TestSimulatedCloseLeavesNoGoroutines(t *testing.T) {
 // TestSimulateLag: a packet takes at least its sender's send lag plus its
 // receiver's receive lag.
 func TestSimulateLag(t *testing.T) {
+	t.Parallel()
 	const sendLag, recvLag = 150 * time.Millisecond, 100 * time.Millisecond
 	_, a, b := start(t, func(c *p2p.Config) {
 		if c.SteamID == 1 {

@@ -59,6 +59,7 @@ func TestTokensAdmitOnlyTheirPlayer(t *testing.T) {
 // With HidePresence, a lookup tells a stranger nothing: no
 // DestinationNotLoggedOn at once, a Timeout after the connect timeout.
 func TestHidePresenceGivesTimeout(t *testing.T) {
+	t.Parallel()
 	srv, err := rendezvous.NewServer(rendezvous.ServerConfig{ListenAddr: "127.0.0.1:0", HidePresence: true})
 	if err != nil {
 		t.Fatal(err)

@@ -198,7 +198,7 @@ func TestThreadsStress(t *testing.T) {
 	peer := peerProgram(t)
 	server := startRendezvous(t, rendezvous.ServerConfig{})
 	a, b := peerSteamID(1), peerSteamID(2)
-	const seconds = 2
+	const seconds = 1
 	start := time.Now()
 	pa := startChild(t, "stress A", peer, []string{"--stress", "--peer", strconv.FormatUint(b, 10), "--seconds", strconv.Itoa(seconds)},
 		gameEnv(t, server, a, 480))
