@@ -131,7 +131,7 @@ type session struct {
 
 	failNotified bool // C36: one ConnectFail until Close
 	lastError    SessionError
-	channels     map[int]struct{}
+	channels     chanSet
 	broken       bool      // the peer opened more channels than MaxChannels
 	answered     pair      // where we last answered a stranger's probe
 	relayTouched bool      // permitted, or relayed to: revoke at the end
@@ -325,7 +325,7 @@ func (s *session) stranger() bool { return !s.localAccepted && !s.initiated }
 
 // newSession makes the table entry for remote; the LRU may evict another.
 func (m *Manager) newSession(remote SteamID) *session {
-	s := &session{remote: remote, created: m.now, started: m.now, lastHeard: m.now, channels: make(map[int]struct{}), allowRelay: m.allowRelay}
+	s := &session{remote: remote, created: m.now, started: m.now, lastHeard: m.now, allowRelay: m.allowRelay}
 	_, _ = rand.Read(s.tokenKey[:])
 	m.assignID(s)
 	m.tab.lru.Add(remote, s)
@@ -425,14 +425,14 @@ func (m *Manager) assignID(s *session) {
 func (m *Manager) newEngine(s *session) {
 	var e *channels.Engine // named before New: the callback tags packets with it
 	e, err := channels.New(m.cfg.Engine, m.now, func(ch int, data []byte) {
-		if _, open := s.channels[ch]; !open {
-			if s.broken || len(s.channels) >= m.cfg.MaxChannels {
+		if !s.channels.has(ch) {
+			if s.broken || s.channels.len() >= m.cfg.MaxChannels {
 				s.broken = true // closed once the packet is handled
 				bufpool.Put(data)
 				return
 			}
 		}
-		s.channels[ch] = struct{}{}
+		s.channels.add(ch)
 		s.lastActivity = m.now
 		// Only messages make a session recently used (C42): ACKs and
 		// keepalives would keep every session in the table fresh.
@@ -494,7 +494,7 @@ func (m *Manager) Send(remote SteamID, data []byte, st SendType, channel int) er
 	if err := s.engine.Send(data, st, channel, m.now); err != nil {
 		return err
 	}
-	s.channels[channel] = struct{}{}
+	s.channels.add(channel)
 	s.lastActivity = m.now
 	if s.phase == phaseLookup && s.nextLookup.IsZero() {
 		m.lookup(s)
@@ -587,12 +587,12 @@ func (m *Manager) CloseChannel(remote SteamID, channel int) bool {
 	if !ok {
 		return false
 	}
-	if _, open := s.channels[channel]; !open {
+	if !s.channels.has(channel) {
 		return false
 	}
-	delete(s.channels, channel)
+	s.channels.remove(channel)
 	m.dropUnread(remote, channel, true)
-	if len(s.channels) == 0 {
+	if s.channels.len() == 0 {
 		m.remove(s)
 		m.free(s, true, true)
 	}

@@ -139,12 +139,8 @@ func (m *Manager) snapshot(s *session, now time.Time) SessionSnapshot {
 		Age:            since(s.created),
 		Idle:           since(s.lastHeard),
 		LastError:      s.lastError,
-		Channels:       make([]int, 0, len(s.channels)),
+		Channels:       s.channels.sorted(),
 	}
-	for ch := range s.channels {
-		out.Channels = append(out.Channels, ch)
-	}
-	slices.Sort(out.Channels)
 	if s.path.valid() && s.phase != phaseFailed {
 		out.Path = "direct"
 		if s.path.relayed() {
