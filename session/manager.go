@@ -164,10 +164,10 @@ type sessionTable struct {
 	// their quota, the oldest makes room for the newest, so that a flood
 	// of strangers cannot keep a friend's first request from the game.
 	pendingOrder []pendingEntry
-	// pairKeys keeps the pair keys derived lately, so that a stranger
-	// whose session made room for another and who comes back costs no
-	// second X25519: under a flood of strangers the churn is otherwise all
-	// key agreements, and starves everything else.
+	// pairKeys keeps the pair keys of sessions ended lately, so that a
+	// stranger whose session made room for another and who comes back
+	// costs no second X25519: under a flood of strangers the churn is
+	// otherwise all key agreements, and starves everything else.
 	pairKeys    *simplelru.LRU[pairKeyID, *seal.PairKey]
 	byID        map[uint64]*session
 	nextID      uint64
@@ -610,6 +610,11 @@ func (m *Manager) free(s *session, notify, dropUnread bool) {
 		m.writeHandshake(s, body, nil)
 	}
 	m.revoke(s)
+	if s.pair != nil {
+		// For a user who comes back (see sessionTable.pairKeys); a live
+		// session holds its own.
+		m.tab.pairKeys.Add(pairKeyID{s.remote, s.peerPub}, s.pair)
+	}
 	s.freed = true
 	s.setEngine(nil)
 	m.setPending(s, false)
@@ -930,7 +935,6 @@ func (m *Manager) setPeerKey(s *session, pub [32]byte) bool {
 		if pair, err = seal.NewPairKey(m.keys, pub, uint64(m.cfg.SteamID), uint64(s.remote)); err != nil {
 			return false
 		}
-		m.tab.pairKeys.Add(id, pair)
 	}
 	s.pair, s.peerPub = pair, pub
 	s.remoteID, s.keys, s.peerKnowsUs = 0, nil, false

@@ -4,6 +4,9 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // A user whose session with us made room for another stranger, after it
@@ -76,4 +79,37 @@ func TestLateAcceptProbesAtOnce(t *testing.T) {
 	if st, _ := a.m.State(2); !st.ConnectionActive || len(a.fails) != 0 {
 		t.Fatalf("A 1.5 s after an accept at 18 s: %+v, fails %v", st, a.fails)
 	}
+}
+
+// A stranger whose session made room for another and who comes back costs
+// no second key agreement: the ended session's pair key is kept, and the
+// new session takes it. Live sessions keep theirs themselves, not in the
+// cache.
+func TestReturningStrangerReusesItsPairKey(t *testing.T) {
+	w := newWorld(t)
+	a := w.add(1, Config{MaxSessions: 8}) // 2 strangers at most
+	strangers := []*node{w.add(3, Config{}), w.add(4, Config{}), w.add(5, Config{})}
+	strangers[0].send(1, "hi")
+	w.pump()
+	first, ok := a.m.tab.lru.Peek(3)
+	require.True(t, ok)
+	require.NotNil(t, first.pair)
+	assert.Zero(t, a.m.tab.pairKeys.Len(), "live sessions' keys in the cache")
+	key := first.pair
+	for _, s := range strangers[1:] {
+		s.send(1, "hi")
+		w.pump()
+	}
+	_, live := a.m.tab.lru.Peek(3)
+	require.False(t, live, "the oldest stranger's session made room")
+	cached, ok := a.m.tab.pairKeys.Peek(pairKeyID{3, strangers[0].keys.Public})
+	require.True(t, ok, "the ended session's pair key")
+	assert.Same(t, key, cached)
+
+	strangers[0].m.Close(1)
+	strangers[0].send(1, "again")
+	w.pump()
+	again, ok := a.m.tab.lru.Peek(3)
+	require.True(t, ok)
+	assert.Same(t, key, again.pair, "the new session's pair key")
 }
