@@ -8,7 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/p2pcompat/p2pcompat/internal/vnetlab"
+	"github.com/p2pcompat/p2pcompat/internal/testsupport/vnetlab"
 	"github.com/p2pcompat/p2pcompat/p2p"
 	"github.com/p2pcompat/p2pcompat/rendezvous"
 )

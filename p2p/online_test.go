@@ -7,7 +7,7 @@ import (
 
 	"github.com/pion/transport/v2/vnet"
 
-	"github.com/p2pcompat/p2pcompat/internal/vnetlab"
+	"github.com/p2pcompat/p2pcompat/internal/testsupport/vnetlab"
 	"github.com/p2pcompat/p2pcompat/p2p"
 	"github.com/p2pcompat/p2pcompat/rendezvous"
 )

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/p2pcompat/p2pcompat/internal/vnetlab"
+	"github.com/p2pcompat/p2pcompat/internal/testsupport/vnetlab"
 	"github.com/p2pcompat/p2pcompat/p2p"
 	"github.com/p2pcompat/p2pcompat/rendezvous"
 )

@@ -2,7 +2,9 @@
 // the rendezvous server (and its TURN relay) on it, and sites of hosts
 // that are public or sit behind NAT routers of a chosen behaviour, all on
 // pion's vnet, addressed inside 198.18.0.0/15. Peers are made by the tests
-// themselves, with a site's network as their Config.Net.
+// themselves, with a site's network as their Config.Net. It is test
+// support, under internal/testsupport for that: only _test.go files import
+// it, which is why it may import the public rendezvous package it starts.
 package vnetlab
 
 import (
