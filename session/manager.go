@@ -100,15 +100,15 @@ type session struct {
 	replay     seal.ReplayWindow
 	candidates []candidate
 	pairs      []pair
-	path       pair      // the pair data goes on; invalid until one answered
-	allowRelay bool      // AllowP2PPacketRelay as it was when this attempt began
-	tokenKey   [16]byte  // makes the probe tokens of this session (see token)
-	noOpeners  bool      // openers cannot be sent here (see probe)
-	hunting    bool      // the path went stale: probing every pair for a new one
-	challenged time.Time // last probe to an unproven address data came from
-	peerOpened bool      // the peer has opened its NAT toward us (see probe)
-	directAt   time.Time // full probes to the peer's public addresses from then on, regardless
-	largestPN  uint64    // newest data packet: its pair is followed
+	path       pair     // the pair data goes on; invalid until one answered
+	allowRelay bool     // AllowP2PPacketRelay as it was when this attempt began
+	tokenKey   [16]byte // makes the probe tokens of this session (see token)
+	noOpeners  bool     // openers cannot be sent here (see probe)
+	hunting    bool     // the path went stale: probing every pair for a new one
+	challenged stamp    // last probe to an unproven address data came from
+	peerOpened bool     // the peer has opened its NAT toward us (see probe)
+	directAt   stamp    // full probes to the peer's public addresses from then on, regardless
+	largestPN  uint64   // newest data packet: its pair is followed
 	engine     *channels.Engine
 
 	localAccepted  bool // we accepted, by Accept or by sending (C32, C33)
@@ -116,31 +116,31 @@ type session struct {
 	peerKnowsUs    bool // the peer has shown it knows localID
 	initiated      bool // we started it by sending
 
-	created      time.Time // when the table entry was made (Snapshot's Age)
-	started      time.Time // start of this connect attempt
-	lastHeard    time.Time // last authenticated packet or offer
-	lastSent     time.Time
-	lastActivity time.Time // last application data either way (C40)
-	nextHello    time.Time
+	created      stamp // when the table entry was made (Snapshot's Age)
+	started      stamp // start of this connect attempt
+	lastHeard    stamp // last authenticated packet or offer
+	lastSent     stamp
+	lastActivity stamp // last application data either way (C40)
+	nextHello    stamp
 	helloWait    time.Duration
-	nextLookup   time.Time
+	nextLookup   stamp
 	lookupWait   time.Duration
-	requested    time.Time        // when the last P2PSessionRequest was posted
+	requested    stamp            // when the last P2PSessionRequest was posted
 	reqTicket    callbacks.Ticket // that request, while the game may not have had it
 	recvBytes    int              // of authenticated packets from the peer, for the amplification bound (see emitBounded)
 
 	failNotified bool // C36: one ConnectFail until Close
 	lastError    SessionError
 	channels     chanSet
-	broken       bool      // the peer opened more channels than MaxChannels
-	answered     pair      // where we last answered a stranger's probe
-	relayTouched bool      // permitted, or relayed to: revoke at the end
-	pending      bool      // counted in sessionTable.pending: unaccepted, from a stranger
-	pendingGen   uint64    // counts its pending spells (sessionTable.pendingOrder)
-	dirty        bool      // in Manager.dirty: to flush when the batch in hand ends
-	starved      bool      // in Manager.starved: to flush when the outbox has room
-	due          time.Time // when the session next needs attention
-	queued       time.Time // the earliest timer-heap entry for it; zero if none
+	broken       bool   // the peer opened more channels than MaxChannels
+	answered     pair   // where we last answered a stranger's probe
+	relayTouched bool   // permitted, or relayed to: revoke at the end
+	pending      bool   // counted in sessionTable.pending: unaccepted, from a stranger
+	pendingGen   uint64 // counts its pending spells (sessionTable.pendingOrder)
+	dirty        bool   // in Manager.dirty: to flush when the batch in hand ends
+	starved      bool   // in Manager.starved: to flush when the outbox has room
+	due          stamp  // when the session next needs attention
+	queued       stamp  // the earliest timer-heap entry for it; zero if none
 
 	rates rateWindow // byte counter samples for Snapshot's rates
 
@@ -189,7 +189,7 @@ type requestGate struct {
 	waiting    map[SteamID]struct{}
 	idle       bool // see requestDeadline
 	maxWaiting int
-	posted     *simplelru.LRU[SteamID, time.Time]
+	posted     *simplelru.LRU[SteamID, stamp]
 }
 
 // Manager is the session table and everything hanging off it for one
@@ -200,7 +200,9 @@ type Manager struct {
 	env    Env
 	cb     *callbacks.Queue
 	keys   seal.KeyPair
-	now    time.Time // time of the operation in progress
+	now    time.Time // time of the step in progress
+	at     stamp     // now as a stamp
+	epoch  time.Time // stamp zero
 	closed bool
 
 	tab        sessionTable
@@ -259,6 +261,8 @@ func NewManager(cfg Config, env Env, cb *callbacks.Queue) (*Manager, error) {
 		obuf:       make([]byte, 0, 2048),
 		rbuf:       make([]byte, 0, 2048),
 	}
+	// A second before now, so that no step's stamp is zero.
+	m.epoch = cfg.Clock().Add(-time.Second)
 	m.in.init()
 	m.out, m.outSpare = new(outbox), new(outbox)
 	m.outReady = make(chan struct{}, 1)
@@ -267,7 +271,7 @@ func NewManager(cfg Config, env Env, cb *callbacks.Queue) (*Manager, error) {
 	// that strangers can never crowd out the sessions a game chose.
 	m.tab.maxPending = max(1, cfg.MaxSessions/4)
 	m.tab.pairKeys, _ = simplelru.NewLRU[pairKeyID, *seal.PairKey](max(64, cfg.MaxSessions), nil)
-	m.req.posted, _ = simplelru.NewLRU[SteamID, time.Time](max(64, cfg.MaxSessions), nil)
+	m.req.posted, _ = simplelru.NewLRU[SteamID, stamp](max(64, cfg.MaxSessions), nil)
 	m.req.waiting = make(map[SteamID]struct{})
 	m.req.maxWaiting = max(64, cfg.MaxSessions/2)
 	return m, nil
@@ -301,7 +305,7 @@ func (m *Manager) lock() {
 // take time as never going backwards.
 func (m *Manager) readClock() {
 	if t := m.cfg.Clock(); t.After(m.now) {
-		m.now = t
+		m.now, m.at = t, m.stampOf(t)
 	}
 }
 
@@ -325,7 +329,7 @@ func (s *session) stranger() bool { return !s.localAccepted && !s.initiated }
 
 // newSession makes the table entry for remote; the LRU may evict another.
 func (m *Manager) newSession(remote SteamID) *session {
-	s := &session{remote: remote, created: m.now, started: m.now, lastHeard: m.now, allowRelay: m.allowRelay}
+	s := &session{remote: remote, created: m.at, started: m.at, lastHeard: m.at, allowRelay: m.allowRelay}
 	_, _ = rand.Read(s.tokenKey[:])
 	m.assignID(s)
 	m.tab.lru.Add(remote, s)
@@ -433,7 +437,7 @@ func (m *Manager) newEngine(s *session) {
 			}
 		}
 		s.channels.add(ch)
-		s.lastActivity = m.now
+		s.lastActivity = m.at
 		// Only messages make a session recently used (C42): ACKs and
 		// keepalives would keep every session in the table fresh.
 		m.tab.lru.Get(s.remote)
@@ -453,7 +457,7 @@ func (m *Manager) accept(s *session) {
 	m.setPending(s, false)
 	m.permit(s)
 	if !s.initiated {
-		s.started = m.now // the connect timeout runs from the accept
+		s.started = m.at // the connect timeout runs from the accept
 	}
 	if s.engine == nil {
 		m.newEngine(s)
@@ -495,7 +499,7 @@ func (m *Manager) Send(remote SteamID, data []byte, st SendType, channel int) er
 		return err
 	}
 	s.channels.add(channel)
-	s.lastActivity = m.now
+	s.lastActivity = m.at
 	if s.phase == phaseLookup && s.nextLookup.IsZero() {
 		m.lookup(s)
 	}
@@ -515,13 +519,13 @@ func (m *Manager) restart(s *session) {
 // peer's key and the C36 flag.
 func (m *Manager) resetAttempt(s *session) {
 	m.assignID(s)
-	s.started, s.lastHeard = m.now, m.now
+	s.started, s.lastHeard = m.at, m.at
 	s.remoteID, s.peerKnowsUs, s.remoteAccepted, s.localAccepted = 0, false, false, false
 	s.path, s.pairs, s.candidates, s.answered = pair{}, nil, nil, pair{}
-	s.peerOpened, s.directAt, s.largestPN = false, time.Time{}, 0
+	s.peerOpened, s.directAt, s.largestPN = false, 0, 0
 	s.allowRelay = m.allowRelay // C51: a new attempt takes the current setting
-	s.nextLookup, s.lookupWait, s.nextHello, s.helloWait = time.Time{}, 0, time.Time{}, 0
-	s.requested = time.Time{}
+	s.nextLookup, s.lookupWait, s.nextHello, s.helloWait = 0, 0, 0, 0
+	s.requested = 0
 	s.lastError = ErrorNone
 	s.setEngine(nil)
 }
@@ -533,7 +537,7 @@ func (m *Manager) lookup(s *session) {
 	} else if s.lookupWait < lookupMax {
 		s.lookupWait *= 2
 	}
-	s.nextLookup = m.now.Add(s.lookupWait)
+	s.nextLookup = m.at.Add(s.lookupWait)
 }
 
 // Accept accepts remote's session, or pre-accepts a user we have not heard
@@ -657,7 +661,7 @@ func (m *Manager) fail(s *session, err SessionError) {
 // for another stranger, less than RequestRepeat after the game was handed
 // its request, posts nothing: the game has heard of that user.
 func (m *Manager) postRequest(s *session) bool {
-	if at, ok := m.req.posted.Peek(s.remote); ok && m.now.Sub(at) < m.cfg.RequestRepeat && s.requested.IsZero() {
+	if at, ok := m.req.posted.Peek(s.remote); ok && m.at.Sub(at) < m.cfg.RequestRepeat && s.requested.IsZero() {
 		s.requested = at
 		return false
 	}
@@ -684,7 +688,7 @@ func (m *Manager) postRequest(s *session) bool {
 }
 
 func (m *Manager) sendRequest(s *session) {
-	s.requested = m.now
+	s.requested = m.at
 	m.req.posted.Remove(s.remote)
 	m.cb.Cancel(s.reqTicket)
 	s.reqTicket, _ = m.cb.PostTicket(Request{SteamIDRemote: s.remote})
@@ -895,13 +899,13 @@ func (m *Manager) OnOffer(o Offer) {
 		s.keys = nil
 		s.peerKnowsUs = false
 		s.allowRelay = m.allowRelay
-		s.started = m.now // its connect timeout starts with it
+		s.started = m.at // its connect timeout starts with it
 	}
 	m.setCandidates(s, o.Addrs, o.Relayed)
 	if s.phase == phaseLookup {
 		s.phase = phaseConnecting
 	}
-	s.lastHeard = m.now
+	s.lastHeard = m.at
 	if !s.localAccepted && s.requested.IsZero() {
 		m.postRequest(s) // C30
 	}
@@ -1047,7 +1051,7 @@ func (m *Manager) onHandshake(b []byte, from netip.AddrPort, sd side) {
 	if s.phase != phaseEstablished {
 		// Once established, only data packets, which a replay window
 		// guards, prove the peer alive: a replayed hello must not.
-		s.lastHeard = m.now
+		s.lastHeard = m.at
 	}
 	s.recvBytes += len(b)
 	if sd == sideDirect && m.kindOf(s, from) == candPrflx && msg.flags&flagWantReply != 0 {
@@ -1083,13 +1087,13 @@ func (m *Manager) maybeEstablish(s *session) {
 	}
 	s.phase = phaseEstablished
 	s.failNotified = false // a new failure of this working session is news (C36)
-	s.lastHeard, s.lastSent, s.lastActivity = m.now, m.now, m.now
+	s.lastHeard, s.lastSent, s.lastActivity = m.at, m.at, m.at
 	s.engine.SetEstablished(m.now)
 	// Tell the peer at once, so its side opens without waiting for a hello.
 	m.sendHello(s, &s.path)
 	if s.path.relayed() {
 		s.helloWait = 0 // keep looking for a direct pair, from the start
-		s.nextHello = m.now.Add(helloFirst)
+		s.nextHello = m.at.Add(helloFirst)
 	}
 	m.flush(s)
 }
@@ -1152,7 +1156,7 @@ func (m *Manager) onData(b []byte, from netip.AddrPort, sd side) {
 			return
 		}
 	}
-	s.lastHeard = m.now
+	s.lastHeard = m.at
 	s.recvBytes += len(b)
 	if s.phase == phaseConnecting {
 		// Only an established peer sends data, and it can only seal for
@@ -1218,7 +1222,7 @@ func (m *Manager) sendHello(s *session, to *pair) {
 	} else {
 		s.helloWait = min(2*s.helloWait, helloMax)
 	}
-	s.nextHello = m.now.Add(s.helloWait)
+	s.nextHello = m.at.Add(s.helloWait)
 }
 
 func (m *Manager) sealHandshake(s *session, body hsBody) []byte {
@@ -1286,7 +1290,7 @@ func (m *Manager) flush(s *session) {
 		out := appendDataHeader(m.out.buf, s.remoteID, pn)
 		m.out.buf = s.keys.Seal(out, out[start:start+dataHeaderLen], pn, payload)
 		m.out.commit(start, s.path.side, s.path.addr, true)
-		s.lastSent = m.now
+		s.lastSent = m.at
 	}
 }
 
@@ -1353,10 +1357,10 @@ func (m *Manager) proven(s *session, sd side, addr netip.AddrPort) bool {
 // At most one such probe per session every 100 ms, so that replayed
 // packets cannot make us a reflector.
 func (m *Manager) challenge(s *session, to pair) {
-	if m.now.Sub(s.challenged) < 100*time.Millisecond {
+	if m.at.Sub(s.challenged) < 100*time.Millisecond {
 		return
 	}
-	s.challenged = m.now
+	s.challenged = m.at
 	flags := flagWantReply
 	if s.localAccepted {
 		flags |= flagAccepted

@@ -58,7 +58,7 @@ type pair struct {
 	side  side
 	addr  netip.AddrPort
 	kind  candKind
-	heard time.Time // last time the pair proved to work both ways
+	heard stamp // last time the pair proved to work both ways
 }
 
 func (p pair) valid() bool   { return p.addr.IsValid() }
@@ -80,7 +80,7 @@ func (m *Manager) pairFresh() time.Duration { return 3 * m.cfg.KeepaliveInterval
 // pathStale reports a path that has not proved itself for two keepalives:
 // time to look for another.
 func (m *Manager) pathStale(s *session) bool {
-	return !s.path.valid() || s.path.heard.Before(m.now.Add(-2*m.cfg.KeepaliveInterval))
+	return !s.path.valid() || s.path.heard.Before(m.at.Add(-2*m.cfg.KeepaliveInterval))
 }
 
 func unmap(a netip.AddrPort) netip.AddrPort { return netip.AddrPortFrom(a.Addr().Unmap(), a.Port()) }
@@ -356,13 +356,13 @@ func (s *session) token(sd side, a netip.AddrPort) uint64 {
 // the peer sent: its pair is the one the peer uses now.
 func (m *Manager) heard(s *session, sd side, from netip.AddrPort, follow bool) bool {
 	kind := m.kindOf(s, from)
-	p := pair{side: sd, addr: from, kind: kind, heard: m.now}
+	p := pair{side: sd, addr: from, kind: kind, heard: m.at}
 	if !m.usable(s, p) {
 		return false
 	}
 	for i := range s.pairs {
 		if s.pairs[i].side == sd && s.pairs[i].addr == from {
-			s.pairs[i].heard, s.pairs[i].kind = m.now, kind
+			s.pairs[i].heard, s.pairs[i].kind = m.at, kind
 			m.choosePath(s, &s.pairs[i], follow)
 			return true
 		}
@@ -397,7 +397,7 @@ func (m *Manager) prunePairs(s *session, dead func(pair) bool) {
 		return
 	}
 	s.path = pair{}
-	fresh := m.now.Add(-m.pairFresh())
+	fresh := m.at.Add(-m.pairFresh())
 	for _, p := range s.pairs {
 		if p.heard.After(fresh) && (!s.path.valid() || better(p, s.path)) {
 			s.path = p
@@ -409,7 +409,7 @@ func (m *Manager) prunePairs(s *session, dead func(pair) bool) {
 // equal rank the current one stays unless the peer's newest data came on
 // the other (the peer moved, or its NAT rebound).
 func (m *Manager) choosePath(s *session, last *pair, follow bool) {
-	fresh := m.now.Add(-m.pairFresh())
+	fresh := m.at.Add(-m.pairFresh())
 	cur := s.path
 	curOK := false
 	for _, p := range s.pairs {
@@ -452,11 +452,11 @@ func better(a, b pair) bool { return !a.relayed() && b.relayed() }
 // refreshPath drops a path that has not proved itself for a while in
 // favour of a fresh pair, if there is one.
 func (m *Manager) refreshPath(s *session) {
-	if !s.path.valid() || !s.path.heard.Before(m.now.Add(-m.pairFresh())) {
+	if !s.path.valid() || !s.path.heard.Before(m.at.Add(-m.pairFresh())) {
 		return
 	}
 	for i := range s.pairs {
-		if s.pairs[i].heard.After(m.now.Add(-m.pairFresh())) {
+		if s.pairs[i].heard.After(m.at.Add(-m.pairFresh())) {
 			m.choosePath(s, &s.pairs[i], false)
 			return
 		}
@@ -484,7 +484,7 @@ func (m *Manager) probe(s *session, mk func(sd side, to netip.AddrPort) []byte) 
 	if s.directAt.IsZero() && len(s.candidates) > 0 {
 		// From the first opener on: an accept that comes late must not
 		// wait the whole fallback again before probing a NAT in full.
-		s.directAt = m.now.Add(directFallback)
+		s.directAt = m.at.Add(directFallback)
 	}
 	if s.stranger() {
 		// Nothing toward the addresses a stranger named but one opener
@@ -509,7 +509,7 @@ func (m *Manager) probe(s *session, mk func(sd side, to netip.AddrPort) []byte) 
 	if m.env.HasRelay() && (s.allowRelay || m.cfg.ForceRelay) {
 		s.relayTouched = true // what we relay to gets a permission
 	}
-	public := s.peerOpened || !s.directAt.IsZero() && !m.now.Before(s.directAt)
+	public := s.peerOpened || !s.directAt.IsZero() && !m.at.Before(s.directAt)
 	// Once established on a working direct path nothing is probed; on a
 	// relayed or silent one every pair is.
 	relay := s.allowRelay && m.env.HasRelay() && (!established || s.path.relayed() || m.pathStale(s))

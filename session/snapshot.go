@@ -126,11 +126,8 @@ func (m *Manager) SnapshotOf(remote SteamID) (SessionSnapshot, bool) {
 
 // snapshot copies s; the lock is held.
 func (m *Manager) snapshot(s *session, now time.Time) SessionSnapshot {
-	since := func(t time.Time) time.Duration {
-		// Times come from several goroutines' clocks, read before they
-		// took the lock: one may be a hair ahead of now.
-		return max(0, now.Sub(t))
-	}
+	at := m.stampOf(now)
+	since := func(t stamp) time.Duration { return max(0, at.Sub(t)) }
 	out := SessionSnapshot{
 		Remote:         s.remote,
 		State:          s.phase.String(),

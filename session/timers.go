@@ -10,7 +10,7 @@ import (
 // surfaces, is refiled at the new time, so the per-packet path only pushes
 // when a deadline moves earlier.
 type timerEntry struct {
-	at time.Time
+	at stamp
 	s  *session
 }
 
@@ -55,12 +55,12 @@ func (h *deadlineHeap) pop() timerEntry {
 	return top
 }
 
-func (e timerEntry) live() bool { return !e.s.freed && e.s.queued.Equal(e.at) }
+func (e timerEntry) live() bool { return !e.s.freed && e.s.queued == e.at }
 
 // sessionDeadline is when s next needs attention.
-func (m *Manager) sessionDeadline(s *session) time.Time {
-	var d time.Time
-	min := func(t time.Time) {
+func (m *Manager) sessionDeadline(s *session) stamp {
+	var d stamp
+	min := func(t stamp) {
 		if !t.IsZero() && (d.IsZero() || t.Before(d)) {
 			d = t
 		}
@@ -85,7 +85,7 @@ func (m *Manager) sessionDeadline(s *session) time.Time {
 		if s.path.relayed() || m.pathStale(s) {
 			min(s.nextHello) // looking for a direct pair, or any working one
 		}
-		min(s.engine.Deadline())
+		min(m.stampOf(s.engine.Deadline()))
 		// Keepalives and timeouts have slack: they fall on a grid, so that
 		// a process with thousands of quiet sessions wakes a few times a
 		// second for all of them, not once for each, and the answers come
@@ -104,7 +104,7 @@ func (m *Manager) sessionDeadline(s *session) time.Time {
 // case the first side went quiet. That is one ping and one answer per
 // interval; were both sides to ping on their own clocks, they would often
 // ping at once, and answer each other, twice the traffic.
-func (m *Manager) keepaliveDue(s *session) time.Time {
+func (m *Manager) keepaliveDue(s *session) stamp {
 	k := m.cfg.KeepaliveInterval
 	due := s.lastSent.Add(k)
 	if m.cfg.SteamID > s.remote {
@@ -117,12 +117,12 @@ func (m *Manager) keepaliveDue(s *session) time.Time {
 
 // coarse rounds t up to the timer grid: a fiftieth of the keepalive
 // interval, at most 100 ms.
-func (m *Manager) coarse(t time.Time) time.Time {
-	g := int64(m.cfg.KeepaliveInterval / 50)
+func (m *Manager) coarse(t stamp) stamp {
+	g := stamp(m.cfg.KeepaliveInterval / 50)
 	g = max(1, g)
-	g = min(g, int64(100*time.Millisecond))
-	if r := t.UnixNano() % g; r != 0 {
-		t = t.Add(time.Duration(g - r))
+	g = min(g, stamp(100*time.Millisecond))
+	if r := t % g; r != 0 {
+		t += g - r
 	}
 	return t
 }
@@ -142,8 +142,8 @@ func (m *Manager) schedule(s *session) {
 	if len(m.timers) > 2*m.tab.lru.Len()+64 {
 		m.compactTimers()
 	}
-	if m.armed.IsZero() || s.due.Before(m.armed) {
-		m.armed = s.due
+	if due := m.timeOf(s.due); m.armed.IsZero() || due.Before(m.armed) {
+		m.armed = due
 		select {
 		case m.wake <- struct{}{}:
 		default:
@@ -175,7 +175,7 @@ func (m *Manager) Deadline() time.Time {
 	}
 	m.armed = time.Time{}
 	if len(m.timers) > 0 {
-		m.armed = m.timers[0].at
+		m.armed = m.timeOf(m.timers[0].at)
 	}
 	if at := m.requestDeadline(); !at.IsZero() && (m.armed.IsZero() || at.Before(m.armed)) {
 		m.armed = at
@@ -194,30 +194,30 @@ func (m *Manager) OnTimer() {
 		return
 	}
 	m.drainRequests()
-	for len(m.timers) > 0 && !m.timers[0].at.After(m.now) {
+	for len(m.timers) > 0 && !m.timers[0].at.After(m.at) {
 		e := m.timers.pop()
 		if !e.live() {
 			continue
 		}
 		s := e.s
-		s.queued = time.Time{}
-		if s.due.After(m.now) {
+		s.queued = 0
+		if s.due.After(m.at) {
 			m.schedule(s) // the deadline moved later since this entry was filed
 			continue
 		}
 		m.tick(s)
 		m.schedule(s)
-		if !s.freed && !s.due.After(m.now) {
+		if !s.freed && !s.due.After(m.at) {
 			// tick must move every deadline it handles; if one did not,
 			// looping here would hold the lock for good.
-			s.queued = m.now.Add(time.Millisecond)
+			s.queued = m.at.Add(time.Millisecond)
 			m.timers.push(timerEntry{s.queued, s})
 		}
 	}
 }
 
 func (m *Manager) tick(s *session) {
-	now := m.now
+	now := m.at
 	switch s.phase {
 	case phaseLookup, phaseConnecting:
 		if s.localAccepted && !now.Before(s.started.Add(m.cfg.ConnectTimeout)) {
@@ -272,13 +272,13 @@ func (m *Manager) tick(s *session) {
 		if (s.path.relayed() || m.pathStale(s)) && !s.nextHello.IsZero() && !now.Before(s.nextHello) {
 			m.sendHello(s, nil)
 		}
-		if d := s.engine.Deadline(); !d.IsZero() && !now.Before(d) {
-			s.engine.OnTimer(now)
+		if d := s.engine.Deadline(); !d.IsZero() && !m.now.Before(d) {
+			s.engine.OnTimer(m.now)
 		}
 		if !now.Before(m.keepaliveDue(s)) {
 			s.engine.Ping()
 		}
 		m.flush(s)
-		s.rates.observe(now, s.engine)
+		s.rates.observe(m.now, s.engine)
 	}
 }
