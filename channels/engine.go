@@ -171,6 +171,7 @@ type Stats struct {
 // It is not safe for concurrent use; its owner serialises calls.
 type Engine struct {
 	cfg         Config
+	epoch       time.Time // mono zero (see mono)
 	deliver     func(channel int, data []byte)
 	established bool
 
@@ -183,7 +184,7 @@ type Engine struct {
 	acked         rangeSet
 	retrans       rangeSet
 	peerMaxOffset uint64
-	nagleDeadline time.Time
+	nagleDeadline mono
 	unrel         fifo[unrelMsg]
 	unrelBytes    int
 
@@ -191,12 +192,12 @@ type Engine struct {
 	sent            []sentPacket
 	largestAcked    uint64
 	anyAcked        bool
-	lossTime        time.Time
-	lastElicitSent  time.Time
+	lossTime        mono
+	lastElicitSent  mono
 	ptoCount        int
 	probes          int
 	pingWanted      bool
-	windowProbeAt   time.Time
+	windowProbeAt   mono
 	windowProbeWait time.Duration
 
 	rtt rttState
@@ -205,10 +206,10 @@ type Engine struct {
 	// Receive side.
 	recvPN        rangeSet
 	largestRecv   uint64
-	largestRecvAt time.Time
+	largestRecvAt mono
 	ackPending    bool
 	ackNow        bool
-	ackDeadline   time.Time
+	ackDeadline   mono
 	elicitSince   int
 	recvOff       uint64
 	ooo           []chunk
@@ -230,6 +231,7 @@ func New(cfg Config, now time.Time, deliver func(channel int, data []byte)) (*En
 	cfg = cfg.withDefaults()
 	e := &Engine{
 		cfg:           cfg,
+		epoch:         now.Add(-time.Second), // no mono of a step is zero
 		deliver:       deliver,
 		peerMaxOffset: initialMaxOffset,
 		nextPN:        1,
@@ -293,7 +295,7 @@ func (e *Engine) Send(data []byte, st SendType, channel int, now time.Time) erro
 		if e.writeOff-e.flushOff >= uint64(e.cfg.NagleThreshold) {
 			e.flush()
 		} else if e.nagleDeadline.IsZero() {
-			e.nagleDeadline = now.Add(e.cfg.NagleDelay)
+			e.nagleDeadline = e.mono(now.Add(e.cfg.NagleDelay))
 		}
 	} else {
 		// A Reliable send flushes buffered data (C12); so does an unreliable
@@ -305,7 +307,7 @@ func (e *Engine) Send(data []byte, st SendType, channel int, now time.Time) erro
 
 func (e *Engine) flush() {
 	e.flushOff = e.writeOff
-	e.nagleDeadline = time.Time{}
+	e.nagleDeadline = 0
 }
 
 // SetEstablished marks the session open: packets may now be sent.
@@ -440,7 +442,7 @@ func (e *Engine) HandlePacket(pn uint64, payload []byte, now time.Time) error {
 	outOfOrder := pn != e.largestRecv+1
 	if pn > e.largestRecv {
 		e.largestRecv = pn
-		e.largestRecvAt = now
+		e.largestRecvAt = e.mono(now)
 	}
 	if eliciting {
 		e.ackPending = true
@@ -451,7 +453,7 @@ func (e *Engine) HandlePacket(pn uint64, payload []byte, now time.Time) error {
 		if outOfOrder || pinged || e.elicitSince >= 2 {
 			e.ackNow = true
 		} else if e.ackDeadline.IsZero() {
-			e.ackDeadline = now.Add(e.cfg.MaxAckDelay)
+			e.ackDeadline = e.mono(now.Add(e.cfg.MaxAckDelay))
 		}
 	}
 	return nil
@@ -598,7 +600,7 @@ func (e *Engine) advanceAcked() {
 }
 
 func (e *Engine) detectLoss(now time.Time) {
-	e.lossTime = time.Time{}
+	e.lossTime = 0
 	if !e.anyAcked {
 		return
 	}
@@ -615,7 +617,7 @@ func (e *Engine) detectLoss(now time.Time) {
 			e.markLost(p, now)
 			continue
 		}
-		if t := p.sent.Add(delay); e.lossTime.IsZero() || t.Before(e.lossTime) {
+		if t := e.mono(p.sent.Add(delay)); e.lossTime.IsZero() || t.Before(e.lossTime) {
 			e.lossTime = t
 		}
 	}
@@ -672,40 +674,41 @@ func (e *Engine) Deadline() time.Time {
 		}
 	}
 	if e.ackPending && !e.ackNow {
-		min(e.ackDeadline)
+		min(e.timeOf(e.ackDeadline))
 	}
 	if !e.nagleDeadline.IsZero() {
-		min(e.nagleDeadline)
+		min(e.timeOf(e.nagleDeadline))
 	}
-	min(e.lossTime)
+	min(e.timeOf(e.lossTime))
 	if e.cc.elicitingInFlight > 0 {
-		min(e.lastElicitSent.Add(e.pto()))
+		min(e.timeOf(e.lastElicitSent.Add(e.pto())))
 	}
-	min(e.windowProbeAt)
+	min(e.timeOf(e.windowProbeAt))
 	return d
 }
 
 // OnTimer handles every deadline that has passed. Packets it makes due are
 // then drained with NextPacket.
 func (e *Engine) OnTimer(now time.Time) {
-	if e.ackPending && !e.ackDeadline.IsZero() && !now.Before(e.ackDeadline) {
+	at := e.mono(now)
+	if e.ackPending && !e.ackDeadline.IsZero() && !at.Before(e.ackDeadline) {
 		e.ackNow = true
 	}
-	if !e.nagleDeadline.IsZero() && !now.Before(e.nagleDeadline) {
+	if !e.nagleDeadline.IsZero() && !at.Before(e.nagleDeadline) {
 		e.flush()
 	}
-	if !e.lossTime.IsZero() && !now.Before(e.lossTime) {
+	if !e.lossTime.IsZero() && !at.Before(e.lossTime) {
 		e.detectLoss(now)
 		e.compactSent()
-	} else if e.cc.elicitingInFlight > 0 && !now.Before(e.lastElicitSent.Add(e.pto())) {
+	} else if e.cc.elicitingInFlight > 0 && !at.Before(e.lastElicitSent.Add(e.pto())) {
 		// Nothing was acked for a probe timeout: send one or two probes
 		// that carry the oldest outstanding data, or a ping.
 		e.ptoCount++
 		e.probes = 2
 		e.requeueOldest()
 	}
-	if !e.windowProbeAt.IsZero() && !now.Before(e.windowProbeAt) {
-		e.windowProbeAt = time.Time{}
+	if !e.windowProbeAt.IsZero() && !at.Before(e.windowProbeAt) {
+		e.windowProbeAt = 0
 		e.pingWanted = true
 	}
 }
@@ -746,7 +749,7 @@ func (e *Engine) NextPacket(buf []byte, now time.Time) (pn uint64, payload []byt
 	p := sentPacket{pn: e.nextPN}
 	eliciting := false
 
-	wantAck := e.ackPending && (e.ackNow || !e.ackDeadline.IsZero() && !now.Before(e.ackDeadline))
+	wantAck := e.ackPending && (e.ackNow || !e.ackDeadline.IsZero() && !e.mono(now).Before(e.ackDeadline))
 	hasWork := !e.unrel.empty() || e.pingWanted || e.probes > 0 ||
 		(e.canSendStream() && (!e.retrans.empty() || e.nextOff < e.sendLimit()))
 	if e.ackPending && hasWork {
@@ -754,9 +757,13 @@ func (e *Engine) NextPacket(buf []byte, now time.Time) (pn uint64, payload []byt
 	}
 	if wantAck {
 		lim := e.maxOffset()
-		b = appendAck(b, &e.recvPN, uint64(now.Sub(e.largestRecvAt)/time.Microsecond), lim)
+		delay := e.mono(now).Sub(e.largestRecvAt)
+		if delay < 0 {
+			delay = 0 // a clock that stepped back: no ACK delay rather than one of centuries
+		}
+		b = appendAck(b, &e.recvPN, uint64(delay/time.Microsecond), lim)
 		e.advertised = lim
-		e.ackPending, e.ackNow, e.ackDeadline, e.elicitSince = false, false, time.Time{}, 0
+		e.ackPending, e.ackNow, e.ackDeadline, e.elicitSince = false, false, 0, 0
 	}
 
 	// Unreliable messages first: they are the latency-sensitive ones.
@@ -823,7 +830,7 @@ func (e *Engine) NextPacket(buf []byte, now time.Time) (pn uint64, payload []byt
 		} else if e.windowProbeWait < time.Second {
 			e.windowProbeWait *= 2
 		}
-		e.windowProbeAt = now.Add(e.windowProbeWait)
+		e.windowProbeAt = e.mono(now.Add(e.windowProbeWait))
 	} else if e.nextOff < e.peerMaxOffset {
 		e.windowProbeWait = 0
 	}
@@ -844,7 +851,7 @@ func (e *Engine) NextPacket(buf []byte, now time.Time) (pn uint64, payload []byt
 	if eliciting {
 		// Only ack-eliciting packets are remembered: nothing acknowledges
 		// a packet of ACKs alone, so it could never leave the list.
-		e.lastElicitSent = now
+		e.lastElicitSent = e.mono(now)
 		e.cc.onSent(&p)
 		e.sent = append(e.sent, p)
 	}
