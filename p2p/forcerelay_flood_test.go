@@ -57,7 +57,9 @@ func forceRelayFlood(t *testing.T, cfg rendezvous.ServerConfig) {
 	cfg.ListenAddr, cfg.RateLimit, cfg.RateBurst = "127.0.0.1:0", 1e6, 1e6
 	srv, err := rendezvous.NewServer(cfg)
 	require.NoError(t, err)
-	defer srv.Close()
+	// Closed last, after the friends' Cleanups: a client closing after its
+	// relay went away waits out the deallocation's retries.
+	t.Cleanup(func() { srv.Close() })
 	server := srv.Addr().(*net.UDPAddr).AddrPort()
 
 	player, err := p2p.New(p2p.Config{SteamID: 1, AppID: 480, RendezvousAddr: server.String(), ListenAddr: "127.0.0.1:0", ForceRelay: true})
@@ -130,7 +132,7 @@ func forceRelayFlood(t *testing.T, cfg rendezvous.ServerConfig) {
 	// The flood is on once the player's game has seen more of them than
 	// the request rate's burst (100; 50 a second after it): the rest
 	// wait, and the friends come after them all.
-	require.Eventually(t, func() bool { return requestCount.Load() >= 150 }, 20*time.Second, 10*time.Millisecond,
+	require.Eventually(t, func() bool { return requestCount.Load() > 120 }, 20*time.Second, 10*time.Millisecond,
 		"stranger requests reaching the game")
 
 	mkFriend := func(id p2p.SteamID, ip string) *p2p.Networking {
