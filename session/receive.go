@@ -36,8 +36,13 @@ func (b *inbox) init() {
 
 // push appends p to channel ch's queue; the Manager's lock is held.
 func (m *Manager) push(ch int, p inPacket) {
-	b := &m.in
-	b.mu.Lock()
+	m.in.mu.Lock()
+	m.in.pushLocked(ch, p)
+	m.in.mu.Unlock()
+}
+
+// pushLocked is push with the inbox's lock held.
+func (b *inbox) pushLocked(ch int, p inPacket) {
 	q := b.queues[ch]
 	if q == nil {
 		q = b.newQueue()
@@ -45,7 +50,6 @@ func (m *Manager) push(ch int, p inPacket) {
 	}
 	q.push(p)
 	b.signal(ch)
-	b.mu.Unlock()
 }
 
 // signal wakes one goroutine waiting on channel ch, or the next to wait.
@@ -111,18 +115,26 @@ func (m *Manager) pop(channel int) (inPacket, bool) {
 		b.selfUnread -= len(p.data)
 	}
 	b.mu.Unlock()
-	if s := p.owner; s != nil && s.liveEngine.Load() == p.engine {
-		// An engine replaced since owes this packet nothing.
-		if s.owed.Add(int64(channels.Cost(len(p.data)))) >= settleAt {
-			m.lock()
-			if !s.freed {
-				m.flush(s) // settles the debt; a reopened window may be worth an ACK
-				m.schedule(s)
-			}
-			m.unlock()
+	if p.owe() >= settleAt {
+		m.lock()
+		if s := p.owner; !s.freed {
+			m.flush(s) // settles the debt; a reopened window may be worth an ACK
+			m.schedule(s)
 		}
+		m.unlock()
 	}
 	return p, true
+}
+
+// owe adds p's share of its sender's window to what the game's reads owe
+// that engine, and returns the debt: 0 for a packet no engine waits for
+// (our own, or one whose engine was replaced since).
+func (p inPacket) owe() int64 {
+	s := p.owner
+	if s == nil || s.liveEngine.Load() != p.engine {
+		return 0
+	}
+	return s.owed.Add(int64(channels.Cost(len(p.data))))
 }
 
 // settle returns to s's engine the window its reads owe; the Manager's
@@ -221,14 +233,13 @@ func (m *Manager) Len() int {
 func (m *Manager) pushSelf(data []byte, channel int) error {
 	b := &m.in
 	b.mu.Lock()
+	defer b.mu.Unlock()
 	unread := b.selfUnread
 	if unread > 0 && unread+len(data) > m.cfg.Engine.SendBufferSize && unread+len(data) > 1<<20 {
-		b.mu.Unlock()
 		return channels.ErrSendBufferFull
 	}
 	b.selfUnread += len(data)
-	b.mu.Unlock()
-	m.push(channel, inPacket{remote: m.cfg.SteamID, data: append([]byte(nil), data...)})
+	b.pushLocked(channel, inPacket{remote: m.cfg.SteamID, data: append([]byte(nil), data...)})
 	return nil
 }
 
@@ -248,19 +259,24 @@ func (m *Manager) dropUnread(remote SteamID, channel int, oneChannel bool) {
 			b.dropQueue(ch, q)
 		}
 	}
-	for _, p := range dropped {
-		if p.owner == nil {
+	if remote == m.cfg.SteamID {
+		for _, p := range dropped {
 			b.selfUnread -= len(p.data)
 		}
 	}
 	b.mu.Unlock()
+	// The packets are one user's: their window goes back as a read's does,
+	// and the one live session among their owners settles it at once.
+	var owner *session
 	for _, p := range dropped {
-		if s := p.owner; s != nil && !s.freed && s.engine != nil && s.engine == p.engine {
-			s.engine.Consumed(channels.Cost(len(p.data)))
-			m.flush(s)
-			m.schedule(s)
+		if p.owe() > 0 {
+			owner = p.owner
 		}
 		bufpool.Put(p.data)
+	}
+	if owner != nil && !owner.freed {
+		m.flush(owner)
+		m.schedule(owner)
 	}
 }
 

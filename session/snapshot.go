@@ -126,8 +126,7 @@ func (m *Manager) SnapshotOf(remote SteamID) (SessionSnapshot, bool) {
 
 // snapshot copies s; the lock is held.
 func (m *Manager) snapshot(s *session, now time.Time) SessionSnapshot {
-	at := m.stampOf(now)
-	since := func(t stamp) time.Duration { return max(0, at.Sub(t)) }
+	since := func(t stamp) time.Duration { return max(0, m.at.Sub(t)) }
 	out := SessionSnapshot{
 		Remote:         s.remote,
 		State:          s.phase.String(),
